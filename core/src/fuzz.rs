@@ -1,0 +1,39 @@
+//! Bodies of the cargo-fuzz targets in `core/fuzz/`, compiled in CI behind the
+//! `fuzzing` feature so they never rot.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::stun::wire::Message;
+use crate::{Node, NodeConfig, SansIo, Seed};
+
+/// Decodes arbitrary bytes as STUN; re-encoding what decodes must not panic either.
+pub fn stun_decode(data: &[u8]) {
+    if let Ok(msg) = Message::decode(data) {
+        let _ = (
+            msg.reflexive_address(),
+            msg.error_code(),
+            msg.unknown_required(),
+        );
+    }
+}
+
+/// Feeds arbitrary datagrams to a node that is mid-discovery, as if from its server.
+/// `origin` is the fuzz harness's fixed starting instant.
+pub fn node_datagrams(origin: Instant, data: &[u8]) {
+    let server: SocketAddr = SocketAddr::from(([192, 0, 2, 1], 3478));
+    let local: SocketAddr = SocketAddr::from(([10, 0, 0, 1], 4000));
+    let mut config = NodeConfig::new(Seed::from_u64(0));
+    config.stun.servers = vec![server];
+    let Ok(mut node) = Node::new(config, origin) else {
+        return;
+    };
+    let mut now = origin;
+    for chunk in data.split(|b| *b == 0xFF) {
+        node.handle_datagram(now, local, server, chunk);
+        while node.poll_transmit().is_some() {}
+        while node.poll_event().is_some() {}
+        now += Duration::from_millis(100);
+        node.handle_timeout(now);
+    }
+}

@@ -1,0 +1,108 @@
+//! # dhtmeet-core: the sans-IO protocol core of dhtmeet
+//!
+//! People who share an invitation code meet directly: each node learns its public
+//! address with STUN, finds the others through the Mainline DHT, punches through NATs
+//! and opens WebRTC data channels. This crate is the protocol logic of all of that, as
+//! pure, deterministic state machines: no sockets, no clocks, no threads, no OS
+//! randomness.
+//!
+//! ## The contract
+//!
+//! * **Time comes in.** Every input carries `now: Instant`; the core never reads a clock.
+//! * **Randomness comes in.** A [`Seed`] in the config; each sub-machine derives its own
+//!   child seed ([`Seed::child`]). Same seed + same inputs ⇒ same outputs.
+//! * **One face** ([`SansIo`]): inputs `handle_datagram(now, local, remote, bytes)` and
+//!   `handle_timeout(now)` (safe to call spuriously) plus API calls; outputs drained
+//!   after every input until empty: `poll_transmit`, `poll_event`, `poll_timeout`.
+//! * **Input never panics.** Malformed, hostile or unexpected datagrams are counted in
+//!   the stats and dropped (or answered with a protocol error). A panic is a bug.
+//! * **Every table has a bound**, stated where it is defined (e.g. [`stun::MAX_SERVERS`],
+//!   [`stun::SERVER_BACKLOG`]).
+//!
+//! One UDP socket carries every protocol; [`PacketKind`] demultiplexes it by first byte
+//! (RFC 7983, plus `d` for bencoded KRPC).
+//!
+//! ## The run loop
+//!
+//! A runtime reads the socket into `handle_datagram`, sends what `poll_transmit` gives,
+//! hands `poll_event` to the application and sleeps until `poll_timeout`. Here two nodes
+//! run in memory, one asking the other for its public address:
+//!
+//! ```
+//! use std::net::SocketAddr;
+//! use std::time::{Duration, Instant};
+//! use dhtmeet_core::{Event, Node, NodeConfig, SansIo, Seed};
+//!
+//! let me: SocketAddr = "198.51.100.7:4000".parse().unwrap();
+//! let peer: SocketAddr = "192.0.2.1:3478".parse().unwrap();
+//! let mut now = Instant::now(); // in a runtime; the core itself never reads a clock
+//!
+//! let mut config = NodeConfig::new(Seed::from_u64(42));
+//! config.stun.servers = vec![peer];
+//! let mut node = Node::new(config, now).expect("valid config");
+//! let mut other = Node::new(NodeConfig::new(Seed::from_u64(7)), now).unwrap();
+//!
+//! let discovered = loop {
+//!     // 1. Drain transmits (here: deliver them straight to the other side).
+//!     while let Some(t) = node.poll_transmit() {
+//!         other.handle_datagram(now, t.destination, me, &t.contents);
+//!     }
+//!     while let Some(t) = other.poll_transmit() {
+//!         node.handle_datagram(now, t.destination, peer, &t.contents);
+//!     }
+//!     // 2. Drain events.
+//!     if let Some(Event::AddressDiscovered(report)) = node.poll_event() {
+//!         break report;
+//!     }
+//!     // 3. Sleep until the next timeout (a simulator jumps there), then handle it.
+//!     match node.poll_timeout() {
+//!         Some(t) => {
+//!             now = now.max(t);
+//!             node.handle_timeout(now);
+//!         }
+//!         None => now += Duration::from_millis(10),
+//!     }
+//! };
+//! assert_eq!(discovered.first.mapped, me);
+//! ```
+//!
+//! `dhtmeet-std` and `dhtmeet-smol` are this loop over a real socket; `dhtmeet-sim` is
+//! this loop over a simulated network with NATs.
+//!
+//! ## What is implemented
+//!
+//! See the RFC checklist in [`stun`]. The Mainline DHT (BEP 5, 32, 42, 43) and meetings
+//! (signaling, WebRTC) follow in later milestones; until then their datagrams are
+//! counted in [`NodeStats`] and dropped.
+
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod demux;
+mod node;
+mod seed;
+pub mod stun;
+mod transmit;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
+
+pub use demux::PacketKind;
+pub use node::{ConfigError, Event, Health, Node, NodeConfig, NodeStats};
+pub use seed::{Rng, Seed};
+pub use transmit::{SansIo, Transmit, canonical_remote, socket_destination};
+
+#[cfg(test)]
+pub(crate) mod test_clock {
+    use std::time::Instant;
+
+    /// The origin of a test's virtual time. Only the origin comes from the clock; every
+    /// later instant is this plus a computed offset, so tests stay deterministic.
+    #[allow(clippy::disallowed_methods)]
+    pub fn start() -> Instant {
+        Instant::now()
+    }
+}
