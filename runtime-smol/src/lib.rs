@@ -1,1 +1,242 @@
-//! placeholder
+//! # dhtmeet-smol: the async runtime
+//!
+//! Drives any dhtmeet state machine (anything implementing [`SansIo`]) over an
+//! `async-io` UDP socket, with `async-io` timers: the same thin loop as `dhtmeet-std`,
+//! awaiting the socket or the next `poll_timeout`, whichever comes first. It also holds
+//! the `dhtmeet` command.
+//!
+//! ```no_run
+//! use std::ops::ControlFlow;
+//! use std::time::Instant;
+//! use dhtmeet_core::{Event, Node, NodeConfig};
+//! use dhtmeet_smol::{Driver, random_seed};
+//!
+//! smol::block_on(async {
+//!     let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
+//!     let mut config = NodeConfig::new(random_seed()?);
+//!     config.stun.servers = dhtmeet_smol::resolve_all(&["127.0.0.1:3478"], 3478).await?;
+//!     let node = Node::new(config, Instant::now()).expect("valid config");
+//!     let mut driver = Driver::new(socket, node)?;
+//!     let mapped = driver
+//!         .run(None, |_node, event| match event {
+//!             Event::AddressDiscovered(report) => ControlFlow::Break(report.first.mapped),
+//!             Event::StunUnreachable(_) => ControlFlow::Continue(()),
+//!         })
+//!         .await?;
+//!     println!("{mapped:?}");
+//!     Ok::<(), std::io::Error>(())
+//! })?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+#![deny(missing_docs)]
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use async_io::{Async, Timer};
+use futures_lite::future;
+
+pub use dhtmeet_core::{SansIo, Seed};
+use dhtmeet_core::{canonical_remote, socket_destination};
+pub use dhtmeet_std::{DriverStats, is_transient, random_seed};
+
+const MAX_DATAGRAM: usize = 65_535;
+
+/// An async driver of one state machine over one UDP socket.
+#[derive(Debug)]
+pub struct Driver<M> {
+    socket: Async<UdpSocket>,
+    local: SocketAddr,
+    machine: M,
+    buf: Vec<u8>,
+    stats: DriverStats,
+}
+
+enum Wake {
+    Datagram(io::Result<(usize, SocketAddr)>),
+    Timer,
+}
+
+impl<M: SansIo> Driver<M> {
+    /// Takes ownership of a bound socket (made non-blocking here) and the machine.
+    pub fn new(socket: UdpSocket, machine: M) -> io::Result<Self> {
+        let local = socket.local_addr()?;
+        let socket = Async::new(socket)?;
+        Ok(Driver {
+            socket,
+            local,
+            machine,
+            buf: vec![0; MAX_DATAGRAM],
+            stats: DriverStats::default(),
+        })
+    }
+
+    /// The socket's local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The state machine.
+    pub fn machine(&self) -> &M {
+        &self.machine
+    }
+
+    /// The state machine, for API calls between runs.
+    pub fn machine_mut(&mut self) -> &mut M {
+        &mut self.machine
+    }
+
+    /// What the driver counted.
+    pub fn stats(&self) -> DriverStats {
+        self.stats
+    }
+
+    /// Runs until `on_event` returns `Break(value)` (then `Ok(Some(value))`) or until
+    /// `deadline` passes (then `Ok(None)`). Dropping the future stops the run cleanly:
+    /// the machine stays in the driver, consistent, between two inputs.
+    pub async fn run<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut on_event: impl FnMut(&mut M, M::Event) -> ControlFlow<T>,
+    ) -> io::Result<Option<T>> {
+        loop {
+            self.flush().await;
+            while let Some(event) = self.machine.poll_event() {
+                if let ControlFlow::Break(value) = on_event(&mut self.machine, event) {
+                    self.flush().await;
+                    return Ok(Some(value));
+                }
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| d <= now) {
+                return Ok(None);
+            }
+            let timeout = self.machine.poll_timeout();
+            if timeout.is_some_and(|t| t <= now) {
+                self.machine.handle_timeout(now);
+                continue;
+            }
+            let wake = timeout.into_iter().chain(deadline).min();
+            let recv = async { Wake::Datagram(self.socket.recv_from(&mut self.buf).await) };
+            let timer = async {
+                match wake {
+                    Some(at) => Timer::at(at).await,
+                    None => Timer::never().await,
+                };
+                Wake::Timer
+            };
+            match future::or(recv, timer).await {
+                Wake::Datagram(Ok((len, from))) => {
+                    self.stats.received += 1;
+                    let remote = canonical_remote(from);
+                    self.machine.handle_datagram(
+                        Instant::now(),
+                        self.local,
+                        remote,
+                        &self.buf[..len],
+                    );
+                }
+                Wake::Datagram(Err(e)) if is_transient(&e) => {}
+                Wake::Datagram(Err(e)) => return Err(e),
+                Wake::Timer => {}
+            }
+        }
+    }
+
+    async fn flush(&mut self) {
+        while let Some(t) = self.machine.poll_transmit() {
+            let sent = match socket_destination(self.local, t.destination) {
+                Some(to) => self.socket.send_to(&t.contents, to).await,
+                None => Err(io::Error::from(io::ErrorKind::Unsupported)),
+            };
+            match sent {
+                Ok(_) => self.stats.sent += 1,
+                Err(e) => {
+                    self.stats.send_errors += 1;
+                    tracing::debug!(destination = %t.destination, error = %e, "send failed");
+                }
+            }
+        }
+    }
+}
+
+/// Resolves `host:port`, `host` (with `default_port`), `ip:port` or `[ipv6]:port`
+/// entries to socket addresses, in order, without duplicates. Name resolution happens
+/// here in the runtime, never in the core.
+pub async fn resolve_all(
+    entries: &[impl AsRef<str>],
+    default_port: u16,
+) -> io::Result<Vec<SocketAddr>> {
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.as_ref().trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let found = resolve_one(entry, default_port).await?;
+        for addr in found {
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn resolve_one(entry: &str, default_port: u16) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(addr) = entry.parse::<SocketAddr>() {
+        return Ok(vec![addr]);
+    }
+    if let Ok(ip) = entry.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, default_port)]);
+    }
+    let with_port = if entry
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        entry.to_owned()
+    } else {
+        format!("{entry}:{default_port}")
+    };
+    let found = smol::net::resolve(with_port.as_str())
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve {entry}: {e}")))?;
+    if found.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{entry} has no address"),
+        ));
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_literals_and_localhost_with_default_ports() {
+        smol::block_on(async {
+            let got = resolve_all(
+                &["127.0.0.1:1", "127.0.0.1", "[::1]:9", " ", "127.0.0.1:1"],
+                3478,
+            )
+            .await
+            .unwrap();
+            let want: Vec<SocketAddr> = vec![
+                "127.0.0.1:1".parse().unwrap(),
+                "127.0.0.1:3478".parse().unwrap(),
+                "[::1]:9".parse().unwrap(),
+            ];
+            assert_eq!(got, want);
+            let local = resolve_all(&["localhost:5"], 3478).await.unwrap();
+            assert!(
+                local.iter().all(|a| a.ip().is_loopback() && a.port() == 5),
+                "{local:?}"
+            );
+        });
+    }
+}

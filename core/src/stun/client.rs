@@ -381,6 +381,7 @@ impl BindingClient {
         self.rng.fill_bytes(&mut id);
         let id = TransactionId(id);
         let request = wire::binding_request(id);
+        tracing::debug!(%server, transaction = ?id, "STUN binding request");
         self.transmits.push_back(Transmit {
             destination: server,
             contents: request.clone(),
@@ -479,6 +480,7 @@ impl SansIo for BindingClient {
                 continue;
             }
             if q.next_send <= now && q.sent < MAX_TRANSMISSIONS {
+                tracing::debug!(server = %q.server, transaction = ?id, attempt = q.sent + 1, "STUN retransmission");
                 self.transmits.push_back(Transmit {
                     destination: q.server,
                     contents: q.request.clone(),

@@ -1,1 +1,83 @@
-fn main() {}
+//! `dhtmeet`: meet peers who share an invitation code, directly (milestone 1: STUN).
+
+mod demo;
+mod stun;
+mod stun_server;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// dhtmeet: serverless peer-to-peer meetings over the Mainline DHT and WebRTC.
+///
+/// Environment: STUN_SERVERS (comma-separated host:port list used when no server is
+/// given), DEBUG (any value but 0/false: detailed logs on stderr).
+#[derive(Debug, Parser)]
+#[command(name = "dhtmeet", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ask STUN servers for this machine's public address and the NAT's mapping type.
+    Stun(stun::Args),
+    /// Answer STUN Binding requests (a STUN server for your own test network).
+    StunServer(stun_server::Args),
+    /// Run the offline demo: two STUN servers and a client on loopback.
+    Demo(demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = smol::block_on(async {
+        match cli.command {
+            Command::Stun(args) => stun::run(args).await,
+            Command::StunServer(args) => stun_server::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `DEBUG` turns on detailed logs; `RUST_LOG` still wins for fine control.
+fn init_logging() {
+    let debug =
+        std::env::var("DEBUG").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false" | "no"));
+    let default = if debug { "debug" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Servers from the command line, else from `STUN_SERVERS`.
+pub(crate) fn servers_from_args_or_env(args: &[String]) -> Vec<String> {
+    if !args.is_empty() {
+        return args
+            .iter()
+            .flat_map(|a| a.split(','))
+            .map(|s| s.trim().to_owned())
+            .collect();
+    }
+    std::env::var("STUN_SERVERS")
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}

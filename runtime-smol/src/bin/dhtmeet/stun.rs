@@ -1,0 +1,147 @@
+//! `dhtmeet stun`: one discovery round against the given servers.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use dhtmeet_core::stun::{BindingClient, Observation, StunConfig, StunEvent, StunReport};
+use dhtmeet_smol::{Driver, random_seed, resolve_all};
+
+/// The well-known STUN port (RFC 8489 §18.6), used when a server has no port.
+pub(crate) const STUN_PORT: u16 = 3478;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Local address to bind (default: 0.0.0.0:0, or [::]:0 if a server is IPv6).
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Give up on a server after this many seconds.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    /// STUN servers (host, host:port, ip:port); default: $STUN_SERVERS.
+    #[arg(value_name = "SERVER")]
+    servers: Vec<String>,
+}
+
+pub(crate) async fn run(args: Args) -> Result<(), String> {
+    let names = crate::servers_from_args_or_env(&args.servers);
+    if names.is_empty() {
+        return Err("no STUN server given: pass SERVER... or set STUN_SERVERS".into());
+    }
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(format!(
+            "--timeout must be a positive number of seconds, not {}",
+            args.timeout
+        ));
+    }
+    let servers = resolve_all(&names, STUN_PORT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (report, local) =
+        discover(servers, args.bind, Duration::from_secs_f64(args.timeout)).await?;
+    if args.json {
+        println!("{}", report_json(&report, local));
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+/// Runs one round; the report and the local address the socket was bound to.
+pub(crate) async fn discover(
+    servers: Vec<SocketAddr>,
+    bind: Option<SocketAddr>,
+    query_timeout: Duration,
+) -> Result<(StunReport, SocketAddr), String> {
+    let bind = bind.unwrap_or_else(|| {
+        let unspecified = if servers.iter().all(SocketAddr::is_ipv4) {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
+        unspecified.parse().expect("a literal address")
+    });
+    let socket = UdpSocket::bind(bind).map_err(|e| format!("cannot bind {bind}: {e}"))?;
+    let tried = servers.clone();
+    let config = StunConfig {
+        servers,
+        query_timeout,
+        retry_interval: None,
+        ..StunConfig::default()
+    };
+    let seed = random_seed().map_err(|e| format!("no OS randomness: {e}"))?;
+    let client = BindingClient::new(config, seed, Instant::now()).map_err(|e| e.to_string())?;
+    let mut driver = Driver::new(socket, client).map_err(|e| e.to_string())?;
+    let local = driver.local_addr();
+    let outcome = driver
+        .run(None, |_, event| match event {
+            StunEvent::Observed(o) => {
+                tracing::info!(server = %o.server, mapped = %o.mapped, "answer");
+                ControlFlow::Continue(())
+            }
+            StunEvent::ServerFailed { server, reason } => {
+                tracing::warn!(%server, %reason, "STUN server failed");
+                ControlFlow::Continue(())
+            }
+            StunEvent::Finished(result) => ControlFlow::Break(result),
+        })
+        .await
+        .map_err(|e| format!("socket error: {e}"))?;
+    match outcome {
+        Some(Ok(report)) => Ok((report, local)),
+        Some(Err(e)) => {
+            let list: Vec<String> = tried.iter().map(ToString::to_string).collect();
+            Err(format!(
+                "{e}: {} (timeout {:.1} s each)",
+                list.join(", "),
+                query_timeout.as_secs_f64()
+            ))
+        }
+        None => Err("the STUN client stopped without a result".into()),
+    }
+}
+
+fn rtt_ms(o: &Observation) -> f64 {
+    o.rtt.as_secs_f64() * 1000.0
+}
+
+fn print_report(report: &StunReport) {
+    let first = &report.first;
+    println!("{}", first.mapped);
+    println!("server:  {}", first.server);
+    println!("rtt:     {:.1} ms", rtt_ms(first));
+    println!("mapping: {}", report.mapping.as_str());
+    for o in &report.observations[1..] {
+        println!(
+            "also:    {} saw {} ({:.1} ms)",
+            o.server,
+            o.mapped,
+            rtt_ms(o)
+        );
+    }
+}
+
+pub(crate) fn report_json(report: &StunReport, local: SocketAddr) -> serde_json::Value {
+    let observations: Vec<_> = report
+        .observations
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "server": o.server.to_string(),
+                "mapped": o.mapped.to_string(),
+                "rtt_ms": rtt_ms(o),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "mapped": report.first.mapped.to_string(),
+        "server": report.first.server.to_string(),
+        "rtt_ms": rtt_ms(&report.first),
+        "mapping": report.mapping.as_str(),
+        "local": local.to_string(),
+        "observations": observations,
+    })
+}
