@@ -82,6 +82,7 @@
 )]
 
 mod demux;
+pub mod dht;
 mod node;
 mod seed;
 pub mod stun;

@@ -1,0 +1,2 @@
+//! KRPC codec benchmarks (being written).
+fn main() {}

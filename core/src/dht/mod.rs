@@ -1,0 +1,7 @@
+//! The Mainline DHT (BEP 5, BEP 32, BEP 42, BEP 43): ids, the KRPC codec, the routing
+//! table, the node that answers queries, and iterative lookups.
+
+mod id;
+pub mod krpc;
+
+pub use id::{Distance, InfoHash, NodeId, ParseIdError};
