@@ -1,0 +1,530 @@
+//! The NAT model: a pure translation table with the behaviours of RFC 4787.
+//!
+//! | RFC 4787 | here |
+//! |---|---|
+//! | §4.1 mapping: endpoint-independent, address-dependent, address-and-port-dependent | [`MappingBehavior`] |
+//! | §4.2.1 port assignment: preservation (REQ-3 allows it), no port overloading (REQ-3: MUST NOT) | [`PortAssignment`]; one binding per external port |
+//! | §4.2.2 port range | [`NatConfig::port_range`] |
+//! | §4.3 mapping refresh: outbound refreshes always (REQ-6), inbound optionally | [`NatConfig::inbound_refresh`] |
+//! | §4.3 mapping timeout (REQ-5: ≥ 2 min, 5 min recommended) | [`NatConfig::mapping_timeout`] |
+//! | §5 filtering: endpoint-independent, address-dependent, address-and-port-dependent | [`FilteringBehavior`] |
+//! | §6 hairpinning (REQ-9), with the external source address (REQ-9a) | [`NatConfig::hairpinning`]; done by the engine with [`Nat::outbound`] then [`Nat::inbound`] |
+//! | §4.1 IP address pooling, §7 ICMP, §8 fragments | not modelled: one external address, no ICMP, no fragments |
+//!
+//! Times are virtual offsets (nanoseconds since the simulation's origin). Expired
+//! bindings are removed lazily, when a port or a key is looked at, and in a sweep when the
+//! table is full; the table never holds more than [`NatConfig::max_mappings`] bindings.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use rand_core::Rng as _;
+
+use crate::Rng;
+
+/// Remote endpoints a binding remembers for filtering, at most (the oldest is forgotten).
+pub const MAX_PERMISSIONS: usize = 64;
+
+/// When a NAT reuses a mapping (RFC 4787 §4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MappingBehavior {
+    /// The same mapping for every destination (REQ-1: MUST).
+    EndpointIndependent,
+    /// The same mapping for destinations with the same IP address.
+    AddressDependent,
+    /// A new mapping for every destination IP address and port ("symmetric").
+    AddressAndPortDependent,
+}
+
+/// Which inbound datagrams a mapping lets through (RFC 4787 §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FilteringBehavior {
+    /// Any remote endpoint ("full cone").
+    EndpointIndependent,
+    /// Remote IP addresses the internal endpoint has sent to ("restricted cone").
+    AddressDependent,
+    /// Remote IP address and port pairs the internal endpoint has sent to ("port
+    /// restricted").
+    AddressAndPortDependent,
+}
+
+/// How a NAT picks the external port of a new mapping (RFC 4787 §4.2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PortAssignment {
+    /// Keep the internal port if it is free, else the next free port of the range
+    /// (Linux masquerade).
+    Preserving,
+    /// The next free port of the range after the last one given.
+    Sequential,
+    /// A uniformly random free port of the range.
+    Random,
+}
+
+impl MappingBehavior {
+    /// The RFC 4787 name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MappingBehavior::EndpointIndependent => "endpoint-independent",
+            MappingBehavior::AddressDependent => "address-dependent",
+            MappingBehavior::AddressAndPortDependent => "address-and-port-dependent",
+        }
+    }
+}
+
+impl FilteringBehavior {
+    /// The RFC 4787 name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FilteringBehavior::EndpointIndependent => "endpoint-independent",
+            FilteringBehavior::AddressDependent => "address-dependent",
+            FilteringBehavior::AddressAndPortDependent => "address-and-port-dependent",
+        }
+    }
+}
+
+impl PortAssignment {
+    /// A short name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortAssignment::Preserving => "preserving",
+            PortAssignment::Sequential => "sequential",
+            PortAssignment::Random => "random",
+        }
+    }
+}
+
+/// A NAT's behaviour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatConfig {
+    /// Mapping behaviour (§4.1).
+    pub mapping: MappingBehavior,
+    /// Filtering behaviour (§5).
+    pub filtering: FilteringBehavior,
+    /// Port assignment (§4.2.1).
+    pub port_assignment: PortAssignment,
+    /// External ports given to new mappings (a preserved port may lie outside).
+    pub port_range: RangeInclusive<u16>,
+    /// A binding with no refreshing traffic for this long expires (§4.3).
+    pub mapping_timeout: Duration,
+    /// Whether inbound datagrams that pass the filter refresh the binding (§4.3).
+    pub inbound_refresh: bool,
+    /// Whether the NAT hairpins (§6): an internal host reaching another through the
+    /// NAT's external address.
+    pub hairpinning: bool,
+    /// Bindings at most (the NAT's memory); new mappings fail beyond it.
+    pub max_mappings: usize,
+}
+
+impl Default for NatConfig {
+    /// The behaviour RFC 4787 requires and recommends: endpoint-independent mapping,
+    /// address-and-port-dependent filtering (the REQ-8 choice when security matters),
+    /// port preservation, 5-minute timeout, outbound-only refresh, hairpinning.
+    fn default() -> Self {
+        NatConfig {
+            mapping: MappingBehavior::EndpointIndependent,
+            filtering: FilteringBehavior::AddressAndPortDependent,
+            port_assignment: PortAssignment::Preserving,
+            port_range: 1024..=65535,
+            mapping_timeout: Duration::from_secs(300),
+            inbound_refresh: false,
+            hairpinning: true,
+            max_mappings: 65536,
+        }
+    }
+}
+
+/// A [`NatConfig`] that cannot work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NatConfigError {
+    /// The port range is empty or contains port 0.
+    #[error("the NAT port range must be non-empty and exclude port 0")]
+    BadPortRange,
+    /// The mapping timeout is zero.
+    #[error("the NAT mapping timeout must be positive")]
+    ZeroTimeout,
+    /// `max_mappings` is zero.
+    #[error("a NAT must allow at least one mapping")]
+    ZeroMaxMappings,
+}
+
+impl NatConfig {
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), NatConfigError> {
+        if self.port_range.is_empty() || *self.port_range.start() == 0 {
+            return Err(NatConfigError::BadPortRange);
+        }
+        if self.mapping_timeout.is_zero() {
+            return Err(NatConfigError::ZeroTimeout);
+        }
+        if self.max_mappings == 0 {
+            return Err(NatConfigError::ZeroMaxMappings);
+        }
+        Ok(())
+    }
+}
+
+/// Why the NAT dropped a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NatDrop {
+    /// Inbound: no live binding on the destination port.
+    NoMapping,
+    /// Inbound: the binding exists but its filter refuses the source.
+    Filtered,
+    /// Outbound: no external port free (or `max_mappings` reached).
+    PortsExhausted,
+}
+
+/// What the NAT has done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatStats {
+    /// Outbound datagrams translated.
+    pub outbound: u64,
+    /// Inbound datagrams translated.
+    pub inbound: u64,
+    /// Mappings created.
+    pub mappings_created: u64,
+    /// Bindings removed after their timeout.
+    pub mappings_expired: u64,
+    /// Inbound datagrams with no binding.
+    pub dropped_no_mapping: u64,
+    /// Inbound datagrams refused by the filter.
+    pub dropped_filtered: u64,
+    /// Outbound datagrams for which no port was free.
+    pub dropped_exhausted: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct MappingKey {
+    internal: SocketAddr,
+    remote_ip: Option<IpAddr>,
+    remote_port: Option<u16>,
+}
+
+#[derive(Clone, Debug)]
+struct Binding {
+    key: MappingKey,
+    expires: u64,
+    /// Remote endpoints sent to, each with its own expiry.
+    permissions: Vec<(SocketAddr, u64)>,
+}
+
+/// One NAT box's translation table. Pure: time comes in as nanoseconds since the
+/// simulation's origin, randomness from the RNG it was built with.
+#[derive(Debug)]
+pub struct Nat {
+    config: NatConfig,
+    external: IpAddr,
+    rng: Rng,
+    mappings: BTreeMap<MappingKey, u16>,
+    bindings: BTreeMap<u16, Binding>,
+    next_port: u16,
+    stats: NatStats,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Nat {
+    /// A NAT with external address `external`, drawing random ports from `rng`.
+    pub fn new(config: NatConfig, external: IpAddr, rng: Rng) -> Result<Nat, NatConfigError> {
+        config.validate()?;
+        let next_port = *config.port_range.start();
+        Ok(Nat {
+            config,
+            external,
+            rng,
+            mappings: BTreeMap::new(),
+            bindings: BTreeMap::new(),
+            next_port,
+            stats: NatStats::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NatConfig {
+        &self.config
+    }
+
+    /// The external address.
+    pub fn external(&self) -> IpAddr {
+        self.external
+    }
+
+    /// What the NAT has done.
+    pub fn stats(&self) -> NatStats {
+        self.stats
+    }
+
+    /// Live bindings at `now`.
+    pub fn live_bindings(&self, now: u64) -> usize {
+        self.bindings.values().filter(|b| b.expires > now).count()
+    }
+
+    /// An internal endpoint `src` sends to `dst`: the external address the datagram
+    /// leaves with, creating or refreshing the mapping.
+    pub fn outbound(
+        &mut self,
+        now: u64,
+        src: SocketAddr,
+        dst: SocketAddr,
+    ) -> Result<SocketAddr, NatDrop> {
+        let key = MappingKey {
+            internal: src,
+            remote_ip: match self.config.mapping {
+                MappingBehavior::EndpointIndependent => None,
+                _ => Some(dst.ip()),
+            },
+            remote_port: match self.config.mapping {
+                MappingBehavior::AddressAndPortDependent => Some(dst.port()),
+                _ => None,
+            },
+        };
+        let existing = self.mappings.get(&key).copied();
+        let port = match existing {
+            Some(port) if self.bindings.get(&port).is_some_and(|b| b.expires > now) => port,
+            _ => {
+                if let Some(port) = existing {
+                    self.remove_binding(port);
+                }
+                let Some(port) = self.allocate(now, src.port()) else {
+                    self.stats.dropped_exhausted += 1;
+                    return Err(NatDrop::PortsExhausted);
+                };
+                self.mappings.insert(key, port);
+                self.bindings.insert(
+                    port,
+                    Binding {
+                        key,
+                        expires: 0,
+                        permissions: Vec::new(),
+                    },
+                );
+                self.stats.mappings_created += 1;
+                port
+            }
+        };
+        let expires = now.saturating_add(nanos(self.config.mapping_timeout));
+        if let Some(b) = self.bindings.get_mut(&port) {
+            b.expires = expires;
+            b.permissions.retain(|&(_, e)| e > now);
+            if let Some(p) = b.permissions.iter_mut().find(|(r, _)| *r == dst) {
+                p.1 = expires;
+            } else {
+                if b.permissions.len() >= MAX_PERMISSIONS {
+                    b.permissions.remove(0);
+                }
+                b.permissions.push((dst, expires));
+            }
+        }
+        self.stats.outbound += 1;
+        Ok(SocketAddr::new(self.external, port))
+    }
+
+    /// A datagram from `src` arrives for the external endpoint `dst`: the internal
+    /// endpoint it is for, if a live binding exists and its filter lets `src` through.
+    pub fn inbound(
+        &mut self,
+        now: u64,
+        src: SocketAddr,
+        dst: SocketAddr,
+    ) -> Result<SocketAddr, NatDrop> {
+        let port = dst.port();
+        let alive = self.bindings.get(&port).map(|b| b.expires > now);
+        match alive {
+            None => {
+                self.stats.dropped_no_mapping += 1;
+                return Err(NatDrop::NoMapping);
+            }
+            Some(false) => {
+                self.remove_binding(port);
+                self.stats.dropped_no_mapping += 1;
+                return Err(NatDrop::NoMapping);
+            }
+            Some(true) => {}
+        }
+        let filtering = self.config.filtering;
+        let refresh = self.config.inbound_refresh;
+        let timeout = nanos(self.config.mapping_timeout);
+        let Some(b) = self.bindings.get_mut(&port) else {
+            return Err(NatDrop::NoMapping);
+        };
+        let permitted = match filtering {
+            FilteringBehavior::EndpointIndependent => true,
+            FilteringBehavior::AddressDependent => b
+                .permissions
+                .iter()
+                .any(|&(r, e)| r.ip() == src.ip() && e > now),
+            FilteringBehavior::AddressAndPortDependent => {
+                b.permissions.iter().any(|&(r, e)| r == src && e > now)
+            }
+        };
+        if !permitted {
+            self.stats.dropped_filtered += 1;
+            return Err(NatDrop::Filtered);
+        }
+        if refresh {
+            // The binding and the permissions that admitted the datagram live on, as a
+            // conntrack entry does when either direction sees traffic.
+            let expires = now.saturating_add(timeout);
+            b.expires = expires;
+            for (r, e) in &mut b.permissions {
+                let admitted = match filtering {
+                    FilteringBehavior::EndpointIndependent => false,
+                    FilteringBehavior::AddressDependent => r.ip() == src.ip(),
+                    FilteringBehavior::AddressAndPortDependent => *r == src,
+                };
+                if admitted && *e > now {
+                    *e = expires;
+                }
+            }
+        }
+        self.stats.inbound += 1;
+        Ok(b.key.internal)
+    }
+
+    fn remove_binding(&mut self, port: u16) {
+        if let Some(b) = self.bindings.remove(&port) {
+            self.mappings.remove(&b.key);
+            self.stats.mappings_expired += 1;
+        }
+    }
+
+    /// Whether `port` is free at `now` (removing an expired binding that held it).
+    fn free(&mut self, now: u64, port: u16) -> bool {
+        match self.bindings.get(&port) {
+            None => true,
+            Some(b) if b.expires <= now => {
+                self.remove_binding(port);
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    fn allocate(&mut self, now: u64, internal_port: u16) -> Option<u16> {
+        if self.bindings.len() >= self.config.max_mappings {
+            let expired: Vec<u16> = self
+                .bindings
+                .iter()
+                .filter(|(_, b)| b.expires <= now)
+                .map(|(&p, _)| p)
+                .collect();
+            for p in expired {
+                self.remove_binding(p);
+            }
+            if self.bindings.len() >= self.config.max_mappings {
+                return None;
+            }
+        }
+        let (lo, hi) = (
+            *self.config.port_range.start(),
+            *self.config.port_range.end(),
+        );
+        let assignment = self.config.port_assignment;
+        match assignment {
+            PortAssignment::Preserving => {
+                if internal_port != 0 && self.free(now, internal_port) {
+                    return Some(internal_port);
+                }
+            }
+            PortAssignment::Random => {
+                let span = u64::from(hi - lo) + 1;
+                for _ in 0..16 {
+                    let p = lo + (self.rng.next_u64() % span) as u16;
+                    if self.free(now, p) {
+                        return Some(p);
+                    }
+                }
+            }
+            PortAssignment::Sequential => {}
+        }
+        // Sequential scan from the last port given, wrapping once around the range.
+        let span = u32::from(hi - lo) + 1;
+        let start = self.next_port.clamp(lo, hi);
+        for i in 0..span {
+            let p = (u32::from(start - lo) + i) % span + u32::from(lo);
+            let p = p as u16;
+            if self.free(now, p) {
+                self.next_port = if p == hi { lo } else { p + 1 };
+                return Some(p);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dhtmeet_core::Seed;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().expect("a literal address")
+    }
+
+    fn nat(config: NatConfig) -> Nat {
+        Nat::new(
+            config,
+            "203.0.113.1".parse().expect("literal"),
+            Seed::from_u64(3).rng(),
+        )
+        .expect("valid config")
+    }
+
+    #[test]
+    fn sequential_ports_count_up_and_skip_bound_ones() {
+        let mut n = nat(NatConfig {
+            port_assignment: PortAssignment::Sequential,
+            mapping: MappingBehavior::AddressAndPortDependent,
+            port_range: 5000..=5002,
+            ..NatConfig::default()
+        });
+        let src = sa("10.0.0.2:4000");
+        let ports: Vec<u16> = ["192.0.2.1:1", "192.0.2.1:2", "192.0.2.1:3"]
+            .iter()
+            .map(|d| n.outbound(0, src, sa(d)).expect("port free").port())
+            .collect();
+        assert_eq!(ports, vec![5000, 5001, 5002]);
+        assert_eq!(
+            n.outbound(0, src, sa("192.0.2.1:4")),
+            Err(NatDrop::PortsExhausted)
+        );
+    }
+
+    #[test]
+    fn max_mappings_bounds_the_table_and_expired_bindings_are_swept() {
+        let mut n = nat(NatConfig {
+            mapping: MappingBehavior::AddressAndPortDependent,
+            max_mappings: 2,
+            mapping_timeout: Duration::from_secs(1),
+            ..NatConfig::default()
+        });
+        let src = sa("10.0.0.2:4000");
+        assert!(n.outbound(0, src, sa("192.0.2.1:1")).is_ok());
+        assert!(n.outbound(0, src, sa("192.0.2.1:2")).is_ok());
+        assert_eq!(
+            n.outbound(0, src, sa("192.0.2.1:3")),
+            Err(NatDrop::PortsExhausted)
+        );
+        assert!(n.outbound(2_000_000_000, src, sa("192.0.2.1:3")).is_ok());
+        assert_eq!(n.live_bindings(2_000_000_000), 1);
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        let c = NatConfig {
+            port_range: 0..=10,
+            ..NatConfig::default()
+        };
+        assert_eq!(c.validate(), Err(NatConfigError::BadPortRange));
+        #[allow(clippy::reversed_empty_ranges)]
+        let c = NatConfig {
+            port_range: 10..=5,
+            ..NatConfig::default()
+        };
+        assert_eq!(c.validate(), Err(NatConfigError::BadPortRange));
+    }
+}

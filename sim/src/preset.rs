@@ -1,0 +1,230 @@
+//! NAT presets with the usual names, each an RFC 4787 configuration (see `docs/sim.md`
+//! for the table and the devices they stand for).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use dhtmeet_core::SansIo;
+
+use crate::engine::Sim;
+use crate::link::LinkConfig;
+use crate::nat::{FilteringBehavior, MappingBehavior, NatConfig, PortAssignment};
+use crate::topology::{NatSpec, Realm, TopologyError};
+
+/// The external address of the home router inside a [`NatPreset::Cgnat`]: the first
+/// host of RFC 6598's shared address space `100.64.0.0/10`.
+pub const CGNAT_HOME_EXTERNAL: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 2);
+
+/// A named kind of NAT (or none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NatPreset {
+    /// No NAT: the host has a public address.
+    Open,
+    /// RFC 3489 full cone: EIM, EIF.
+    FullCone,
+    /// RFC 3489 restricted cone: EIM, ADF.
+    RestrictedCone,
+    /// RFC 3489 port-restricted cone: EIM, APDF.
+    PortRestrictedCone,
+    /// RFC 3489 symmetric: APDM, APDF, random ports.
+    Symmetric,
+    /// A home router like Linux masquerade behind a stateful firewall: EIM with port
+    /// preservation, APDF (only replies get in), no hairpinning, 120 s timeout.
+    Home,
+    /// A home router (as [`NatPreset::Home`]) behind a carrier-grade NAT (RFC 6888):
+    /// NAT behind NAT.
+    Cgnat,
+}
+
+/// A preset name that does not exist.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown NAT preset {name:?}; the presets are: {}", NatPreset::NAMES.join(", "))]
+pub struct UnknownPreset {
+    /// The name given.
+    pub name: String,
+}
+
+impl NatPreset {
+    /// Every preset, from most to least permissive (roughly).
+    pub const ALL: [NatPreset; 7] = [
+        NatPreset::Open,
+        NatPreset::FullCone,
+        NatPreset::RestrictedCone,
+        NatPreset::PortRestrictedCone,
+        NatPreset::Home,
+        NatPreset::Cgnat,
+        NatPreset::Symmetric,
+    ];
+
+    /// The names, as the CLI takes them, in the order of [`NatPreset::ALL`].
+    pub const NAMES: [&'static str; 7] = [
+        "open",
+        "full-cone",
+        "restricted-cone",
+        "port-restricted-cone",
+        "home",
+        "cgnat",
+        "symmetric",
+    ];
+
+    /// The CLI name (`port-restricted-cone`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            NatPreset::Open => "open",
+            NatPreset::FullCone => "full-cone",
+            NatPreset::RestrictedCone => "restricted-cone",
+            NatPreset::PortRestrictedCone => "port-restricted-cone",
+            NatPreset::Symmetric => "symmetric",
+            NatPreset::Home => "home",
+            NatPreset::Cgnat => "cgnat",
+        }
+    }
+
+    /// The NAT layers a host behind this preset sits behind, outermost first (empty for
+    /// [`NatPreset::Open`]).
+    pub fn layers(self) -> Vec<NatConfig> {
+        let cone = |filtering| NatConfig {
+            mapping: MappingBehavior::EndpointIndependent,
+            filtering,
+            port_assignment: PortAssignment::Preserving,
+            mapping_timeout: Duration::from_secs(300),
+            hairpinning: true,
+            ..NatConfig::default()
+        };
+        let home = NatConfig {
+            mapping: MappingBehavior::EndpointIndependent,
+            filtering: FilteringBehavior::AddressAndPortDependent,
+            port_assignment: PortAssignment::Preserving,
+            mapping_timeout: Duration::from_secs(120),
+            hairpinning: false,
+            ..NatConfig::default()
+        };
+        match self {
+            NatPreset::Open => vec![],
+            NatPreset::FullCone => vec![cone(FilteringBehavior::EndpointIndependent)],
+            NatPreset::RestrictedCone => vec![cone(FilteringBehavior::AddressDependent)],
+            NatPreset::PortRestrictedCone => vec![cone(FilteringBehavior::AddressAndPortDependent)],
+            NatPreset::Symmetric => vec![NatConfig {
+                mapping: MappingBehavior::AddressAndPortDependent,
+                filtering: FilteringBehavior::AddressAndPortDependent,
+                port_assignment: PortAssignment::Random,
+                mapping_timeout: Duration::from_secs(300),
+                hairpinning: false,
+                ..NatConfig::default()
+            }],
+            NatPreset::Home => vec![home],
+            NatPreset::Cgnat => vec![
+                NatConfig {
+                    mapping: MappingBehavior::EndpointIndependent,
+                    filtering: FilteringBehavior::AddressAndPortDependent,
+                    port_assignment: PortAssignment::Random,
+                    mapping_timeout: Duration::from_secs(300),
+                    hairpinning: true,
+                    ..NatConfig::default()
+                },
+                home,
+            ],
+        }
+    }
+
+    /// One line saying what the preset is, in RFC 4787 terms.
+    pub fn describe(self) -> String {
+        let layers = self.layers();
+        if layers.is_empty() {
+            return "no NAT (public address)".into();
+        }
+        let one = |c: &NatConfig| {
+            format!(
+                "mapping {}, filtering {}, ports {}, timeout {} s, hairpinning {}",
+                c.mapping.as_str(),
+                c.filtering.as_str(),
+                c.port_assignment.as_str(),
+                c.mapping_timeout.as_secs(),
+                if c.hairpinning { "yes" } else { "no" }
+            )
+        };
+        match layers.as_slice() {
+            [only] => one(only),
+            [outer, inner] => format!(
+                "carrier NAT: {}; home router behind it: {}",
+                one(outer),
+                one(inner)
+            ),
+            _ => layers
+                .iter()
+                .map(one)
+                .collect::<Vec<_>>()
+                .join("; behind it: "),
+        }
+    }
+
+    /// Builds the preset's NATs in `parent`, the outermost with external address
+    /// `external` and link `link` (inner ones get ideal links). Returns the realm a host
+    /// behind the preset goes in (`parent` itself for [`NatPreset::Open`]).
+    pub fn install<M: SansIo>(
+        self,
+        sim: &mut Sim<M>,
+        name: &str,
+        parent: Realm,
+        external: IpAddr,
+        link: LinkConfig,
+    ) -> Result<Realm, TopologyError> {
+        let mut realm = parent;
+        let mut next_external = external;
+        let mut next_link = link;
+        for (i, config) in self.layers().into_iter().enumerate() {
+            let nat_name = match i {
+                0 => format!("{name}-{}", self.name()),
+                _ => format!("{name}-{}-inner{i}", self.name()),
+            };
+            let spec = NatSpec::new(nat_name, realm, next_external, config).with_link(next_link);
+            realm = sim.add_nat(spec)?.inside();
+            next_external = IpAddr::V4(CGNAT_HOME_EXTERNAL);
+            next_link = LinkConfig::default();
+        }
+        Ok(realm)
+    }
+}
+
+impl fmt::Display for NatPreset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for NatPreset {
+    type Err = UnknownPreset;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        NatPreset::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownPreset { name: s.into() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_presets() {
+        for (p, name) in NatPreset::ALL.iter().zip(NatPreset::NAMES) {
+            assert_eq!(p.name(), name);
+            assert_eq!(name.parse::<NatPreset>(), Ok(*p));
+        }
+        let e = "fullcone".parse::<NatPreset>().expect_err("not a preset");
+        assert!(e.to_string().contains("full-cone, restricted-cone"), "{e}");
+    }
+
+    #[test]
+    fn every_preset_config_is_valid() {
+        for p in NatPreset::ALL {
+            for c in p.layers() {
+                assert_eq!(c.validate(), Ok(()), "{p}");
+            }
+        }
+    }
+}

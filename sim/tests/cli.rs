@@ -1,0 +1,74 @@
+//! The `dhtmeet-sim` binary, as a user meets it.
+
+use std::process::Command;
+
+fn sim(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_dhtmeet-sim"))
+        .args(args)
+        .env_remove("DEBUG")
+        .output()
+        .expect("the binary runs")
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = sim(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+#[test]
+fn stun_json_has_the_seed_the_trace_hash_and_the_mapping() {
+    let v = json(&["stun", "--nat", "symmetric", "--seed", "42", "--json"]);
+    assert_eq!(v["seed"], 42);
+    let hash = v["trace_hash"].as_str().expect("a string");
+    assert_eq!(hash.len(), 64);
+    assert!(hash.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(v["mapping"], "endpoint-dependent");
+    assert_eq!(v["observations"].as_array().expect("a list").len(), 2);
+    assert!(
+        v["mapped"]
+            .as_str()
+            .expect("a string")
+            .starts_with("203.0.113.1:")
+    );
+    // Same seed, same hash.
+    let again = json(&["stun", "--nat", "symmetric", "--seed", "42", "--json"]);
+    assert_eq!(again["trace_hash"], v["trace_hash"]);
+    let cone = json(&["stun", "--nat", "port-restricted-cone", "--json"]);
+    assert_eq!(cone["mapping"], "endpoint-independent");
+    assert_eq!(cone["seed"], 1, "the default seed");
+}
+
+#[test]
+fn stun_summary_prints_the_seed_mapping_and_trace_hash() {
+    let out = sim(&["stun", "--nat", "home", "--seed", "7"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(text.starts_with("seed        7\n"), "{text}");
+    assert!(text.contains("mapping     endpoint-independent"), "{text}");
+    assert!(text.contains("trace hash  "), "{text}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_a_failure_exit() {
+    for (args, needle) in [
+        (&["stun", "--nat", "fullcone"][..], "possible values"),
+        (&["stun"][..], "--nat"),
+        (&["stun", "--nat", "home", "--seed", "many"][..], "--seed"),
+        (
+            &["stun", "--nat", "home", "--pcap", "/nonexistent-dir/x.pcap"][..],
+            "cannot create pcap file",
+        ),
+        (&["teleport"][..], "unrecognized subcommand"),
+    ] {
+        let out = sim(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
