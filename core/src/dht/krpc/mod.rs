@@ -4,6 +4,10 @@
 //! Liberal in what we accept (any transaction-id length up to [`MAX_TRANSACTION_ID`],
 //! unknown keys ignored, unknown query methods decoded so the node can answer 204),
 //! conservative in what we send (4-byte transaction ids, sorted keys, only known keys).
+//!
+//! Exactly which keys are checked, and which over-long data is truncated or rejected, is
+//! written down in `decode.rs`; the messages that `encode` → `decode` gives back unchanged
+//! (all within these bounds), in `encode.rs`.
 
 use std::net::SocketAddr;
 
@@ -11,6 +15,8 @@ use super::id::{InfoHash, NodeId};
 
 mod decode;
 mod encode;
+#[cfg(test)]
+mod tests;
 
 pub use decode::{DecodeError, DecodeErrorKind};
 
