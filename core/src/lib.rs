@@ -97,6 +97,9 @@ pub use seed::{Rng, Seed};
 pub use transmit::{SansIo, Transmit, canonical_remote, socket_destination};
 
 #[cfg(test)]
+mod test_net;
+
+#[cfg(test)]
 pub(crate) mod test_clock {
     use std::time::Instant;
 

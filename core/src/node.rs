@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::demux::PacketKind;
+use crate::dht::{Dht, DhtConfig, DhtConfigError, DhtEvent, DhtStats, InfoHash, LookupSummary};
 use crate::seed::Seed;
 use crate::stun::wire::{Class, Message};
 use crate::stun::{
@@ -24,6 +25,8 @@ pub struct NodeConfig {
     pub seed: Seed,
     /// STUN discovery; with no servers the node does not discover its address.
     pub stun: StunConfig,
+    /// The Mainline DHT; `None` runs no DHT (KRPC datagrams are then dropped).
+    pub dht: Option<DhtConfig>,
 }
 
 impl NodeConfig {
@@ -33,6 +36,7 @@ impl NodeConfig {
         NodeConfig {
             seed,
             stun: StunConfig::default(),
+            dht: Some(DhtConfig::default()),
         }
     }
 }
@@ -43,15 +47,36 @@ pub enum ConfigError {
     /// The STUN settings are invalid.
     #[error("invalid STUN settings: {0}")]
     Stun(#[from] StunConfigError),
+    /// The DHT settings are invalid.
+    #[error("invalid DHT settings: {0}")]
+    Dht(#[from] DhtConfigError),
 }
 
-/// What a node tells its application.
+/// What a node tells its application. New kinds of events arrive as the protocol grows:
+/// match with a `_` arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// STUN found the node's public address (and, with two servers, the NAT's mapping).
     AddressDiscovered(StunReport),
     /// No STUN server answered in this round (a retry follows if configured).
     StunUnreachable(AllServersFailed),
+    /// The DHT finished bootstrapping with this many nodes in its routing table.
+    DhtReady {
+        /// Nodes in the routing table.
+        nodes: usize,
+    },
+    /// No DHT bootstrap node answered (retried later).
+    DhtBootstrapFailed,
+    /// A DHT lookup found peers of `info_hash` (as they arrive).
+    PeersFound {
+        /// The topic.
+        info_hash: InfoHash,
+        /// Peers not reported before by this lookup.
+        peers: Vec<SocketAddr>,
+    },
+    /// A DHT lookup (or announce) finished.
+    LookupDone(LookupSummary),
 }
 
 /// Counters of everything the node received and dropped.
@@ -63,7 +88,7 @@ pub struct NodeStats {
     pub dropped_unknown_kind: u64,
     /// DTLS records (no WebRTC session exists yet in this version).
     pub dropped_dtls: u64,
-    /// KRPC messages (no DHT in this version).
+    /// KRPC messages while no DHT runs.
     pub dropped_krpc: u64,
     /// STUN datagrams that failed to decode.
     pub dropped_stun_malformed: u64,
@@ -73,6 +98,8 @@ pub struct NodeStats {
     pub stun_client: ClientStats,
     /// The STUN responder's counters.
     pub stun_server: ServerStats,
+    /// The DHT's counters.
+    pub dht: DhtStats,
 }
 
 /// A snapshot of the node's health.
@@ -86,6 +113,10 @@ pub struct Health {
     pub public_address: Option<SocketAddr>,
     /// The NAT's mapping behaviour, if known.
     pub mapping: Mapping,
+    /// Whether the DHT finished bootstrapping.
+    pub dht_ready: bool,
+    /// Nodes in the DHT routing table.
+    pub routing_table_size: usize,
     /// Traffic counters.
     pub stats: NodeStats,
 }
@@ -94,6 +125,7 @@ pub struct Health {
 #[derive(Debug)]
 pub struct Node {
     stun_client: Option<BindingClient>,
+    dht: Option<Dht>,
     stun_server: BindingServer,
     latest_report: Option<StunReport>,
     stun_reachable: bool,
@@ -105,6 +137,10 @@ impl Node {
     /// Validates `config` and starts the node at `now` (STUN discovery begins at once).
     pub fn new(config: NodeConfig, now: Instant) -> Result<Node, ConfigError> {
         config.stun.validate()?;
+        let dht = match config.dht {
+            Some(dht) => Some(Dht::new(dht, config.seed.child("dht"), now)?),
+            None => None,
+        };
         let stun_client = if config.stun.servers.is_empty() {
             None
         } else {
@@ -114,21 +150,34 @@ impl Node {
                 now,
             )?)
         };
-        Ok(Node {
+        let mut node = Node {
             stun_client,
+            dht,
             stun_server: BindingServer::new(),
             latest_report: None,
             stun_reachable: false,
             events: VecDeque::new(),
             stats: NodeStats::default(),
-        })
+        };
+        node.collect_dht_events();
+        Ok(node)
+    }
+
+    /// The DHT, for lookups, announces and watched topics (`None` if not configured).
+    pub fn dht(&self) -> Option<&Dht> {
+        self.dht.as_ref()
+    }
+
+    /// The DHT, mutably. After calling it, drain the node's outputs as after any input.
+    pub fn dht_mut(&mut self) -> Option<&mut Dht> {
+        self.dht.as_mut()
     }
 
     /// Starts a new STUN round now (e.g. after the network changed).
     pub fn rediscover(&mut self, now: Instant) {
         if let Some(client) = &mut self.stun_client {
             client.rediscover(now);
-            self.collect_stun_events();
+            self.collect_stun_events(now);
         }
     }
 
@@ -141,6 +190,7 @@ impl Node {
             .map(|c| c.stats())
             .unwrap_or_default();
         stats.stun_server = self.stun_server.stats();
+        stats.dht = self.dht.as_ref().map(|d| d.stats()).unwrap_or_default();
         Health {
             initialised: true,
             stun_reachable: self.stun_reachable,
@@ -149,6 +199,8 @@ impl Node {
                 .latest_report
                 .as_ref()
                 .map_or(Mapping::Unknown, |r| r.mapping),
+            dht_ready: self.dht.as_ref().is_some_and(|d| d.is_ready()),
+            routing_table_size: self.dht.as_ref().map_or(0, |d| d.routing_table_size()),
             stats,
         }
     }
@@ -166,7 +218,7 @@ impl Node {
             Class::Success | Class::Error => match &mut self.stun_client {
                 Some(client) => {
                     client.handle_message(now, remote, &msg);
-                    self.collect_stun_events();
+                    self.collect_stun_events(now);
                 }
                 None => self.stats.dropped_stun_unsolicited += 1,
             },
@@ -174,7 +226,21 @@ impl Node {
         }
     }
 
-    fn collect_stun_events(&mut self) {
+    fn collect_dht_events(&mut self) {
+        let Some(dht) = &mut self.dht else { return };
+        while let Some(event) = dht.poll_event() {
+            self.events.push_back(match event {
+                DhtEvent::Ready { nodes } => Event::DhtReady { nodes },
+                DhtEvent::BootstrapFailed => Event::DhtBootstrapFailed,
+                DhtEvent::PeersFound {
+                    info_hash, peers, ..
+                } => Event::PeersFound { info_hash, peers },
+                DhtEvent::LookupDone(summary) => Event::LookupDone(summary),
+            });
+        }
+    }
+
+    fn collect_stun_events(&mut self, now: Instant) {
         let Some(client) = &mut self.stun_client else {
             return;
         };
@@ -188,6 +254,12 @@ impl Node {
                 }
                 StunEvent::Finished(Ok(report)) => {
                     self.stun_reachable = true;
+                    // BEP 42: a DHT id bound to our public IP, once we know it.
+                    if let (Some(dht), Mapping::EndpointIndependent) =
+                        (&mut self.dht, report.mapping)
+                    {
+                        dht.set_public_ip(report.first.mapped.ip(), now);
+                    }
                     self.latest_report = Some(report.clone());
                     self.events.push_back(Event::AddressDiscovered(report));
                 }
@@ -206,7 +278,7 @@ impl SansIo for Node {
     fn handle_datagram(
         &mut self,
         now: Instant,
-        _local: SocketAddr,
+        local: SocketAddr,
         remote: SocketAddr,
         datagram: &[u8],
     ) {
@@ -214,7 +286,13 @@ impl SansIo for Node {
         match PacketKind::classify(datagram) {
             PacketKind::Stun => self.handle_stun(now, remote, datagram),
             PacketKind::Dtls => self.stats.dropped_dtls += 1,
-            PacketKind::Krpc => self.stats.dropped_krpc += 1,
+            PacketKind::Krpc => match &mut self.dht {
+                Some(dht) => {
+                    dht.handle_datagram(now, local, remote, datagram);
+                    self.collect_dht_events();
+                }
+                None => self.stats.dropped_krpc += 1,
+            },
             PacketKind::Unknown => self.stats.dropped_unknown_kind += 1,
         }
     }
@@ -222,22 +300,31 @@ impl SansIo for Node {
     fn handle_timeout(&mut self, now: Instant) {
         if let Some(client) = &mut self.stun_client {
             client.handle_timeout(now);
-            self.collect_stun_events();
+            self.collect_stun_events(now);
         }
+        if let Some(dht) = &mut self.dht {
+            dht.handle_timeout(now);
+        }
+        self.collect_dht_events();
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
         self.stun_server
             .poll_transmit()
             .or_else(|| self.stun_client.as_mut().and_then(|c| c.poll_transmit()))
+            .or_else(|| self.dht.as_mut().and_then(|d| d.poll_transmit()))
     }
 
     fn poll_event(&mut self) -> Option<Event> {
+        // Events of API calls made through `dht_mut` are collected here.
+        self.collect_dht_events();
         self.events.pop_front()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.stun_client.as_ref().and_then(|c| c.poll_timeout())
+        let stun = self.stun_client.as_ref().and_then(|c| c.poll_timeout());
+        let dht = self.dht.as_ref().and_then(|d| d.poll_timeout());
+        stun.into_iter().chain(dht).min()
     }
 }
 

@@ -54,8 +54,10 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
+/// A node with STUN only (no DHT), so that the STUN scenarios see only STUN traffic.
 fn node(seed: u64, servers: &[&str], now: Instant) -> Node {
     let mut config = NodeConfig::new(Seed::from_u64(seed));
+    config.dht = None;
     config.stun.servers = servers.iter().map(|s| addr(s)).collect();
     Node::new(config, now).unwrap()
 }
@@ -162,4 +164,43 @@ fn invalid_configuration_is_an_error_not_a_panic() {
         Node::new(config, test_clock::start()).unwrap_err(),
         ConfigError::Stun(StunConfigError::ZeroParallelQueries)
     );
+}
+
+#[test]
+fn krpc_goes_to_the_dht_and_stun_to_stun_on_one_socket() {
+    let now = test_clock::start();
+    let (a, b) = ("198.51.100.1:4000", "198.51.100.2:4000");
+    let mut config = NodeConfig::new(Seed::from_u64(1));
+    config.dht.as_mut().unwrap().bootstrap = vec![addr(b)];
+    config.stun.servers = vec![addr(b)];
+    let first = Node::new(config, now).unwrap();
+    // The second node runs a DHT with no bootstrap: the first node of a network.
+    let second = Node::new(NodeConfig::new(Seed::from_u64(2)), now).unwrap();
+    let mut net = Net {
+        nodes: [(addr(a), first), (addr(b), second)].into_iter().collect(),
+        now,
+        latency: Duration::from_millis(10),
+        events: Vec::new(),
+    };
+    net.run(Duration::from_secs(5));
+    let mine: Vec<&Event> = net
+        .events
+        .iter()
+        .filter(|(w, _)| *w == addr(a))
+        .map(|(_, e)| e)
+        .collect();
+    assert!(
+        mine.iter()
+            .any(|e| matches!(e, Event::AddressDiscovered(r) if r.first.mapped == addr(a)))
+    );
+    assert!(
+        mine.iter()
+            .any(|e| matches!(e, Event::DhtReady { nodes: 1 }))
+    );
+    let health = net.nodes[&addr(a)].health();
+    assert!(health.dht_ready && health.stun_reachable);
+    assert_eq!(health.routing_table_size, 1);
+    let other = net.nodes[&addr(b)].health().stats;
+    assert_eq!(other.stun_server.requests_answered, 1);
+    assert!(other.dht.queries_received >= 1);
 }

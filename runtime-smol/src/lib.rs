@@ -20,7 +20,7 @@
 //!     let mapped = driver
 //!         .run(None, |_node, event| match event {
 //!             Event::AddressDiscovered(report) => ControlFlow::Break(report.first.mapped),
-//!             Event::StunUnreachable(_) => ControlFlow::Continue(()),
+//!             _ => ControlFlow::Continue(()),
 //!         })
 //!         .await?;
 //!     println!("{mapped:?}");

@@ -22,6 +22,7 @@
 //! let found = driver.run(Some(deadline), |_node, event| match event {
 //!     Event::AddressDiscovered(report) => ControlFlow::Break(report.first.mapped),
 //!     Event::StunUnreachable(e) => { eprintln!("{e}"); ControlFlow::Continue(()) }
+//!     _ => ControlFlow::Continue(()),
 //! })?;
 //! println!("public address: {found:?}");
 //! # Ok::<(), std::io::Error>(())

@@ -2,10 +2,21 @@
 //! table, the node that answers queries, and iterative lookups.
 
 pub mod bep42;
+mod flood;
 mod id;
 pub mod krpc;
+mod lookup;
+mod node;
 pub mod peer_store;
 pub mod routing;
+mod server;
 pub mod token;
+mod topic;
 
 pub use id::{Distance, InfoHash, NodeId, ParseIdError};
+pub use lookup::{LookupId, LookupKind};
+pub use node::{
+    CLIENT_VERSION, Dht, DhtConfig, DhtConfigError, DhtError, DhtEvent, DhtStats, LookupSummary,
+    MAX_BOOTSTRAP, MAX_LOOKUPS, MAX_PENDING, MAX_PING_QUEUE, MAX_TOPICS,
+};
+pub use topic::{meeting_topic, normalize_code};

@@ -1,0 +1,521 @@
+use super::*;
+use crate::dht::krpc::error_code;
+use crate::test_clock;
+use crate::test_net::Net;
+
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from((
+        [10, (i >> 16) as u8, (i >> 8) as u8, (i & 0xff) as u8],
+        6881,
+    ))
+}
+
+fn hash(n: u8) -> InfoHash {
+    InfoHash([n; 20])
+}
+
+/// `n` nodes; node 0 is the bootstrap node of all others.
+fn network(n: usize, seed: u64, latency_ms: u64) -> Net<Dht> {
+    let now = test_clock::start();
+    let mut net = Net::new(now, Duration::from_millis(latency_ms), seed);
+    for i in 0..n {
+        let config = DhtConfig {
+            bootstrap: if i == 0 { Vec::new() } else { vec![addr(0)] },
+            ..DhtConfig::default()
+        };
+        let dht = Dht::new(config, Seed::from_u64(seed).child(&format!("node{i}")), now).unwrap();
+        net.machines.insert(addr(i), dht);
+    }
+    net
+}
+
+fn ready_count(net: &Net<Dht>) -> usize {
+    net.events
+        .iter()
+        .filter(|(_, e)| matches!(e, DhtEvent::Ready { .. }))
+        .count()
+}
+
+fn summary(net: &Net<Dht>, at: SocketAddr, id: LookupId) -> Option<LookupSummary> {
+    net.events.iter().find_map(|(a, e)| match e {
+        DhtEvent::LookupDone(s) if *a == at && s.id == id => Some(s.clone()),
+        _ => None,
+    })
+}
+
+fn wait_for_lookup(net: &mut Net<Dht>, at: SocketAddr, id: LookupId) -> LookupSummary {
+    net.run_until(Duration::from_secs(60), |events| {
+        events
+            .iter()
+            .any(|(a, e)| matches!(e, DhtEvent::LookupDone(s) if *a == at && s.id == id))
+    });
+    summary(net, at, id).unwrap_or_else(|| panic!("lookup {id:?} at {at} did not finish"))
+}
+
+#[test]
+fn a_small_network_bootstraps_and_finds_an_announced_peer() {
+    let seed = 11;
+    let mut net = network(40, seed, 20);
+    net.run(Duration::from_secs(20));
+    assert_eq!(ready_count(&net), 40, "seed {seed}");
+    let now = net.now;
+    let announcer = addr(7);
+    let id = net
+        .machines
+        .get_mut(&announcer)
+        .unwrap()
+        .announce(hash(1), None, now)
+        .unwrap();
+    let s = wait_for_lookup(&mut net, announcer, id);
+    assert!(
+        s.announced >= 3,
+        "announced to {} nodes, seed {seed}",
+        s.announced
+    );
+    let asker = addr(33);
+    let now = net.now;
+    let id = net
+        .machines
+        .get_mut(&asker)
+        .unwrap()
+        .get_peers(hash(1), now)
+        .unwrap();
+    let s = wait_for_lookup(&mut net, asker, id);
+    assert_eq!(
+        s.peers,
+        vec![announcer],
+        "implied port: the announcer's own socket; seed {seed}"
+    );
+    assert!(
+        net.events
+            .iter()
+            .any(|(a, e)| *a == asker && matches!(e, DhtEvent::PeersFound { .. }))
+    );
+}
+
+#[test]
+fn lookups_converge_on_the_true_k_closest_nodes() {
+    let seed = 12;
+    let n = 150;
+    let mut net = network(n, seed, 15);
+    // Everyone joins at once through node 0: the hardest start for the routing tables.
+    net.run(Duration::from_secs(60));
+    let all: Vec<CompactNode> = net
+        .machines
+        .iter()
+        .map(|(a, m)| CompactNode {
+            id: m.id(),
+            addr: *a,
+        })
+        .collect();
+    let mut exact = 0;
+    let trials = 20;
+    for trial in 0..trials {
+        let target = NodeId([(trial * 13 + 5) as u8; 20]);
+        let at = addr((trial * 7 + 3) % n);
+        let now = net.now;
+        let id = net
+            .machines
+            .get_mut(&at)
+            .unwrap()
+            .find_node(target, now)
+            .unwrap();
+        let s = wait_for_lookup(&mut net, at, id);
+        let mut truth: Vec<CompactNode> = all.iter().filter(|c| c.addr != at).copied().collect();
+        truth.sort_by_key(|c| target.distance(&c.id));
+        truth.truncate(8);
+        if s.closest == truth {
+            exact += 1;
+        } else if trial < 2 {
+            eprintln!(
+                "trial {trial}: got {:?}\nwant {:?}",
+                s.closest.iter().map(|c| c.id.0[0]).collect::<Vec<_>>(),
+                truth.iter().map(|c| c.id.0[0]).collect::<Vec<_>>()
+            );
+        }
+    }
+    assert!(
+        exact == trials,
+        "{exact}/{trials} lookups found the true 8 closest, seed {seed}"
+    );
+}
+
+#[test]
+fn announced_peers_are_found_under_ten_percent_loss() {
+    let seed = 13;
+    let mut net = network(60, seed, 20);
+    net.loss = 0.10;
+    net.run(Duration::from_secs(30));
+    let now = net.now;
+    let id = net
+        .machines
+        .get_mut(&addr(5))
+        .unwrap()
+        .announce(hash(2), Some(4242), now)
+        .unwrap();
+    let s = wait_for_lookup(&mut net, addr(5), id);
+    assert!(s.announced > 0, "seed {seed}");
+    let now = net.now;
+    let id = net
+        .machines
+        .get_mut(&addr(50))
+        .unwrap()
+        .get_peers(hash(2), now)
+        .unwrap();
+    let s = wait_for_lookup(&mut net, addr(50), id);
+    assert_eq!(
+        s.peers,
+        vec![SocketAddr::new(addr(5).ip(), 4242)],
+        "seed {seed}"
+    );
+}
+
+#[test]
+fn a_watched_topic_is_reannounced_every_refresh_interval() {
+    let seed = 14;
+    let mut net = network(10, seed, 10);
+    net.run(Duration::from_secs(10));
+    let now = net.now;
+    net.machines
+        .get_mut(&addr(3))
+        .unwrap()
+        .watch(hash(3), LookupKind::Announce { port: None }, now)
+        .unwrap();
+    net.run(Duration::from_secs(95));
+    let rounds = net
+        .events
+        .iter()
+        .filter(|(a, e)| {
+            *a == addr(3) && matches!(e, DhtEvent::LookupDone(s) if s.target == NodeId(hash(3).0))
+        })
+        .count();
+    assert_eq!(
+        rounds, 4,
+        "at 0, 30, 60 and 90 s (plus lookup time); seed {seed}"
+    );
+}
+
+/// Sends `msg` to `dht` from `from` and returns the decoded replies.
+fn ask(dht: &mut Dht, from: SocketAddr, msg: &Message) -> Vec<Message> {
+    let now = dht.now;
+    dht.handle_datagram(now, addr(0), from, &msg.encode());
+    std::iter::from_fn(|| dht.poll_transmit())
+        .filter(|t| t.destination == from)
+        .filter_map(|t| Message::decode(&t.contents).ok())
+        // Our node may also ping the stranger that queried it: keep only the replies.
+        .filter(|m| !matches!(m.body, Body::Query { .. }))
+        .collect()
+}
+
+fn query(t: &[u8], query: Query) -> Message {
+    Message {
+        transaction_id: t.to_vec(),
+        version: None,
+        read_only: false,
+        ip: None,
+        body: Body::Query {
+            id: NodeId([0x42; 20]),
+            query,
+        },
+    }
+}
+
+fn lone_node() -> Dht {
+    Dht::new(DhtConfig::default(), Seed::from_u64(1), test_clock::start()).unwrap()
+}
+
+#[test]
+fn queries_are_answered_and_tokens_guard_announces() {
+    let mut dht = lone_node();
+    let peer = addr(9);
+    let r = ask(&mut dht, peer, &query(b"aa", Query::Ping));
+    assert!(
+        matches!(&r[..], [Message { body: Body::Response { .. }, ip: Some(ip), .. }] if *ip == peer)
+    );
+    let forged = Query::AnnouncePeer {
+        info_hash: hash(1),
+        port: 1,
+        implied_port: false,
+        token: b"forged!!".to_vec(),
+    };
+    let r = ask(&mut dht, peer, &query(b"ab", forged));
+    assert!(matches!(
+        &r[..],
+        [Message {
+            body: Body::Error {
+                code: error_code::PROTOCOL,
+                ..
+            },
+            ..
+        }]
+    ));
+    assert_eq!(dht.stats().dropped_bad_token, 1);
+    let r = ask(
+        &mut dht,
+        peer,
+        &query(
+            b"ac",
+            Query::GetPeers {
+                info_hash: hash(1),
+                want: Want::default(),
+            },
+        ),
+    );
+    let [
+        Message {
+            body: Body::Response { response, .. },
+            ..
+        },
+    ] = &r[..]
+    else {
+        panic!("{r:?}")
+    };
+    let token = response.token.clone().expect("a token");
+    // The token is bound to the IP: another address cannot use it.
+    let stolen = Query::AnnouncePeer {
+        info_hash: hash(1),
+        port: 7,
+        implied_port: false,
+        token: token.clone(),
+    };
+    let r = ask(&mut dht, addr(10), &query(b"ad", stolen));
+    assert!(matches!(
+        &r[..],
+        [Message {
+            body: Body::Error { .. },
+            ..
+        }]
+    ));
+    let good = Query::AnnouncePeer {
+        info_hash: hash(1),
+        port: 7,
+        implied_port: false,
+        token,
+    };
+    let r = ask(&mut dht, peer, &query(b"ae", good));
+    assert!(matches!(
+        &r[..],
+        [Message {
+            body: Body::Response { .. },
+            ..
+        }]
+    ));
+    let r = ask(
+        &mut dht,
+        addr(11),
+        &query(
+            b"af",
+            Query::GetPeers {
+                info_hash: hash(1),
+                want: Want::default(),
+            },
+        ),
+    );
+    let [
+        Message {
+            body: Body::Response { response, .. },
+            ..
+        },
+    ] = &r[..]
+    else {
+        panic!("{r:?}")
+    };
+    assert_eq!(response.values, vec![SocketAddr::new(peer.ip(), 7)]);
+}
+
+#[test]
+fn unknown_methods_get_204_and_malformed_queries_203() {
+    let mut dht = lone_node();
+    let other = Query::Other {
+        method: b"vote".to_vec(),
+        args: b"d2:id20:BBBBBBBBBBBBBBBBBBBBe".to_vec(),
+    };
+    let r = ask(&mut dht, addr(9), &query(b"zz", other));
+    assert!(matches!(
+        &r[..],
+        [Message {
+            body: Body::Error {
+                code: error_code::METHOD_UNKNOWN,
+                ..
+            },
+            ..
+        }]
+    ));
+    // A find_node without a target: decodable transaction id, invalid arguments.
+    let now = dht.now;
+    dht.handle_datagram(
+        now,
+        addr(0),
+        addr(9),
+        b"d1:ad2:id20:AAAAAAAAAAAAAAAAAAAAe1:q9:find_node1:t2:xy1:y1:qe",
+    );
+    let replies: Vec<_> = std::iter::from_fn(|| dht.poll_transmit()).collect();
+    let [reply] = &replies[..] else {
+        panic!("{replies:?}")
+    };
+    let reply = Message::decode(&reply.contents).unwrap();
+    assert_eq!(reply.transaction_id, b"xy");
+    assert!(matches!(
+        reply.body,
+        Body::Error {
+            code: error_code::PROTOCOL,
+            ..
+        }
+    ));
+    // Garbage gets nothing.
+    dht.handle_datagram(now, addr(0), addr(9), b"d1:t");
+    assert!(dht.poll_transmit().is_none());
+    assert_eq!(dht.stats().dropped_malformed, 2);
+}
+
+#[test]
+fn replies_from_strangers_and_unsolicited_replies_are_dropped() {
+    let now = test_clock::start();
+    let config = DhtConfig {
+        bootstrap: vec![addr(1)],
+        ..DhtConfig::default()
+    };
+    let mut dht = Dht::new(config, Seed::from_u64(2), now).unwrap();
+    let sent = dht.poll_transmit().expect("a bootstrap query");
+    let q = Message::decode(&sent.contents).unwrap();
+    assert_eq!(q.transaction_id.len(), 4, "4-byte transaction ids");
+    let reply = Message {
+        transaction_id: q.transaction_id.clone(),
+        version: None,
+        read_only: false,
+        ip: None,
+        body: Body::Response {
+            id: NodeId([9; 20]),
+            response: Response::default(),
+        },
+    };
+    dht.handle_datagram(now, addr(0), addr(2), &reply.encode());
+    let mut unsolicited = reply.clone();
+    unsolicited.transaction_id = b"nope".to_vec();
+    dht.handle_datagram(now, addr(0), addr(1), &unsolicited.encode());
+    let s = dht.stats();
+    assert_eq!(
+        (s.dropped_unexpected_source, s.dropped_unknown_transaction),
+        (1, 1)
+    );
+    assert_eq!(dht.routing_table_size(), 0);
+    dht.handle_datagram(now, addr(0), addr(1), &reply.encode());
+    assert_eq!(dht.routing_table_size(), 1, "the real answer counts");
+    // A replay of the same answer is now unknown.
+    dht.handle_datagram(now, addr(0), addr(1), &reply.encode());
+    assert_eq!(dht.stats().dropped_unknown_transaction, 2);
+}
+
+#[test]
+fn a_flood_from_one_address_is_cut_off() {
+    let mut dht = lone_node();
+    let now = dht.now;
+    let bytes = query(b"fl", Query::Ping).encode();
+    for _ in 0..1000 {
+        dht.handle_datagram(now, addr(0), addr(9), &bytes);
+    }
+    let answered = std::iter::from_fn(|| dht.poll_transmit()).count();
+    assert!(answered <= 100, "{answered} answers to a flood");
+    assert!(dht.stats().dropped_flood >= 900);
+    assert_eq!(
+        ask(&mut dht, addr(10), &query(b"ok", Query::Ping)).len(),
+        1,
+        "others still served"
+    );
+}
+
+#[test]
+fn a_read_only_node_asks_but_does_not_answer_and_is_not_stored() {
+    let seed = 15;
+    let mut net = network(5, seed, 10);
+    let now = net.now;
+    let config = DhtConfig {
+        bootstrap: vec![addr(0)],
+        read_only: true,
+        ..DhtConfig::default()
+    };
+    net.machines
+        .insert(addr(99), Dht::new(config, Seed::from_u64(99), now).unwrap());
+    net.run(Duration::from_secs(20));
+    assert!(
+        net.machines[&addr(99)].is_ready(),
+        "it bootstraps by asking"
+    );
+    for (a, m) in &net.machines {
+        assert!(
+            m.routing_table().entries().all(|e| e.node.addr != addr(99)),
+            "{a} stored the read-only node"
+        );
+    }
+    let mut ro = net.machines.remove(&addr(99)).unwrap();
+    assert!(ask(&mut ro, addr(1), &query(b"ro", Query::Ping)).is_empty());
+    assert_eq!(ro.stats().dropped_read_only, 1);
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let now = test_clock::start();
+    let bad = |c: DhtConfig| Dht::new(c, Seed::from_u64(0), now).unwrap_err();
+    assert_eq!(
+        bad(DhtConfig {
+            k: 0,
+            ..Default::default()
+        }),
+        DhtConfigError::BadK
+    );
+    assert_eq!(
+        bad(DhtConfig {
+            alpha: 9,
+            ..Default::default()
+        }),
+        DhtConfigError::BadAlpha
+    );
+    assert_eq!(
+        bad(DhtConfig {
+            rpc_timeout: Duration::ZERO,
+            ..Default::default()
+        }),
+        DhtConfigError::ZeroRpcTimeout
+    );
+    let many = (0..40).map(addr).collect();
+    assert_eq!(
+        bad(DhtConfig {
+            bootstrap: many,
+            ..Default::default()
+        }),
+        DhtConfigError::TooManyBootstrap(40)
+    );
+}
+
+#[test]
+fn a_public_ip_gives_a_bep42_id_and_keeps_the_table() {
+    let seed = 16;
+    let mut net = network(6, seed, 10);
+    net.run(Duration::from_secs(10));
+    let m = net.machines.get_mut(&addr(2)).unwrap();
+    let before = m.routing_table_size();
+    let ip: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    let now = m.now;
+    m.set_public_ip(ip, now);
+    assert!(bep42::is_valid(&m.id(), ip));
+    assert_eq!(m.routing_table_size(), before);
+}
+
+#[test]
+fn prop_arbitrary_datagrams_never_panic_and_stay_bounded() {
+    fn prop(datagrams: Vec<(u8, Vec<u8>)>) -> bool {
+        let mut dht = lone_node();
+        let now = dht.now;
+        for (from, mut bytes) in datagrams {
+            if from % 2 == 0 {
+                bytes.insert(0, b'd');
+            }
+            dht.handle_datagram(now, addr(0), addr(usize::from(from)), &bytes);
+            while dht.poll_transmit().is_some() {}
+        }
+        dht.routing_table_size() == 0 && dht.ping_queue.len() <= MAX_PING_QUEUE
+    }
+    quickcheck::QuickCheck::new()
+        .tests(500)
+        .quickcheck(prop as fn(Vec<(u8, Vec<u8>)>) -> bool);
+}
