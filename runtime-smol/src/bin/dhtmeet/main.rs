@@ -1,6 +1,7 @@
 //! `dhtmeet`: meet peers who share an invitation code, directly (milestone 1: STUN).
 
 mod demo;
+mod dht;
 mod stun;
 mod stun_server;
 
@@ -12,7 +13,8 @@ use clap::{Parser, Subcommand};
 /// dhtmeet: serverless peer-to-peer meetings over the Mainline DHT and WebRTC.
 ///
 /// Environment: STUN_SERVERS (comma-separated host:port list used when no server is
-/// given), DEBUG (any value but 0/false: detailed logs on stderr).
+/// given), NODE_ID (a fixed DHT node id, 40 hex characters), DEBUG (any value but
+/// 0/false: detailed logs on stderr).
 #[derive(Debug, Parser)]
 #[command(name = "dhtmeet", version, about, long_about)]
 struct Cli {
@@ -28,6 +30,9 @@ enum Command {
     StunServer(stun_server::Args),
     /// Run the offline demo: two STUN servers and a client on loopback.
     Demo(demo::Args),
+    /// The Mainline DHT: run a node, announce, look up.
+    #[command(subcommand)]
+    Dht(dht::Command),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +43,7 @@ fn main() -> ExitCode {
             Command::Stun(args) => stun::run(args).await,
             Command::StunServer(args) => stun_server::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Dht(command) => dht::run(command).await,
         }
     });
     match result {
