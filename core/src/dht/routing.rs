@@ -297,12 +297,21 @@ impl RoutingTable {
 
     /// The `count` nodes closest to `target` that are not bad, closest first.
     pub fn closest(&self, target: &NodeId, count: usize, now: Instant) -> Vec<CompactNode> {
-        let mut all: Vec<&Entry> = self
+        if count == 0 {
+            return Vec::new();
+        }
+        // Distances computed once; a partial selection, then a sort of just the winners.
+        let mut all: Vec<(super::id::Distance, CompactNode)> = self
             .entries()
             .filter(|e| e.status(now) != NodeStatus::Bad)
+            .map(|e| (target.distance(&e.node.id), e.node))
             .collect();
-        all.sort_by_key(|e| target.distance(&e.node.id));
-        all.into_iter().take(count).map(|e| e.node).collect()
+        if all.len() > count {
+            all.select_nth_unstable_by(count - 1, |a, b| a.0.cmp(&b.0));
+            all.truncate(count);
+        }
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        all.into_iter().map(|(_, n)| n).collect()
     }
 
     /// Buckets unchanged for [`GOOD_FOR`]: for each, a random id in its range to look up
