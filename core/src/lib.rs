@@ -83,6 +83,7 @@
 
 mod demux;
 pub mod dht;
+pub mod meeting;
 mod node;
 mod seed;
 pub mod stun;

@@ -1,0 +1,417 @@
+//! Authenticated serverless signaling between meeting members: a KRPC extension query
+//! (`q` = `dm_signal`) sent straight to the address the DHT gave, on the node's one
+//! socket. It demultiplexes as KRPC, and gets transaction ids and acknowledgements (the
+//! KRPC response) for free.
+//!
+//! The `a` dictionary, keys in bencode order:
+//!
+//! | key | value |
+//! |---|---|
+//! | `c` | IPv4 candidates, compact (6 bytes each, at most [`MAX_CANDIDATES`] in all) |
+//! | `c6` | IPv6 candidates, compact (18 bytes each) |
+//! | `f` | the sender's DTLS certificate fingerprint, SHA-256 (32 bytes) |
+//! | `h` | the MAC: HMAC-SHA256(signaling key, label ‖ `a` without `h`)[..16] |
+//! | `id` | the sender's DHT node id (KRPC convention) |
+//! | `k` | kind: 1 = session parameters, 2 = bye |
+//! | `m` | the sender's member id (8 random bytes, new at every start) |
+//! | `n` | the sender's sequence number (strictly increasing per member id) |
+//! | `p` | ICE password |
+//! | `to` | the recipient's member id, once known (binds the message to one recipient) |
+//! | `u` | ICE username fragment |
+//!
+//! `c`, `c6`, `f`, `p`, `u` are present for kind 1 only. Only a member (who knows the
+//! code, hence the signaling key) can produce a valid `h`; [`ReplayGuard`] drops a
+//! replayed or reordered-old message; and the fingerprint in an authenticated message is
+//! what binds the WebRTC (DTLS) channel to a member.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Instant;
+
+use bendy::decoding::{Decoder, Object};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::dht::NodeId;
+
+/// The KRPC method name of signaling messages.
+pub const METHOD: &[u8] = b"dm_signal";
+/// Candidates per message at most.
+pub const MAX_CANDIDATES: usize = 8;
+/// Longest ICE credential accepted (RFC 8445: ufrag 4–256 characters, pwd 22–256; str0m
+/// and browsers use 4–32 and 22–32).
+pub const MAX_CREDENTIAL: usize = 64;
+/// Bytes of HMAC kept.
+pub const MAC_LEN: usize = 16;
+const MAC_LABEL: &[u8] = b"dhtmeet/signal/v1\0";
+
+/// A member's id: 8 random bytes, new each time a node starts.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MemberId(pub [u8; 8]);
+
+impl std::fmt::Debug for MemberId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for MemberId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// What a WebRTC session needs to know of its peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionParams {
+    /// ICE username fragment.
+    pub ufrag: Vec<u8>,
+    /// ICE password.
+    pub pwd: Vec<u8>,
+    /// SHA-256 fingerprint of the DTLS certificate.
+    pub fingerprint: [u8; 32],
+    /// Candidate addresses (host, server-reflexive, DHT-observed), at most
+    /// [`MAX_CANDIDATES`].
+    pub candidates: Vec<SocketAddr>,
+}
+
+/// What a signaling message says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignalBody {
+    /// "Here is how to reach me": starts (or restarts) a session.
+    Params(SessionParams),
+    /// "I am leaving": close the session.
+    Bye,
+}
+
+/// One signaling message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signal {
+    /// The sender's DHT node id.
+    pub node_id: NodeId,
+    /// The sender's member id.
+    pub from: MemberId,
+    /// The recipient's member id, once the sender knows it.
+    pub to: Option<MemberId>,
+    /// The sender's sequence number.
+    pub seq: u64,
+    /// The content.
+    pub body: SignalBody,
+}
+
+/// Why a signaling message was refused. All are counted and dropped by the meeting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignalError {
+    /// Not a well-formed bencoded dictionary, or a field of the wrong type or length.
+    #[error("malformed signaling message ({0})")]
+    Malformed(&'static str),
+    /// The MAC does not verify: not from a member of this meeting, or altered.
+    #[error("signaling message not authenticated")]
+    BadMac,
+    /// Addressed to another member.
+    #[error("signaling message for another member")]
+    NotForUs,
+    /// Seen before, or older than the replay window.
+    #[error("replayed signaling message")]
+    Replayed,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn mac(key: &[u8; 32], unsigned_args: &[u8]) -> [u8; MAC_LEN] {
+    let mut m =
+        <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("any key length"));
+    m.update(MAC_LABEL);
+    m.update(unsigned_args);
+    let full = m.finalize().into_bytes();
+    let mut out = [0u8; MAC_LEN];
+    out.copy_from_slice(&full[..MAC_LEN]);
+    out
+}
+
+fn put_bytes(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+    out.extend_from_slice(format!("{}:{key}{}:", key.len(), value.len()).as_bytes());
+    out.extend_from_slice(value);
+}
+
+fn put_int(out: &mut Vec<u8>, key: &str, value: u64) {
+    out.extend_from_slice(format!("{}:{key}i{value}e", key.len()).as_bytes());
+}
+
+fn compact(addrs: impl Iterator<Item = SocketAddr>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for a in addrs {
+        match a.ip() {
+            IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
+            IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
+        }
+        out.extend_from_slice(&a.port().to_be_bytes());
+    }
+    out
+}
+
+impl Signal {
+    /// The canonical `a` dictionary, with `h` when `mac` is given.
+    fn args(&self, mac: Option<&[u8; MAC_LEN]>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(200);
+        out.push(b'd');
+        let params = match &self.body {
+            SignalBody::Params(p) => Some(p),
+            SignalBody::Bye => None,
+        };
+        if let Some(p) = params {
+            let cands = || p.candidates.iter().take(MAX_CANDIDATES).copied();
+            let v4 = compact(cands().filter(SocketAddr::is_ipv4));
+            let v6 = compact(cands().filter(SocketAddr::is_ipv6));
+            if !v4.is_empty() {
+                put_bytes(&mut out, "c", &v4);
+            }
+            if !v6.is_empty() {
+                put_bytes(&mut out, "c6", &v6);
+            }
+            put_bytes(&mut out, "f", &p.fingerprint);
+        }
+        if let Some(h) = mac {
+            put_bytes(&mut out, "h", h);
+        }
+        put_bytes(&mut out, "id", &self.node_id.0);
+        put_int(&mut out, "k", if params.is_some() { 1 } else { 2 });
+        put_bytes(&mut out, "m", &self.from.0);
+        put_int(&mut out, "n", self.seq);
+        if let Some(p) = params {
+            put_bytes(&mut out, "p", &p.pwd[..p.pwd.len().min(MAX_CREDENTIAL)]);
+        }
+        if let Some(to) = self.to {
+            put_bytes(&mut out, "to", &to.0);
+        }
+        if let Some(p) = params {
+            put_bytes(&mut out, "u", &p.ufrag[..p.ufrag.len().min(MAX_CREDENTIAL)]);
+        }
+        out.push(b'e');
+        out
+    }
+
+    /// The authenticated `a` dictionary of a `dm_signal` query. Sequence numbers are kept
+    /// below 2^63 (bencode integers are signed 64-bit in practice).
+    pub fn encode_args(&self, key: &[u8; 32]) -> Vec<u8> {
+        let mut s = self.clone();
+        s.seq &= i64::MAX as u64;
+        let h = mac(key, &s.args(None));
+        s.args(Some(&h))
+    }
+
+    /// Decodes and authenticates the raw `a` dictionary of a `dm_signal` query. `me` is
+    /// our member id: a message addressed to another member is refused.
+    pub fn decode_args(args: &[u8], key: &[u8; 32], me: MemberId) -> Result<Signal, SignalError> {
+        let fields = Fields::read(args)?;
+        let h = fields.h.ok_or(SignalError::Malformed("h"))?;
+        let node_id = NodeId(fixed(fields.id.ok_or(SignalError::Malformed("id"))?, "id")?);
+        let from = MemberId(fixed(fields.m.ok_or(SignalError::Malformed("m"))?, "m")?);
+        let to = fields
+            .to
+            .map(|t| fixed(t, "to").map(MemberId))
+            .transpose()?;
+        let seq = u64::try_from(fields.n.ok_or(SignalError::Malformed("n"))?)
+            .map_err(|_| SignalError::Malformed("n"))?;
+        let body = match fields.k {
+            Some(1) => {
+                let mut candidates = split_compact(fields.c.unwrap_or_default(), 6)?;
+                candidates.extend(split_compact(fields.c6.unwrap_or_default(), 18)?);
+                if candidates.len() > MAX_CANDIDATES {
+                    return Err(SignalError::Malformed("c"));
+                }
+                let ufrag = fields.u.ok_or(SignalError::Malformed("u"))?;
+                let pwd = fields.p.ok_or(SignalError::Malformed("p"))?;
+                if ufrag.is_empty()
+                    || pwd.is_empty()
+                    || ufrag.len() > MAX_CREDENTIAL
+                    || pwd.len() > MAX_CREDENTIAL
+                {
+                    return Err(SignalError::Malformed("credentials"));
+                }
+                SignalBody::Params(SessionParams {
+                    ufrag: ufrag.to_vec(),
+                    pwd: pwd.to_vec(),
+                    fingerprint: fixed(fields.f.ok_or(SignalError::Malformed("f"))?, "f")?,
+                    candidates,
+                })
+            }
+            Some(2) => SignalBody::Bye,
+            _ => return Err(SignalError::Malformed("k")),
+        };
+        let signal = Signal {
+            node_id,
+            from,
+            to,
+            seq,
+            body,
+        };
+        // Authenticate the canonical re-encoding of the fields read (unknown keys were
+        // refused above): any altered field or non-canonical spelling fails the MAC.
+        let expected = mac(key, &signal.args(None));
+        if !constant_time_eq(&expected, h) {
+            return Err(SignalError::BadMac);
+        }
+        if to.is_some_and(|t| t != me) {
+            return Err(SignalError::NotForUs);
+        }
+        Ok(signal)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn fixed<const N: usize>(bytes: &[u8], key: &'static str) -> Result<[u8; N], SignalError> {
+    <[u8; N]>::try_from(bytes).map_err(|_| SignalError::Malformed(key))
+}
+
+fn split_compact(bytes: &[u8], size: usize) -> Result<Vec<SocketAddr>, SignalError> {
+    if bytes.len() % size != 0 || bytes.len() / size > MAX_CANDIDATES {
+        return Err(SignalError::Malformed("candidates"));
+    }
+    Ok(bytes
+        .chunks_exact(size)
+        .map(|c| {
+            let (ip, port) = c.split_at(size - 2);
+            let port = u16::from_be_bytes([port[0], port[1]]);
+            let ip = match <[u8; 4]>::try_from(ip) {
+                Ok(v4) => IpAddr::V4(Ipv4Addr::from(v4)),
+                Err(_) => {
+                    let mut v6 = [0u8; 16];
+                    v6.copy_from_slice(ip);
+                    IpAddr::V6(Ipv6Addr::from(v6))
+                }
+            };
+            SocketAddr::new(ip, port)
+        })
+        .collect())
+}
+
+#[derive(Default)]
+struct Fields<'a> {
+    c: Option<&'a [u8]>,
+    c6: Option<&'a [u8]>,
+    f: Option<&'a [u8]>,
+    h: Option<&'a [u8]>,
+    id: Option<&'a [u8]>,
+    k: Option<i64>,
+    m: Option<&'a [u8]>,
+    n: Option<i64>,
+    p: Option<&'a [u8]>,
+    to: Option<&'a [u8]>,
+    u: Option<&'a [u8]>,
+}
+
+impl<'a> Fields<'a> {
+    fn read(args: &'a [u8]) -> Result<Fields<'a>, SignalError> {
+        const BENCODE: SignalError = SignalError::Malformed("bencode");
+        let mut decoder = Decoder::new(args).with_max_depth(4);
+        let mut fields = Fields::default();
+        {
+            let Ok(Some(Object::Dict(mut dict))) = decoder.next_object() else {
+                return Err(BENCODE);
+            };
+            while let Some((key, value)) = dict.next_pair().map_err(|_| BENCODE)? {
+                let bytes = |v: Object<'_, 'a>| match v {
+                    Object::Bytes(b) => Ok(b),
+                    _ => Err(SignalError::Malformed("type")),
+                };
+                let int = |v: Object<'_, 'a>| match v {
+                    Object::Integer(text) => text
+                        .parse::<i64>()
+                        .map_err(|_| SignalError::Malformed("integer")),
+                    _ => Err(SignalError::Malformed("type")),
+                };
+                match key {
+                    b"c" => fields.c = Some(bytes(value)?),
+                    b"c6" => fields.c6 = Some(bytes(value)?),
+                    b"f" => fields.f = Some(bytes(value)?),
+                    b"h" => fields.h = Some(bytes(value)?),
+                    b"id" => fields.id = Some(bytes(value)?),
+                    b"k" => fields.k = Some(int(value)?),
+                    b"m" => fields.m = Some(bytes(value)?),
+                    b"n" => fields.n = Some(int(value)?),
+                    b"p" => fields.p = Some(bytes(value)?),
+                    b"to" => fields.to = Some(bytes(value)?),
+                    b"u" => fields.u = Some(bytes(value)?),
+                    // Strict on purpose: the MAC covers the fields we understand, so an
+                    // unknown key would ride along unauthenticated. A new version of the
+                    // format takes a new method name instead.
+                    _ => return Err(SignalError::Malformed("unknown key")),
+                }
+            }
+        }
+        match decoder.next_object() {
+            Ok(None) => Ok(fields),
+            _ => Err(BENCODE),
+        }
+    }
+}
+
+/// Sequence numbers accepted below the highest seen, per member (a sliding window).
+pub const REPLAY_WINDOW: u64 = 64;
+/// Members tracked at most; the least recently heard is forgotten first.
+pub const MAX_TRACKED_MEMBERS: usize = 256;
+
+/// Anti-replay state: per sender member id, the highest sequence number seen and a
+/// bitmap of the [`REPLAY_WINDOW`] below it (as IPsec does).
+#[derive(Debug, Default)]
+pub struct ReplayGuard {
+    members: BTreeMap<MemberId, (u64, u64, Instant)>,
+}
+
+impl ReplayGuard {
+    /// No member heard yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Accepts `seq` from `member` once; refuses repeats and anything older than the
+    /// window. Call only for authenticated messages (or a forger could fill the table).
+    pub fn check(&mut self, member: MemberId, seq: u64, now: Instant) -> Result<(), SignalError> {
+        if !self.members.contains_key(&member) && self.members.len() >= MAX_TRACKED_MEMBERS {
+            if let Some(oldest) = self
+                .members
+                .iter()
+                .min_by_key(|(_, v)| v.2)
+                .map(|(k, _)| *k)
+            {
+                self.members.remove(&oldest);
+            }
+        }
+        let entry = self.members.entry(member).or_insert((0, 0, now));
+        let (highest, window, heard) = entry;
+        *heard = now;
+        if *window == 0 && *highest == 0 {
+            // First message from this member.
+            *highest = seq;
+            *window = 1;
+            return Ok(());
+        }
+        if seq > *highest {
+            let shift = seq - *highest;
+            *window = if shift >= REPLAY_WINDOW {
+                1
+            } else {
+                (*window << shift) | 1
+            };
+            *highest = seq;
+            return Ok(());
+        }
+        let age = *highest - seq;
+        if age >= REPLAY_WINDOW || *window & (1 << age) != 0 {
+            return Err(SignalError::Replayed);
+        }
+        *window |= 1 << age;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "signal_tests.rs"]
+mod tests;

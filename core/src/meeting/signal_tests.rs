@@ -1,0 +1,177 @@
+use super::*;
+use crate::meeting::keys::MeetingKeys;
+use quickcheck::QuickCheck;
+
+fn key() -> [u8; 32] {
+    MeetingKeys::derive("correct-horse-battery-staple").signaling
+}
+
+fn params_signal() -> Signal {
+    Signal {
+        node_id: NodeId([0x11; 20]),
+        from: MemberId([1, 2, 3, 4, 5, 6, 7, 8]),
+        to: None,
+        seq: 1,
+        body: SignalBody::Params(SessionParams {
+            ufrag: b"abcd".to_vec(),
+            pwd: b"0123456789abcdefghijkl".to_vec(),
+            fingerprint: [0xAB; 32],
+            candidates: vec![
+                "192.0.2.1:4000".parse().unwrap(),
+                "[2001:db8::1]:4000".parse().unwrap(),
+            ],
+        }),
+    }
+}
+
+const ME: MemberId = MemberId([9; 8]);
+
+#[test]
+fn params_and_bye_round_trip_under_the_meeting_key() {
+    let s = params_signal();
+    let args = s.encode_args(&key());
+    assert!(args.len() < 250, "{} bytes", args.len());
+    assert_eq!(Signal::decode_args(&args, &key(), ME), Ok(s.clone()));
+    let bye = Signal {
+        body: SignalBody::Bye,
+        to: Some(ME),
+        seq: 2,
+        ..s
+    };
+    assert_eq!(
+        Signal::decode_args(&bye.encode_args(&key()), &key(), ME),
+        Ok(bye)
+    );
+}
+
+#[test]
+fn a_non_member_cannot_forge_or_alter_a_message() {
+    let args = params_signal().encode_args(&key());
+    let outsider = MeetingKeys::derive("correct-horse-battery-stapler").signaling;
+    assert_eq!(
+        Signal::decode_args(&args, &outsider, ME),
+        Err(SignalError::BadMac)
+    );
+    assert_eq!(
+        Signal::decode_args(&params_signal().encode_args(&outsider), &key(), ME),
+        Err(SignalError::BadMac)
+    );
+    // Every single-byte change is refused (as malformed or unauthenticated), never a panic.
+    for i in 0..args.len() {
+        for flip in [0x01u8, 0x80] {
+            let mut bad = args.clone();
+            bad[i] ^= flip;
+            assert!(
+                Signal::decode_args(&bad, &key(), ME).is_err(),
+                "byte {i} ^ {flip:#x} accepted"
+            );
+        }
+    }
+    // Truncations too.
+    for len in 0..args.len() {
+        assert!(Signal::decode_args(&args[..len], &key(), ME).is_err());
+    }
+}
+
+#[test]
+fn an_extra_key_is_refused() {
+    let args = params_signal().encode_args(&key());
+    // Insert "1:zi1e" before the final 'e': a well-formed, sorted, unknown key.
+    let mut extra = args[..args.len() - 1].to_vec();
+    extra.extend_from_slice(b"1:zi1ee");
+    assert_eq!(
+        Signal::decode_args(&extra, &key(), ME),
+        Err(SignalError::Malformed("unknown key"))
+    );
+}
+
+#[test]
+fn a_message_for_another_member_is_refused() {
+    let s = Signal {
+        to: Some(MemberId([7; 8])),
+        ..params_signal()
+    };
+    assert_eq!(
+        Signal::decode_args(&s.encode_args(&key()), &key(), ME),
+        Err(SignalError::NotForUs)
+    );
+}
+
+#[test]
+fn replays_and_stale_messages_are_refused_reordering_within_the_window_is_not() {
+    let now = crate::test_clock::start();
+    let mut g = ReplayGuard::new();
+    let m = MemberId([1; 8]);
+    assert_eq!(g.check(m, 10, now), Ok(()));
+    assert_eq!(g.check(m, 10, now), Err(SignalError::Replayed));
+    assert_eq!(g.check(m, 12, now), Ok(()));
+    assert_eq!(g.check(m, 11, now), Ok(()), "late but new");
+    assert_eq!(g.check(m, 11, now), Err(SignalError::Replayed));
+    assert_eq!(g.check(m, 12 + REPLAY_WINDOW, now), Ok(()));
+    assert_eq!(
+        g.check(m, 12, now),
+        Err(SignalError::Replayed),
+        "fell out of the window"
+    );
+    assert_eq!(g.check(MemberId([2; 8]), 10, now), Ok(()), "per member");
+}
+
+#[test]
+fn the_replay_table_is_bounded() {
+    let start = crate::test_clock::start();
+    let mut g = ReplayGuard::new();
+    for i in 0..(MAX_TRACKED_MEMBERS as u64 + 10) {
+        let now = start + std::time::Duration::from_millis(i);
+        g.check(MemberId(i.to_be_bytes()), 1, now).unwrap();
+    }
+    assert_eq!(g.members.len(), MAX_TRACKED_MEMBERS);
+}
+
+#[test]
+fn malformed_arguments_are_refused_with_the_field_named() {
+    let k = key();
+    assert_eq!(
+        Signal::decode_args(b"le", &k, ME),
+        Err(SignalError::Malformed("bencode"))
+    );
+    assert_eq!(
+        Signal::decode_args(b"d1:ki1ee", &k, ME),
+        Err(SignalError::Malformed("h"))
+    );
+    assert_eq!(
+        Signal::decode_args(b"d1:hi1ee", &k, ME),
+        Err(SignalError::Malformed("type"))
+    );
+    assert_eq!(
+        Signal::decode_args(b"d1:ki1eetrailing", &k, ME),
+        Err(SignalError::Malformed("bencode"))
+    );
+}
+
+/// The test vector published in docs/PROTOCOL.md.
+#[test]
+fn signaling_test_vector() {
+    let args = params_signal().encode_args(&key());
+    let hex: String = args.iter().map(|b| format!("{b:02x}")).collect();
+    let h_at = args.windows(6).position(|w| w == b"1:h16:").expect("h key") + 6;
+    let mac_hex: String = args[h_at..h_at + MAC_LEN]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(mac_hex, SIGNAL_MAC_VECTOR, "whole args: {hex}");
+}
+
+const SIGNAL_MAC_VECTOR: &str = "cd66a00fbc9951f1029bfbd03e8c65da";
+
+#[test]
+fn prop_arbitrary_arguments_never_panic_or_authenticate() {
+    fn prop(bytes: Vec<u8>) -> bool {
+        let mut with_dict = b"d".to_vec();
+        with_dict.extend_from_slice(&bytes);
+        Signal::decode_args(&bytes, &key(), ME).is_err()
+            && Signal::decode_args(&with_dict, &key(), ME).is_err()
+    }
+    QuickCheck::new()
+        .tests(2000)
+        .quickcheck(prop as fn(Vec<u8>) -> bool);
+}
