@@ -60,6 +60,9 @@ impl<M: SansIo> Net<M> {
         mut stop: impl FnMut(&[(SocketAddr, M::Event)]) -> bool,
     ) {
         let end = self.now + until;
+        // A machine whose timeout stays due after `handle_timeout` would make a runtime
+        // spin; here it fails the test instead of hanging it.
+        let mut same_instant = 0u32;
         loop {
             self.drain();
             if stop(&self.events) {
@@ -78,6 +81,16 @@ impl<M: SansIo> Net<M> {
                 self.now = end;
                 return;
             }
+            same_instant = if next <= self.now {
+                same_instant + 1
+            } else {
+                0
+            };
+            assert!(
+                same_instant < 100_000,
+                "a machine keeps asking to be woken at {:?}: it spins",
+                self.now
+            );
             self.now = self.now.max(next);
             let now = self.now;
             let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)

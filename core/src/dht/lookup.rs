@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::id::{InfoHash, NodeId};
+use super::id::{Distance, InfoHash, NodeId};
 use super::krpc::CompactNode;
 
 /// Candidates a lookup keeps (closest first); farther ones are forgotten.
@@ -63,6 +63,11 @@ pub struct Lookup {
     pub(crate) peers: Vec<SocketAddr>,
     k: usize,
     alpha: usize,
+    /// The closest candidate's distance when the latest response came in.
+    closest_before_response: Option<Distance>,
+    /// The latest response brought nobody closer than the closest already seen: ask all
+    /// of the k closest not yet asked at once (Kademlia §2.3), not just α.
+    stalled: bool,
 }
 
 impl Lookup {
@@ -86,6 +91,8 @@ impl Lookup {
             peers: Vec::new(),
             k,
             alpha,
+            closest_before_response: None,
+            stalled: false,
         };
         for addr in bootstrap {
             if lookup.seen.insert(*addr) {
@@ -174,9 +181,24 @@ impl Lookup {
             .map(|(i, _)| i)
     }
 
-    /// The next node to ask, if α are not already in flight; marks it in flight.
+    /// The distance of the closest candidate with a known id that has not failed.
+    fn closest_distance(&self) -> Option<Distance> {
+        self.candidates
+            .iter()
+            .filter(|c| c.state != CandidateState::Failed)
+            .find_map(|c| c.id)
+            .map(|id| self.target.distance(&id))
+    }
+
+    /// The next node to ask, if α (k once the lookup has stalled) are not already in
+    /// flight; marks it in flight.
     pub(crate) fn next_query(&mut self) -> Option<(Option<NodeId>, SocketAddr)> {
-        if self.in_flight() >= self.alpha {
+        if let Some(before) = self.closest_before_response.take() {
+            // The response's nodes have been added since: did they bring anyone closer?
+            self.stalled = self.closest_distance() >= Some(before);
+        }
+        let limit = if self.stalled { self.k } else { self.alpha };
+        if self.in_flight() >= limit {
             return None;
         }
         let next = self
@@ -193,6 +215,7 @@ impl Lookup {
         let Some(pos) = self.candidates.iter().position(|c| c.addr == addr) else {
             return;
         };
+        self.closest_before_response = self.closest_distance();
         let mut c = self.candidates.remove(pos);
         c.id = Some(id);
         c.state = CandidateState::Responded { token };
@@ -313,6 +336,41 @@ mod tests {
         l.on_failure(node(0x44).addr);
         assert!(l.is_done(), "nothing left to ask");
         assert_eq!(l.closest_responded().len(), 1);
+    }
+
+    #[test]
+    fn a_response_with_nobody_closer_releases_all_k_closest_at_once() {
+        let now = crate::test_clock::start();
+        let seeds: Vec<_> = [0x80, 0x40, 0x20, 0x10, 0x08, 0x04].map(node).to_vec();
+        let mut l = Lookup::new(
+            NodeId([0; 20]),
+            LookupKind::FindNode,
+            &seeds,
+            &[],
+            8,
+            3,
+            now,
+        );
+        let first: Vec<_> = std::iter::from_fn(|| l.next_query()).collect();
+        assert_eq!(first.len(), 3, "α at a time while making progress");
+        // An answer that brings a closer node: still α.
+        l.on_response(node(0x04).addr, node(0x04).id, None);
+        l.add_nodes(&[node(0x02)]);
+        let next: Vec<_> = std::iter::from_fn(|| l.next_query()).collect();
+        assert_eq!(
+            next.iter().map(|a| a.1).collect::<Vec<_>>(),
+            [node(0x02).addr]
+        );
+        // An answer with nobody closer than 0x02: every remaining one of the k closest
+        // goes out at once (Kademlia §2.3), not α.
+        l.on_response(node(0x08).addr, node(0x08).id, None);
+        l.add_nodes(&[node(0x03)]);
+        let rest: Vec<_> = std::iter::from_fn(|| l.next_query()).collect();
+        assert_eq!(
+            rest.iter().map(|a| a.1).collect::<Vec<_>>(),
+            [0x03, 0x20, 0x40, 0x80].map(|b| node(b).addr)
+        );
+        assert_eq!(l.rpcs, 8);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! table, the node that answers queries, and iterative lookups.
 
 pub mod bep42;
+mod extension;
 mod flood;
 mod id;
 pub mod krpc;
@@ -13,6 +14,7 @@ mod server;
 pub mod token;
 mod topic;
 
+pub use extension::MAX_EXTENSIONS;
 pub use id::{Distance, InfoHash, NodeId, ParseIdError};
 pub use lookup::{LookupId, LookupKind};
 pub use node::{

@@ -177,6 +177,15 @@ pub enum DhtEvent {
     },
     /// A lookup finished.
     LookupDone(LookupSummary),
+    /// A query of a registered extension method arrived (and was acknowledged).
+    ExtensionQuery {
+        /// Where it came from.
+        from: SocketAddr,
+        /// The method.
+        method: Vec<u8>,
+        /// The raw bencoded `a` dictionary.
+        args: Vec<u8>,
+    },
 }
 
 /// Counters of the DHT's traffic and of what it dropped.
@@ -213,10 +222,12 @@ pub struct DhtStats {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Purpose {
+pub(super) enum Purpose {
     Lookup(LookupId),
     Announce(LookupId),
     Ping,
+    /// An extension query (meeting signaling): fire and forget, retransmitted once.
+    Extension,
 }
 
 #[derive(Debug)]
@@ -242,7 +253,15 @@ struct Topic {
     kind: LookupKind,
     next_at: Instant,
     running: Option<LookupId>,
+    /// Rounds finished. The first few come quickly: members who join at the same moment
+    /// look up before each other's announces are stored, and would otherwise wait a
+    /// whole refresh interval to meet.
+    rounds: u32,
 }
+
+/// Rounds of a new topic that follow each other after a fifteenth of the refresh interval
+/// (2 s by default).
+const QUICK_ROUNDS: u32 = 3;
 
 /// The Mainline DHT node.
 #[derive(Debug)]
@@ -268,7 +287,9 @@ pub struct Dht {
     next_maintenance: Instant,
     external: Option<SocketAddr>,
     pub(super) transmits: VecDeque<Transmit>,
-    events: VecDeque<DhtEvent>,
+    pub(super) events: VecDeque<DhtEvent>,
+    /// Extension methods answered with an acknowledgement and reported as events.
+    pub(super) extensions: Vec<Vec<u8>>,
     pub(super) stats: DhtStats,
 }
 
@@ -305,6 +326,7 @@ impl Dht {
             external: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            extensions: Vec::new(),
             stats: DhtStats::default(),
         };
         dht.bootstrap();
@@ -413,6 +435,7 @@ impl Dht {
                 kind,
                 next_at: self.now,
                 running: None,
+                rounds: 0,
             });
         }
         self.run_due_topics();
@@ -541,6 +564,7 @@ impl Dht {
                 self.events.push_back(DhtEvent::Ready {
                     nodes: self.routing_table_size(),
                 });
+                self.refresh_sparse_buckets();
             } else {
                 self.events.push_back(DhtEvent::BootstrapFailed);
                 self.bootstrap_retry_at = Some(self.now + self.config.bootstrap_retry);
@@ -579,6 +603,21 @@ impl Dht {
         }
     }
 
+    /// After bootstrap: look up a random id in every bucket farther than our closest
+    /// neighbours that is not full (Kademlia's join), at most [`MAX_LOOKUPS`] / 4 of them.
+    fn refresh_sparse_buckets(&mut self) {
+        let rng = &mut self.rng;
+        let mut targets = self.table4.sparse_buckets(|| {
+            let mut b = [0u8; 20];
+            rng.fill_bytes(&mut b);
+            b
+        });
+        targets.truncate(MAX_LOOKUPS / 4);
+        for target in targets {
+            let _ = self.start_lookup(target, LookupKind::FindNode);
+        }
+    }
+
     fn announce_answered(&mut self, id: LookupId, acknowledged: bool) {
         let Some(a) = self.announcing.get_mut(&id) else {
             return;
@@ -600,7 +639,13 @@ impl Dht {
         let now = self.now;
         for t in self.topics.iter_mut().filter(|t| t.running == Some(id)) {
             t.running = None;
-            t.next_at = now + interval;
+            t.rounds += 1;
+            t.next_at = now
+                + if t.rounds < QUICK_ROUNDS {
+                    interval / 15
+                } else {
+                    interval
+                };
         }
     }
 
@@ -632,7 +677,7 @@ impl Dht {
     }
 
     /// Builds and sends a query; false if it could not be sent (too many pending).
-    fn send_query(
+    pub(super) fn send_query(
         &mut self,
         to: SocketAddr,
         id: Option<NodeId>,
@@ -748,12 +793,19 @@ impl Dht {
     fn on_answer(&mut self, purpose: Purpose, remote: SocketAddr, id: NodeId, response: Response) {
         match purpose {
             Purpose::Lookup(lid) => {
+                let own = self.id;
                 let Some(lookup) = self.lookups.get_mut(&lid) else {
                     return;
                 };
                 lookup.on_response(remote, id, response.token);
-                lookup.add_nodes(&response.nodes);
-                lookup.add_nodes(&response.nodes6);
+                // Never ourselves: implementations that do not leave the querier out of
+                // `nodes` (bittorrent-dht) hand us our own id, and querying and announcing
+                // to ourselves would take one of the k places from a real node.
+                let others = |nodes: &[CompactNode]| -> Vec<CompactNode> {
+                    nodes.iter().filter(|n| n.id != own).copied().collect()
+                };
+                lookup.add_nodes(&others(&response.nodes));
+                lookup.add_nodes(&others(&response.nodes6));
                 let new = lookup.add_peers(&response.values);
                 let info_hash = lookup.info_hash();
                 if !new.is_empty() {
@@ -766,7 +818,7 @@ impl Dht {
                 self.drive(lid);
             }
             Purpose::Announce(lid) => self.announce_answered(lid, true),
-            Purpose::Ping => {}
+            Purpose::Ping | Purpose::Extension => {}
         }
     }
 
@@ -779,7 +831,7 @@ impl Dht {
                 }
             }
             Purpose::Announce(lid) => self.announce_answered(lid, false),
-            Purpose::Ping => {}
+            Purpose::Ping | Purpose::Extension => {}
         }
     }
 
@@ -858,10 +910,12 @@ impl Dht {
 
     fn next_event_time(&self) -> Instant {
         let pending = self.pending.values().map(|p| p.deadline).min();
+        // Topics wait for the bootstrap (`run_due_topics` starts nothing before it): a
+        // due topic must not make the owner spin until then.
         let topics = self
             .topics
             .iter()
-            .filter(|t| t.running.is_none())
+            .filter(|t| self.ready && t.running.is_none())
             .map(|t| t.next_at)
             .min();
         [

@@ -189,10 +189,9 @@ fn a_watched_topic_is_reannounced_every_refresh_interval() {
             *a == addr(3) && matches!(e, DhtEvent::LookupDone(s) if s.target == NodeId(hash(3).0))
         })
         .count();
-    assert_eq!(
-        rounds, 4,
-        "at 0, 30, 60 and 90 s (plus lookup time); seed {seed}"
-    );
+    // Three quick rounds 2 s apart (QUICK_ROUNDS), then every 30 s: at about 0, 2, 4,
+    // 34 and 64 s (plus lookup time), and 94 s.
+    assert_eq!(rounds, 6, "seed {seed}");
 }
 
 /// Sends `msg` to `dht` from `from` and returns the decoded replies.
@@ -404,6 +403,73 @@ fn replies_from_strangers_and_unsolicited_replies_are_dropped() {
     // A replay of the same answer is now unknown.
     dht.handle_datagram(now, addr(0), addr(1), &reply.encode());
     assert_eq!(dht.stats().dropped_unknown_transaction, 2);
+}
+
+#[test]
+fn a_lookup_skips_our_own_id_when_a_responder_returns_it() {
+    // bittorrent-dht's `nodes` can hold the querier itself; we must neither query nor
+    // announce to ourselves, nor count ourselves among the k closest.
+    let now = test_clock::start();
+    let config = DhtConfig {
+        bootstrap: vec![addr(1)],
+        ..DhtConfig::default()
+    };
+    let mut dht = Dht::new(config, Seed::from_u64(3), now).unwrap();
+    while dht.poll_transmit().is_some() {}
+    dht.announce(hash(7), None, now).unwrap();
+    let sent = dht
+        .poll_transmit()
+        .expect("a get_peers to the bootstrap node");
+    let q = Message::decode(&sent.contents).unwrap();
+    let ourselves = CompactNode {
+        id: dht.id(),
+        addr: addr(50),
+    };
+    let other = CompactNode {
+        id: NodeId([0x77; 20]),
+        addr: addr(51),
+    };
+    let reply = Message {
+        transaction_id: q.transaction_id,
+        version: None,
+        read_only: false,
+        ip: None,
+        body: Body::Response {
+            id: NodeId([9; 20]),
+            response: Response {
+                nodes: vec![ourselves, other],
+                token: Some(b"tok".to_vec()),
+                ..Response::default()
+            },
+        },
+    };
+    dht.handle_datagram(now, addr(0), addr(1), &reply.encode());
+    let destinations: Vec<SocketAddr> = std::iter::from_fn(|| dht.poll_transmit())
+        .map(|t| t.destination)
+        .collect();
+    assert!(destinations.contains(&other.addr), "{destinations:?}");
+    assert!(
+        !destinations.contains(&ourselves.addr),
+        "queried ourselves: {destinations:?}"
+    );
+    // Let the other node time out: the lookup ends with the bootstrap node alone.
+    dht.handle_timeout(now + Duration::from_secs(10));
+    dht.handle_timeout(now + Duration::from_secs(20));
+    let announced_to: Vec<SocketAddr> = std::iter::from_fn(|| dht.poll_transmit())
+        .filter(|t| {
+            Message::decode(&t.contents).is_ok_and(|m| {
+                matches!(
+                    m.body,
+                    Body::Query {
+                        query: Query::AnnouncePeer { .. },
+                        ..
+                    }
+                )
+            })
+        })
+        .map(|t| t.destination)
+        .collect();
+    assert_eq!(announced_to, [addr(1)]);
 }
 
 #[test]

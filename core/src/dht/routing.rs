@@ -246,6 +246,22 @@ impl RoutingTable {
         self.buckets.push(next);
     }
 
+    /// Whether a node with this id that answered now would enter a bucket (room, a bad
+    /// node to replace, or a split to make), rather than only the replacement cache.
+    pub fn has_room_for(&self, id: &NodeId, now: Instant) -> bool {
+        if *id == self.own_id {
+            return false;
+        }
+        let index = self.bucket_index(id);
+        let bucket = &self.buckets[index];
+        bucket.nodes.len() < K
+            || bucket
+                .nodes
+                .iter()
+                .any(|e| e.status(now) == NodeStatus::Bad)
+            || (index == self.buckets.len() - 1 && self.buckets.len() < MAX_BUCKETS)
+    }
+
     /// A node in the table (having answered before) sent us a query: it stays good.
     pub fn on_query(&mut self, id: &NodeId, addr: SocketAddr, now: Instant) -> bool {
         let index = self.bucket_index(id);
@@ -326,6 +342,21 @@ impl RoutingTable {
             .collect()
     }
 
+    /// Buckets that are not full, except the last (the one around our own id, which the
+    /// bootstrap lookup of our own id has just filled): for each, a random id in its range
+    /// to look up. Kademlia's join ends with this refresh ("refreshes all k-buckets further
+    /// away than its closest neighbor"), so that a new node knows nodes at every distance
+    /// and its lookups take few hops. `random` supplies 20 random bytes per bucket.
+    pub fn sparse_buckets(&self, mut random: impl FnMut() -> [u8; 20]) -> Vec<NodeId> {
+        let last = self.buckets.len() - 1;
+        self.buckets[..last]
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.nodes.len() < K)
+            .map(|(i, _)| self.random_id_in_bucket(i, false, random()))
+            .collect()
+    }
+
     /// Marks every bucket as changed at `now` (after a refresh was started for them).
     pub fn touch_all(&mut self, now: Instant) {
         for b in &mut self.buckets {
@@ -366,3 +397,82 @@ pub fn is_routable(addr: SocketAddr) -> bool {
 #[cfg(test)]
 #[path = "routing_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod join_refresh_tests {
+    use super::*;
+
+    fn node(id: [u8; 20], i: u8) -> CompactNode {
+        CompactNode {
+            id: NodeId(id),
+            addr: SocketAddr::from(([10, 9, 0, i], 6881)),
+        }
+    }
+
+    #[test]
+    fn sparse_buckets_name_every_bucket_but_the_last_that_is_not_full() {
+        let now = crate::test_clock::start();
+        let mut t = RoutingTable::new(NodeId([0; 20]), false, now);
+        // Nine nodes in the far half force a split: bucket 0 (far) holds 8 of them...
+        for i in 0..9u8 {
+            let mut id = [0u8; 20];
+            id[0] = 0x80 | i;
+            t.on_response(node(id, i), now);
+        }
+        // ...and nine nodes very close to us split the last bucket down to them.
+        for i in 1..=9u8 {
+            let mut id = [0u8; 20];
+            id[19] = i;
+            t.on_response(node(id, 100 + i), now);
+        }
+        let mut n = 0u8;
+        let targets = t.sparse_buckets(|| {
+            n += 1;
+            [n; 20]
+        });
+        let last = t.bucket_count() - 1;
+        assert!(last > 100, "{last} buckets");
+        // Bucket 0 is full (8 of the 9 far nodes): not refreshed; the others below the
+        // last are empty: refreshed, each with an id in its own range.
+        assert_eq!(targets.len(), last - 1);
+        for (target, bucket) in targets.iter().zip(1..) {
+            assert_eq!(NodeId([0; 20]).common_prefix_len(target), bucket);
+        }
+    }
+
+    #[test]
+    fn room_for_a_querier_only_where_it_could_enter_a_bucket() {
+        let now = crate::test_clock::start();
+        let own = NodeId([0; 20]);
+        let mut t = RoutingTable::new(own, false, now);
+        assert!(!t.has_room_for(&own, now), "never ourselves");
+        for i in 0..8u8 {
+            let mut id = [0u8; 20];
+            id[0] = 0x80 | i;
+            t.on_response(node(id, i), now);
+        }
+        let mut far = [0u8; 20];
+        far[0] = 0xff;
+        assert!(
+            t.has_room_for(&NodeId(far), now),
+            "the full last bucket can split"
+        );
+        let mut near = [0u8; 20];
+        near[0] = 0x01;
+        t.on_response(node(near, 50), now); // splits: the far half is now bucket 0
+        assert!(
+            !t.has_room_for(&NodeId(far), now),
+            "bucket 0 is full of good nodes"
+        );
+        let mut other_near = [0u8; 20];
+        other_near[0] = 0x02;
+        assert!(t.has_room_for(&NodeId(other_near), now));
+        // A far node that turns bad makes room again.
+        let mut bad = [0u8; 20];
+        bad[0] = 0x80;
+        for _ in 0..MAX_FAILURES {
+            t.on_timeout(&NodeId(bad), node(bad, 0).addr, now);
+        }
+        assert!(t.has_room_for(&NodeId(far), now));
+    }
+}

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use super::bep42;
 use super::id::NodeId;
 use super::krpc::{Body, CompactNode, DecodeError, Message, Query, Response, Want, error_code};
-use super::node::{Dht, MAX_PING_QUEUE};
+use super::node::{Dht, DhtEvent, MAX_PING_QUEUE};
 use crate::transmit::Transmit;
 
 impl Dht {
@@ -91,9 +91,18 @@ impl Dht {
                 }
                 Response::default()
             }
-            Query::Other { .. } => {
-                self.send_error(remote, t, error_code::METHOD_UNKNOWN, "Method Unknown");
-                return;
+            Query::Other { method, args } => {
+                if !self.extensions.contains(&method) {
+                    self.send_error(remote, t, error_code::METHOD_UNKNOWN, "Method Unknown");
+                    return;
+                }
+                // A registered extension: acknowledged here, judged by its owner.
+                self.events.push_back(DhtEvent::ExtensionQuery {
+                    from: remote,
+                    method,
+                    args,
+                });
+                Response::default()
             }
         };
         let reply = Message {
@@ -122,7 +131,12 @@ impl Dht {
             return;
         }
         let now = self.now;
-        if !self.table_for(remote).on_query(&id, remote, now)
+        // Only ping a querier that could enter a bucket: one bound for a full bucket would
+        // only be cached, and two such nodes would ping each other for ever (each ping is
+        // a query from an unknown node).
+        let table = self.table_for(remote);
+        if !table.on_query(&id, remote, now)
+            && table.has_room_for(&id, now)
             && self.ping_queue.len() < MAX_PING_QUEUE
             && !self.ping_queue.contains(&remote)
         {

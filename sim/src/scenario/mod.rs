@@ -20,6 +20,7 @@ use crate::link::LinkConfig;
 use crate::topology::TopologyError;
 use crate::trace::TraceHash;
 
+pub mod dht;
 pub mod stun;
 
 /// The scenarios' STUN servers.
@@ -63,6 +64,9 @@ pub enum ScenarioError {
     /// A node refused its configuration.
     #[error("node configuration: {0}")]
     Node(#[from] dhtmeet_core::ConfigError),
+    /// The `dht` scenario's settings are invalid.
+    #[error("{0}")]
+    DhtConfig(#[from] dht::DhtSimConfigError),
     /// The pcap capture could not be written.
     #[error("writing the pcap capture: {0}")]
     Pcap(#[from] std::io::Error),
