@@ -93,7 +93,7 @@ mod transmit;
 pub mod fuzz;
 
 pub use demux::PacketKind;
-pub use node::{ConfigError, Event, Health, Node, NodeConfig, NodeStats};
+pub use node::{ConfigError, Event, Health, JoinError, Node, NodeConfig, NodeStats, PeerHealth};
 pub use seed::{Rng, Seed};
 pub use transmit::{SansIo, Transmit, canonical_remote, socket_destination};
 

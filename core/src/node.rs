@@ -8,7 +8,16 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::demux::PacketKind;
-use crate::dht::{Dht, DhtConfig, DhtConfigError, DhtEvent, DhtStats, InfoHash, LookupSummary};
+use crate::dht::{
+    Dht, DhtConfig, DhtConfigError, DhtError, DhtEvent, DhtStats, InfoHash, LookupKind,
+    LookupSummary,
+};
+use crate::meeting::code::{self, CodeError, CodeStrength};
+use crate::meeting::keys::MeetingKeys;
+use crate::meeting::signal::{self, MemberId};
+use crate::meeting::{
+    DisconnectReason, Meeting, MeetingConfig, MeetingEvent, MeetingStats, PeerGone, SendError,
+};
 use crate::seed::Seed;
 use crate::stun::wire::{Class, Message};
 use crate::stun::{
@@ -27,6 +36,12 @@ pub struct NodeConfig {
     pub stun: StunConfig,
     /// The Mainline DHT; `None` runs no DHT (KRPC datagrams are then dropped).
     pub dht: Option<DhtConfig>,
+    /// Meetings: sessions, reconnection, limits.
+    pub meeting: MeetingConfig,
+    /// The socket's own address, our ICE host candidate. A runtime whose socket is bound
+    /// to a specific address can leave this `None`: the node learns it from the `local`
+    /// argument of `handle_datagram`.
+    pub local_addr: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -37,6 +52,8 @@ impl NodeConfig {
             seed,
             stun: StunConfig::default(),
             dht: Some(DhtConfig::default()),
+            meeting: MeetingConfig::default(),
+            local_addr: None,
         }
     }
 }
@@ -50,6 +67,27 @@ pub enum ConfigError {
     /// The DHT settings are invalid.
     #[error("invalid DHT settings: {0}")]
     Dht(#[from] DhtConfigError),
+}
+
+/// Why [`Node::join`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    /// The code is empty, mistyped or too weak.
+    #[error(transparent)]
+    Code(#[from] CodeError),
+    /// The node runs no DHT, so it cannot find anyone.
+    #[error("meetings need the DHT, and this node runs none")]
+    NoDht,
+    /// The node is already in a meeting (leave it first).
+    #[error("already in a meeting")]
+    AlreadyJoined,
+    /// The socket's address is not known yet (set `NodeConfig::local_addr`, or bind the
+    /// socket to a specific address).
+    #[error("the node does not know its socket address yet")]
+    NoLocalAddress,
+    /// The DHT refused to watch the topic.
+    #[error(transparent)]
+    Dht(#[from] DhtError),
 }
 
 /// What a node tells its application. New kinds of events arrive as the protocol grows:
@@ -77,6 +115,51 @@ pub enum Event {
     },
     /// A DHT lookup (or announce) finished.
     LookupDone(LookupSummary),
+    /// The DHT gave an address under our meeting's topic that we had not seen.
+    PeerDiscovered {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// A member answered our signaling; a session to it is being set up.
+    PeerConnecting {
+        /// The member.
+        member: MemberId,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// The data channel to a member is open.
+    PeerConnected {
+        /// The member.
+        member: MemberId,
+    },
+    /// The session to a member failed; another attempt follows.
+    PeerReconnecting {
+        /// The member.
+        member: MemberId,
+        /// Why the session failed.
+        reason: DisconnectReason,
+        /// The attempt that follows (1-based).
+        attempt: u32,
+    },
+    /// A member is gone.
+    PeerDisconnected {
+        /// The member.
+        member: MemberId,
+        /// Why.
+        reason: PeerGone,
+    },
+    /// A whole message from a member.
+    Message {
+        /// The sender.
+        member: MemberId,
+        /// The message.
+        data: Vec<u8>,
+    },
+    /// A member's send queue has room again.
+    Writable {
+        /// The member.
+        member: MemberId,
+    },
 }
 
 /// Counters of everything the node received and dropped.
@@ -100,10 +183,31 @@ pub struct NodeStats {
     pub stun_server: ServerStats,
     /// The DHT's counters.
     pub dht: DhtStats,
+    /// The meeting's signaling counters.
+    pub meeting: MeetingStats,
+    /// Application bytes sent to members (sessions that are still open).
+    pub bytes_sent: u64,
+    /// Application bytes received from members (sessions that are still open).
+    pub bytes_received: u64,
+    /// Application messages sent to members (sessions that are still open).
+    pub messages_sent: u64,
+    /// Application messages received from members (sessions that are still open).
+    pub messages_received: u64,
+}
+
+/// One connected member in a health snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerHealth {
+    /// The member.
+    pub member: MemberId,
+    /// The ICE round-trip time, if measured.
+    pub rtt: Option<std::time::Duration>,
+    /// Application bytes sent to it and received from it.
+    pub bytes: (u64, u64),
 }
 
 /// A snapshot of the node's health.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Health {
     /// Always `true` once constructed (the config was valid).
     pub initialised: bool,
@@ -117,6 +221,8 @@ pub struct Health {
     pub dht_ready: bool,
     /// Nodes in the DHT routing table.
     pub routing_table_size: usize,
+    /// Members with an open data channel.
+    pub peers: Vec<PeerHealth>,
     /// Traffic counters.
     pub stats: NodeStats,
 }
@@ -129,6 +235,11 @@ pub struct Node {
     stun_server: BindingServer,
     latest_report: Option<StunReport>,
     stun_reachable: bool,
+    meeting: Option<Meeting>,
+    meeting_config: MeetingConfig,
+    seed: Seed,
+    local: Option<SocketAddr>,
+    now: Instant,
     events: VecDeque<Event>,
     stats: NodeStats,
 }
@@ -145,7 +256,7 @@ impl Node {
             None
         } else {
             Some(BindingClient::new(
-                config.stun,
+                config.stun.clone(),
                 config.seed.child("stun"),
                 now,
             )?)
@@ -153,6 +264,11 @@ impl Node {
         let mut node = Node {
             stun_client,
             dht,
+            meeting: None,
+            meeting_config: config.meeting,
+            seed: config.seed,
+            local: config.local_addr.filter(|a| !a.ip().is_unspecified()),
+            now,
             stun_server: BindingServer::new(),
             latest_report: None,
             stun_reachable: false,
@@ -161,6 +277,130 @@ impl Node {
         };
         node.collect_dht_events();
         Ok(node)
+    }
+
+    /// Joins the meeting of invitation `code`: the topic is announced and looked up every
+    /// refresh interval, members found are greeted, and a WebRTC session is set up with
+    /// each. Weak typed codes are refused unless `allow_weak_code` (see
+    /// `docs/meetings.md`). Returns our member id and the code's strength.
+    pub fn join(
+        &mut self,
+        code: &str,
+        allow_weak_code: bool,
+        now: Instant,
+    ) -> Result<(MemberId, CodeStrength), JoinError> {
+        self.advance(now);
+        let strength = code::check(code, allow_weak_code)?;
+        if self.meeting.is_some() {
+            return Err(JoinError::AlreadyJoined);
+        }
+        let local = self.local.ok_or(JoinError::NoLocalAddress)?;
+        let dht = self.dht.as_mut().ok_or(JoinError::NoDht)?;
+        let keys = MeetingKeys::derive(code);
+        dht.watch(keys.topic, LookupKind::Announce { port: None }, self.now)?;
+        dht.register_extension(signal::METHOD);
+        let node_id = dht.id();
+        let mut meeting = Meeting::new(
+            self.meeting_config.clone(),
+            keys,
+            node_id,
+            local,
+            self.seed.child("meeting"),
+            self.now,
+        );
+        if let Some(r) = &self.latest_report {
+            for o in &r.observations {
+                meeting.add_reflexive(o.mapped);
+            }
+        }
+        if let Some(ext) = dht.external_address() {
+            meeting.add_reflexive(ext);
+        }
+        let me = meeting.member_id();
+        self.meeting = Some(meeting);
+        self.collect_dht_events();
+        Ok((me, strength))
+    }
+
+    /// Leaves the meeting: says bye to every member, closes every session, stops
+    /// announcing. Safe to call when not in a meeting.
+    pub fn leave(&mut self, now: Instant) {
+        self.advance(now);
+        let Some(meeting) = &mut self.meeting else {
+            return;
+        };
+        meeting.leave(self.now);
+        let topic = meeting.topic();
+        if let Some(dht) = &mut self.dht {
+            dht.unwatch(&topic);
+        }
+        self.collect_meeting();
+        self.meeting = None;
+    }
+
+    /// The meeting, if joined.
+    pub fn meeting(&self) -> Option<&Meeting> {
+        self.meeting.as_ref()
+    }
+
+    /// Sends `data` (any size up to the session bound) to `member`.
+    pub fn send(&mut self, member: &MemberId, data: &[u8]) -> Result<(), SendError> {
+        let r = self
+            .meeting
+            .as_mut()
+            .ok_or(SendError::Closed)?
+            .send(member, data);
+        self.collect_meeting();
+        r
+    }
+
+    /// Sends `data` to every connected member; returns those whose queue was full.
+    pub fn broadcast(&mut self, data: &[u8]) -> Vec<MemberId> {
+        let Some(m) = &mut self.meeting else {
+            return Vec::new();
+        };
+        let full = m.broadcast(data);
+        self.collect_meeting();
+        full
+    }
+
+    fn advance(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// Moves the meeting's outputs: signaling into the DHT, events to the application.
+    fn collect_meeting(&mut self) {
+        let Some(meeting) = &mut self.meeting else {
+            return;
+        };
+        while let Some((to, args)) = meeting.poll_signal() {
+            if let Some(dht) = &mut self.dht {
+                dht.send_extension(to, signal::METHOD, args);
+            }
+        }
+        while let Some(e) = meeting.poll_event() {
+            self.events.push_back(match e {
+                MeetingEvent::PeerDiscovered { addr } => Event::PeerDiscovered { addr },
+                MeetingEvent::PeerConnecting { member, addr } => {
+                    Event::PeerConnecting { member, addr }
+                }
+                MeetingEvent::PeerConnected { member } => Event::PeerConnected { member },
+                MeetingEvent::PeerReconnecting {
+                    member,
+                    reason,
+                    attempt,
+                } => Event::PeerReconnecting {
+                    member,
+                    reason,
+                    attempt,
+                },
+                MeetingEvent::PeerDisconnected { member, reason } => {
+                    Event::PeerDisconnected { member, reason }
+                }
+                MeetingEvent::Message { member, data } => Event::Message { member, data },
+                MeetingEvent::Writable { member } => Event::Writable { member },
+            });
+        }
     }
 
     /// The DHT, for lookups, announces and watched topics (`None` if not configured).
@@ -191,6 +431,24 @@ impl Node {
             .unwrap_or_default();
         stats.stun_server = self.stun_server.stats();
         stats.dht = self.dht.as_ref().map(|d| d.stats()).unwrap_or_default();
+        let mut peers = Vec::new();
+        if let Some(m) = &self.meeting {
+            stats.meeting = m.stats();
+            for member in m.connected() {
+                let Some(s) = m.peer_stats(&member) else {
+                    continue;
+                };
+                stats.bytes_sent += s.bytes_sent;
+                stats.bytes_received += s.bytes_received;
+                stats.messages_sent += s.messages_sent;
+                stats.messages_received += s.messages_received;
+                peers.push(PeerHealth {
+                    member,
+                    rtt: s.rtt,
+                    bytes: (s.bytes_sent, s.bytes_received),
+                });
+            }
+        }
         Health {
             initialised: true,
             stun_reachable: self.stun_reachable,
@@ -201,11 +459,18 @@ impl Node {
                 .map_or(Mapping::Unknown, |r| r.mapping),
             dht_ready: self.dht.as_ref().is_some_and(|d| d.is_ready()),
             routing_table_size: self.dht.as_ref().map_or(0, |d| d.routing_table_size()),
+            peers,
             stats,
         }
     }
 
-    fn handle_stun(&mut self, now: Instant, remote: SocketAddr, datagram: &[u8]) {
+    fn handle_stun(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+    ) {
         let msg = match Message::decode(datagram) {
             Ok(msg) => msg,
             Err(e) => {
@@ -214,6 +479,16 @@ impl Node {
                 return;
             }
         };
+        // ICE checks and their answers carry MESSAGE-INTEGRITY (and checks USERNAME):
+        // they belong to the meeting's WebRTC sessions.
+        if msg.has_integrity() || msg.has_username() {
+            if let Some(m) = &mut self.meeting {
+                if m.handle_datagram(now, local, remote, datagram) {
+                    self.collect_meeting();
+                    return;
+                }
+            }
+        }
         match msg.class() {
             Class::Success | Class::Error => match &mut self.stun_client {
                 Some(client) => {
@@ -228,7 +503,28 @@ impl Node {
 
     fn collect_dht_events(&mut self) {
         let Some(dht) = &mut self.dht else { return };
+        let now = self.now;
+        if let (Some(m), Some(ext)) = (&mut self.meeting, dht.external_address()) {
+            m.add_reflexive(ext);
+        }
         while let Some(event) = dht.poll_event() {
+            if let (
+                Some(m),
+                DhtEvent::PeersFound {
+                    info_hash, peers, ..
+                },
+            ) = (&mut self.meeting, &event)
+            {
+                if *info_hash == m.topic() {
+                    m.discovered(peers, now);
+                }
+            }
+            if let DhtEvent::ExtensionQuery { from, method, args } = &event {
+                if let (Some(m), true) = (&mut self.meeting, method.as_slice() == signal::METHOD) {
+                    m.handle_signal(*from, args, now);
+                }
+                continue;
+            }
             self.events.push_back(match event {
                 DhtEvent::Ready { nodes } => Event::DhtReady { nodes },
                 DhtEvent::BootstrapFailed => Event::DhtBootstrapFailed,
@@ -236,8 +532,12 @@ impl Node {
                     info_hash, peers, ..
                 } => Event::PeersFound { info_hash, peers },
                 DhtEvent::LookupDone(summary) => Event::LookupDone(summary),
+                DhtEvent::ExtensionQuery { .. } => continue,
             });
         }
+        // Signaling the meeting queued goes out through the DHT (which emits no event
+        // for sending).
+        self.collect_meeting();
     }
 
     fn collect_stun_events(&mut self, now: Instant) {
@@ -259,6 +559,11 @@ impl Node {
                         (&mut self.dht, report.mapping)
                     {
                         dht.set_public_ip(report.first.mapped.ip(), now);
+                    }
+                    if let Some(m) = &mut self.meeting {
+                        for o in &report.observations {
+                            m.add_reflexive(o.mapped);
+                        }
                     }
                     self.latest_report = Some(report.clone());
                     self.events.push_back(Event::AddressDiscovered(report));
@@ -283,9 +588,29 @@ impl SansIo for Node {
         datagram: &[u8],
     ) {
         self.stats.datagrams_received += 1;
+        self.advance(now);
+        if self.local.is_none() && !local.ip().is_unspecified() {
+            self.local = Some(local);
+        }
+        // A socket bound to the unspecified address reports it as `local`; the sessions
+        // know us by the configured address.
+        let local = match self.local {
+            Some(known) if local.ip().is_unspecified() => known,
+            _ => local,
+        };
         match PacketKind::classify(datagram) {
-            PacketKind::Stun => self.handle_stun(now, remote, datagram),
-            PacketKind::Dtls => self.stats.dropped_dtls += 1,
+            PacketKind::Stun => self.handle_stun(now, local, remote, datagram),
+            PacketKind::Dtls => {
+                let taken = self
+                    .meeting
+                    .as_mut()
+                    .is_some_and(|m| m.handle_datagram(now, local, remote, datagram));
+                if taken {
+                    self.collect_meeting();
+                } else {
+                    self.stats.dropped_dtls += 1;
+                }
+            }
             PacketKind::Krpc => match &mut self.dht {
                 Some(dht) => {
                     dht.handle_datagram(now, local, remote, datagram);
@@ -298,6 +623,13 @@ impl SansIo for Node {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        if let Some(m) = &mut self.meeting {
+            if m.poll_timeout().is_some_and(|t| t <= now) {
+                m.handle_timeout(now);
+            }
+        }
+        self.collect_meeting();
         if let Some(client) = &mut self.stun_client {
             client.handle_timeout(now);
             self.collect_stun_events(now);
@@ -313,6 +645,7 @@ impl SansIo for Node {
             .poll_transmit()
             .or_else(|| self.stun_client.as_mut().and_then(|c| c.poll_transmit()))
             .or_else(|| self.dht.as_mut().and_then(|d| d.poll_transmit()))
+            .or_else(|| self.meeting.as_mut().and_then(|m| m.poll_transmit()))
     }
 
     fn poll_event(&mut self) -> Option<Event> {
@@ -324,7 +657,8 @@ impl SansIo for Node {
     fn poll_timeout(&self) -> Option<Instant> {
         let stun = self.stun_client.as_ref().and_then(|c| c.poll_timeout());
         let dht = self.dht.as_ref().and_then(|d| d.poll_timeout());
-        stun.into_iter().chain(dht).min()
+        let meeting = self.meeting.as_ref().and_then(|m| m.poll_timeout());
+        stun.into_iter().chain(dht).chain(meeting).min()
     }
 }
 

@@ -204,3 +204,156 @@ fn krpc_goes_to_the_dht_and_stun_to_stun_on_one_socket() {
     assert_eq!(other.stun_server.requests_answered, 1);
     assert!(other.dht.queries_received >= 1);
 }
+
+/// Whole nodes: a DHT bootstrap node and members who only share a code find each other
+/// through the DHT, signal, and open WebRTC data channels.
+#[test]
+fn members_of_one_code_meet_through_the_dht_and_talk() {
+    use crate::meeting::code;
+    use crate::test_net::Net;
+    let now = test_clock::start();
+    let seed = 31;
+    let mut net: Net<Node> = Net::new(now, Duration::from_millis(20), seed);
+    let boot = addr("192.0.2.1:6881");
+    net.machines.insert(
+        boot,
+        Node::new(NodeConfig::new(Seed::from_u64(seed)), now).unwrap(),
+    );
+    let members: Vec<SocketAddr> = (2..5)
+        .map(|i| addr(&format!("198.51.100.{i}:4000")))
+        .collect();
+    for (i, &m) in members.iter().enumerate() {
+        let mut config = NodeConfig::new(Seed::from_u64(seed + 1 + i as u64));
+        config.dht.as_mut().unwrap().bootstrap = vec![boot];
+        config.local_addr = Some(m);
+        net.machines.insert(m, Node::new(config, now).unwrap());
+    }
+    // A stranger with another code.
+    let stranger = addr("203.0.113.9:4000");
+    let mut config = NodeConfig::new(Seed::from_u64(seed + 9));
+    config.dht.as_mut().unwrap().bootstrap = vec![boot];
+    config.local_addr = Some(stranger);
+    net.machines
+        .insert(stranger, Node::new(config, now).unwrap());
+    net.run(Duration::from_secs(3));
+    let code = code::generate(&mut Seed::from_u64(seed).rng());
+    let now = net.now;
+    for m in &members {
+        net.machines
+            .get_mut(m)
+            .unwrap()
+            .join(&code, false, now)
+            .unwrap();
+    }
+    let other = code::generate(&mut Seed::from_u64(seed + 100).rng());
+    net.machines
+        .get_mut(&stranger)
+        .unwrap()
+        .join(&other, false, now)
+        .unwrap();
+    net.run(Duration::from_secs(40));
+    for m in &members {
+        let health = net.machines[m].health();
+        assert_eq!(
+            health.peers.len(),
+            2,
+            "{m} sees {:?}; seed {seed}",
+            health.peers
+        );
+    }
+    assert!(net.machines[&stranger].health().peers.is_empty());
+    // A broadcast reaches both others, intact.
+    let now = net.now;
+    let full = net
+        .machines
+        .get_mut(&members[0])
+        .unwrap()
+        .broadcast(b"hello, meeting");
+    assert!(full.is_empty());
+    net.machines
+        .get_mut(&members[0])
+        .unwrap()
+        .handle_timeout(now);
+    net.run(Duration::from_secs(5));
+    let received: Vec<SocketAddr> = net
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Message { data, .. } if data == b"hello, meeting"))
+        .map(|(a, _)| *a)
+        .collect();
+    assert_eq!(received, vec![members[1], members[2]], "seed {seed}");
+    // Leaving is seen by the others.
+    let now = net.now;
+    net.machines.get_mut(&members[2]).unwrap().leave(now);
+    net.run(Duration::from_secs(5));
+    let left = net
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                Event::PeerDisconnected {
+                    reason: crate::meeting::PeerGone::Left,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(left, 2, "seed {seed}");
+}
+
+#[test]
+fn join_refuses_weak_codes_and_nodes_without_a_dht() {
+    let now = test_clock::start();
+    let mut config = NodeConfig::new(Seed::from_u64(1));
+    config.local_addr = Some(addr("10.0.0.1:4000"));
+    let mut n = Node::new(config.clone(), now).unwrap();
+    assert!(matches!(
+        n.join("1234", false, now),
+        Err(JoinError::Code(_))
+    ));
+    assert!(n.join("1234", true, now).is_ok());
+    assert_eq!(
+        n.join("1234", true, now).unwrap_err(),
+        JoinError::AlreadyJoined
+    );
+    config.dht = None;
+    let mut n = Node::new(config, now).unwrap();
+    assert_eq!(n.join("1234", true, now).unwrap_err(), JoinError::NoDht);
+    let mut n = Node::new(NodeConfig::new(Seed::from_u64(2)), now).unwrap();
+    assert_eq!(
+        n.join("1234", true, now).unwrap_err(),
+        JoinError::NoLocalAddress
+    );
+}
+
+#[test]
+fn joining_before_the_dht_is_ready_waits_for_it_without_spinning() {
+    use crate::test_net::Net;
+    let now = test_clock::start();
+    let mut net: Net<Node> = Net::new(now, Duration::from_millis(5), 1);
+    let boot = addr("192.0.2.1:6881");
+    net.machines.insert(
+        boot,
+        Node::new(NodeConfig::new(Seed::from_u64(1)), now).unwrap(),
+    );
+    let members = [addr("198.51.100.1:4000"), addr("198.51.100.2:4000")];
+    let code = crate::meeting::code::generate(&mut Seed::from_u64(3).rng());
+    for (i, m) in members.iter().enumerate() {
+        let mut config = NodeConfig::new(Seed::from_u64(10 + i as u64));
+        config.dht.as_mut().unwrap().bootstrap = vec![boot];
+        config.local_addr = Some(*m);
+        let mut n = Node::new(config, now).unwrap();
+        // Joined at once, before the bootstrap lookup has even been answered.
+        n.join(&code, false, now).unwrap();
+        assert!(
+            n.poll_timeout().is_some_and(|t| t > now),
+            "nothing is due yet"
+        );
+        net.machines.insert(*m, n);
+    }
+    net.run(Duration::from_secs(20));
+    for m in members {
+        assert_eq!(net.machines[&m].health().peers.len(), 1, "{m}");
+    }
+}

@@ -55,9 +55,10 @@ pub struct Driver<M> {
     stats: DriverStats,
 }
 
-enum Wake {
+enum Wake<I> {
     Datagram(io::Result<(usize, SocketAddr)>),
     Timer,
+    Input(Option<I>),
 }
 
 impl<M: SansIo> Driver<M> {
@@ -100,6 +101,26 @@ impl<M: SansIo> Driver<M> {
     pub async fn run<T>(
         &mut self,
         deadline: Option<Instant>,
+        on_event: impl FnMut(&mut M, M::Event) -> ControlFlow<T>,
+    ) -> io::Result<Option<T>> {
+        self.run_with_input::<(), T>(
+            deadline,
+            None,
+            |_, (), _| ControlFlow::Continue(()),
+            on_event,
+        )
+        .await
+    }
+
+    /// Like [`Driver::run`], and also hands whatever arrives on `input` (application
+    /// commands: lines to send, a leave request …) to `on_input` with the current time,
+    /// between two datagrams; `on_input` may end the run too. A closed channel is simply
+    /// no more input.
+    pub async fn run_with_input<I, T>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut input: Option<&smol::channel::Receiver<I>>,
+        mut on_input: impl FnMut(&mut M, I, Instant) -> ControlFlow<T>,
         mut on_event: impl FnMut(&mut M, M::Event) -> ControlFlow<T>,
     ) -> io::Result<Option<T>> {
         loop {
@@ -128,7 +149,13 @@ impl<M: SansIo> Driver<M> {
                 };
                 Wake::Timer
             };
-            match future::or(recv, timer).await {
+            let command = async {
+                match input {
+                    Some(rx) => Wake::Input(rx.recv().await.ok()),
+                    None => future::pending().await,
+                }
+            };
+            match future::or(recv, future::or(timer, command)).await {
                 Wake::Datagram(Ok((len, from))) => {
                     self.stats.received += 1;
                     let remote = canonical_remote(from);
@@ -142,6 +169,15 @@ impl<M: SansIo> Driver<M> {
                 Wake::Datagram(Err(e)) if is_transient(&e) => {}
                 Wake::Datagram(Err(e)) => return Err(e),
                 Wake::Timer => {}
+                Wake::Input(Some(item)) => {
+                    if let ControlFlow::Break(value) =
+                        on_input(&mut self.machine, item, Instant::now())
+                    {
+                        self.flush().await;
+                        return Ok(Some(value));
+                    }
+                }
+                Wake::Input(None) => input = None,
             }
         }
     }

@@ -116,16 +116,6 @@ fn bad_arguments_are_refused_clearly() {
 }
 
 #[test]
-fn demo_runs_offline_and_reports_endpoint_independent_mapping() {
-    let out = dhtmeet(&["demo", "--json"], &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(json["mapping"], "endpoint-independent");
-    assert_eq!(json["mapped"], json["local"]);
-    assert_eq!(json["observations"].as_array().map(Vec::len), Some(2));
-}
-
-#[test]
 fn debug_turns_on_detailed_logs() {
     let quiet = dhtmeet(&["demo"], &[]);
     let loud = dhtmeet(&["demo"], &[("DEBUG", "1")]);

@@ -3,4 +3,18 @@
 
 pub mod code;
 pub mod keys;
+mod session;
+mod session_framing;
+mod session_route;
+mod session_types;
 pub mod signal;
+mod state;
+
+pub use session::{
+    CandidateKind, DisconnectReason, DtlsChoice, IceCandidate, MAX_MESSAGE_SIZE, MAX_REMOTE_ADDRS,
+    MAX_REMOTE_CANDIDATES, NewSessionError, SendError, Session, SessionConfig, SessionEvent,
+    SessionParameters, SessionStats, SetRemoteError,
+};
+pub use session_framing::{FRAME_MAX, FramingError};
+pub use session_route::ice_username_recipient;
+pub use state::{MAX_CONTACTS, Meeting, MeetingConfig, MeetingEvent, MeetingStats, PeerGone};

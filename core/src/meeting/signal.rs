@@ -7,19 +7,21 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `c` | IPv4 candidates, compact (6 bytes each, at most [`MAX_CANDIDATES`] in all) |
-//! | `c6` | IPv6 candidates, compact (18 bytes each) |
+//! | `c` / `c6` | host candidates, compact IPv4 (6 bytes each) / IPv6 (18 bytes each) |
 //! | `f` | the sender's DTLS certificate fingerprint, SHA-256 (32 bytes) |
 //! | `h` | the MAC: HMAC-SHA256(signaling key, label ‖ `a` without `h`)[..16] |
 //! | `id` | the sender's DHT node id (KRPC convention) |
-//! | `k` | kind: 1 = session parameters, 2 = bye |
+//! | `k` | kind: 1 = session parameters, 2 = bye, 3 = hello |
 //! | `m` | the sender's member id (8 random bytes, new at every start) |
 //! | `n` | the sender's sequence number (strictly increasing per member id) |
 //! | `p` | ICE password |
+//! | `r` / `r6` | server-reflexive candidates (STUN, or as DHT nodes saw us), compact |
+//! | `s` | the SCTP INIT chunk for SCTP SNAP, if offered (at most [`MAX_SCTP_INIT`] bytes) |
 //! | `to` | the recipient's member id, once known (binds the message to one recipient) |
 //! | `u` | ICE username fragment |
 //!
-//! `c`, `c6`, `f`, `p`, `u` are present for kind 1 only. Only a member (who knows the
+//! `c`, `c6`, `f`, `p`, `r`, `r6`, `s`, `u` are present for kind 1 only; at most
+//! [`MAX_CANDIDATES`] candidates in all. Only a member (who knows the
 //! code, hence the signaling key) can produce a valid `h`; [`ReplayGuard`] drops a
 //! replayed or reordered-old message; and the fingerprint in an authenticated message is
 //! what binds the WebRTC (DTLS) channel to a member.
@@ -32,6 +34,7 @@ use bendy::decoding::{Decoder, Object};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::session::{CandidateKind, IceCandidate, SessionParameters};
 use crate::dht::NodeId;
 
 /// The KRPC method name of signaling messages.
@@ -41,6 +44,8 @@ pub const MAX_CANDIDATES: usize = 8;
 /// Longest ICE credential accepted (RFC 8445: ufrag 4–256 characters, pwd 22–256; str0m
 /// and browsers use 4–32 and 22–32).
 pub const MAX_CREDENTIAL: usize = 64;
+/// Longest SCTP INIT chunk accepted for SNAP.
+pub const MAX_SCTP_INIT: usize = 512;
 /// Bytes of HMAC kept.
 pub const MAC_LEN: usize = 16;
 const MAC_LABEL: &[u8] = b"dhtmeet/signal/v1\0";
@@ -64,27 +69,16 @@ impl std::fmt::Display for MemberId {
     }
 }
 
-/// What a WebRTC session needs to know of its peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionParams {
-    /// ICE username fragment.
-    pub ufrag: Vec<u8>,
-    /// ICE password.
-    pub pwd: Vec<u8>,
-    /// SHA-256 fingerprint of the DTLS certificate.
-    pub fingerprint: [u8; 32],
-    /// Candidate addresses (host, server-reflexive, DHT-observed), at most
-    /// [`MAX_CANDIDATES`].
-    pub candidates: Vec<SocketAddr>,
-}
-
 /// What a signaling message says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignalBody {
     /// "Here is how to reach me": starts (or restarts) a session.
-    Params(SessionParams),
+    Params(SessionParameters),
     /// "I am leaving": close the session.
     Bye,
+    /// "I am a member, here is my member id": sent to addresses the DHT gave, before any
+    /// session exists (the session's ICE role depends on both member ids).
+    Hello,
 }
 
 /// One signaling message.
@@ -156,39 +150,64 @@ fn compact(addrs: impl Iterator<Item = SocketAddr>) -> Vec<u8> {
 impl Signal {
     /// The canonical `a` dictionary, with `h` when `mac` is given.
     fn args(&self, mac: Option<&[u8; MAC_LEN]>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(200);
+        let mut out = Vec::with_capacity(300);
         out.push(b'd');
         let params = match &self.body {
             SignalBody::Params(p) => Some(p),
-            SignalBody::Bye => None,
+            SignalBody::Bye | SignalBody::Hello => None,
+        };
+        let of = |p: &SessionParameters, kind: CandidateKind, v4: bool| {
+            compact(
+                p.candidates
+                    .iter()
+                    .take(MAX_CANDIDATES)
+                    .filter(move |c| c.kind == kind && c.addr.is_ipv4() == v4)
+                    .map(|c| c.addr),
+            )
+        };
+        let put_nonempty = |out: &mut Vec<u8>, key: &str, v: Vec<u8>| {
+            if !v.is_empty() {
+                put_bytes(out, key, &v);
+            }
         };
         if let Some(p) = params {
-            let cands = || p.candidates.iter().take(MAX_CANDIDATES).copied();
-            let v4 = compact(cands().filter(SocketAddr::is_ipv4));
-            let v6 = compact(cands().filter(SocketAddr::is_ipv6));
-            if !v4.is_empty() {
-                put_bytes(&mut out, "c", &v4);
-            }
-            if !v6.is_empty() {
-                put_bytes(&mut out, "c6", &v6);
-            }
+            put_nonempty(&mut out, "c", of(p, CandidateKind::Host, true));
+            put_nonempty(&mut out, "c6", of(p, CandidateKind::Host, false));
             put_bytes(&mut out, "f", &p.fingerprint);
         }
         if let Some(h) = mac {
             put_bytes(&mut out, "h", h);
         }
         put_bytes(&mut out, "id", &self.node_id.0);
-        put_int(&mut out, "k", if params.is_some() { 1 } else { 2 });
+        let kind = match self.body {
+            SignalBody::Params(_) => 1,
+            SignalBody::Bye => 2,
+            SignalBody::Hello => 3,
+        };
+        put_int(&mut out, "k", kind);
         put_bytes(&mut out, "m", &self.from.0);
         put_int(&mut out, "n", self.seq);
         if let Some(p) = params {
-            put_bytes(&mut out, "p", &p.pwd[..p.pwd.len().min(MAX_CREDENTIAL)]);
+            put_bytes(
+                &mut out,
+                "p",
+                &p.pwd.as_bytes()[..p.pwd.len().min(MAX_CREDENTIAL)],
+            );
+            put_nonempty(&mut out, "r", of(p, CandidateKind::ServerReflexive, true));
+            put_nonempty(&mut out, "r6", of(p, CandidateKind::ServerReflexive, false));
+            if let Some(init) = &p.sctp_init {
+                put_bytes(&mut out, "s", &init[..init.len().min(MAX_SCTP_INIT)]);
+            }
         }
         if let Some(to) = self.to {
             put_bytes(&mut out, "to", &to.0);
         }
         if let Some(p) = params {
-            put_bytes(&mut out, "u", &p.ufrag[..p.ufrag.len().min(MAX_CREDENTIAL)]);
+            put_bytes(
+                &mut out,
+                "u",
+                &p.ufrag.as_bytes()[..p.ufrag.len().min(MAX_CREDENTIAL)],
+            );
         }
         out.push(b'e');
         out
@@ -218,28 +237,42 @@ impl Signal {
             .map_err(|_| SignalError::Malformed("n"))?;
         let body = match fields.k {
             Some(1) => {
-                let mut candidates = split_compact(fields.c.unwrap_or_default(), 6)?;
-                candidates.extend(split_compact(fields.c6.unwrap_or_default(), 18)?);
-                if candidates.len() > MAX_CANDIDATES {
-                    return Err(SignalError::Malformed("c"));
+                let mut candidates = Vec::new();
+                for (bytes, size, kind) in [
+                    (fields.c, 6, CandidateKind::Host),
+                    (fields.c6, 18, CandidateKind::Host),
+                    (fields.r, 6, CandidateKind::ServerReflexive),
+                    (fields.r6, 18, CandidateKind::ServerReflexive),
+                ] {
+                    let addrs = split_compact(bytes.unwrap_or_default(), size)?;
+                    candidates.extend(addrs.into_iter().map(|addr| IceCandidate { kind, addr }));
                 }
-                let ufrag = fields.u.ok_or(SignalError::Malformed("u"))?;
-                let pwd = fields.p.ok_or(SignalError::Malformed("p"))?;
-                if ufrag.is_empty()
-                    || pwd.is_empty()
-                    || ufrag.len() > MAX_CREDENTIAL
-                    || pwd.len() > MAX_CREDENTIAL
-                {
-                    return Err(SignalError::Malformed("credentials"));
+                if candidates.is_empty() || candidates.len() > MAX_CANDIDATES {
+                    return Err(SignalError::Malformed("candidates"));
                 }
-                SignalBody::Params(SessionParams {
-                    ufrag: ufrag.to_vec(),
-                    pwd: pwd.to_vec(),
+                let text = |b: Option<&[u8]>, key: &'static str| -> Result<String, SignalError> {
+                    let b = b.ok_or(SignalError::Malformed(key))?;
+                    if b.is_empty() || b.len() > MAX_CREDENTIAL {
+                        return Err(SignalError::Malformed(key));
+                    }
+                    String::from_utf8(b.to_vec()).map_err(|_| SignalError::Malformed(key))
+                };
+                let sctp_init = match fields.s {
+                    Some(s) if s.is_empty() || s.len() > MAX_SCTP_INIT => {
+                        return Err(SignalError::Malformed("s"));
+                    }
+                    s => s.map(<[u8]>::to_vec),
+                };
+                SignalBody::Params(SessionParameters {
+                    ufrag: text(fields.u, "u")?,
+                    pwd: text(fields.p, "p")?,
                     fingerprint: fixed(fields.f.ok_or(SignalError::Malformed("f"))?, "f")?,
                     candidates,
+                    sctp_init,
                 })
             }
             Some(2) => SignalBody::Bye,
+            Some(3) => SignalBody::Hello,
             _ => return Err(SignalError::Malformed("k")),
         };
         let signal = Signal {
@@ -303,6 +336,9 @@ struct Fields<'a> {
     m: Option<&'a [u8]>,
     n: Option<i64>,
     p: Option<&'a [u8]>,
+    r: Option<&'a [u8]>,
+    r6: Option<&'a [u8]>,
+    s: Option<&'a [u8]>,
     to: Option<&'a [u8]>,
     u: Option<&'a [u8]>,
 }
@@ -337,6 +373,9 @@ impl<'a> Fields<'a> {
                     b"m" => fields.m = Some(bytes(value)?),
                     b"n" => fields.n = Some(int(value)?),
                     b"p" => fields.p = Some(bytes(value)?),
+                    b"r" => fields.r = Some(bytes(value)?),
+                    b"r6" => fields.r6 = Some(bytes(value)?),
+                    b"s" => fields.s = Some(bytes(value)?),
                     b"to" => fields.to = Some(bytes(value)?),
                     b"u" => fields.u = Some(bytes(value)?),
                     // Strict on purpose: the MAC covers the fields we understand, so an

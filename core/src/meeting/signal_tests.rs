@@ -1,5 +1,6 @@
 use super::*;
 use crate::meeting::keys::MeetingKeys;
+use crate::meeting::{CandidateKind, IceCandidate, SessionParameters};
 use quickcheck::QuickCheck;
 
 fn key() -> [u8; 32] {
@@ -12,14 +13,21 @@ fn params_signal() -> Signal {
         from: MemberId([1, 2, 3, 4, 5, 6, 7, 8]),
         to: None,
         seq: 1,
-        body: SignalBody::Params(SessionParams {
-            ufrag: b"abcd".to_vec(),
-            pwd: b"0123456789abcdefghijkl".to_vec(),
+        body: SignalBody::Params(SessionParameters {
+            ufrag: "abcd".into(),
+            pwd: "0123456789abcdefghijkl".into(),
             fingerprint: [0xAB; 32],
             candidates: vec![
-                "192.0.2.1:4000".parse().unwrap(),
-                "[2001:db8::1]:4000".parse().unwrap(),
+                IceCandidate {
+                    kind: CandidateKind::Host,
+                    addr: "192.0.2.1:4000".parse().unwrap(),
+                },
+                IceCandidate {
+                    kind: CandidateKind::Host,
+                    addr: "[2001:db8::1]:4000".parse().unwrap(),
+                },
             ],
+            sctp_init: None,
         }),
     }
 }
@@ -36,11 +44,37 @@ fn params_and_bye_round_trip_under_the_meeting_key() {
         body: SignalBody::Bye,
         to: Some(ME),
         seq: 2,
-        ..s
+        ..s.clone()
     };
     assert_eq!(
         Signal::decode_args(&bye.encode_args(&key()), &key(), ME),
         Ok(bye)
+    );
+    let hello = Signal {
+        body: SignalBody::Hello,
+        seq: 3,
+        ..s.clone()
+    };
+    assert_eq!(
+        Signal::decode_args(&hello.encode_args(&key()), &key(), ME),
+        Ok(hello)
+    );
+    // Reflexive candidates and an SCTP INIT (SNAP) travel too.
+    let SignalBody::Params(mut p) = s.body.clone() else {
+        unreachable!()
+    };
+    p.candidates.push(IceCandidate {
+        kind: CandidateKind::ServerReflexive,
+        addr: "203.0.113.5:6000".parse().unwrap(),
+    });
+    p.sctp_init = Some(vec![1, 2, 3, 4, 5]);
+    let full = Signal {
+        body: SignalBody::Params(p),
+        ..s
+    };
+    assert_eq!(
+        Signal::decode_args(&full.encode_args(&key()), &key(), ME),
+        Ok(full)
     );
 }
 

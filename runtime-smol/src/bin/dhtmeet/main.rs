@@ -2,6 +2,7 @@
 
 mod demo;
 mod dht;
+mod join;
 mod stun;
 mod stun_server;
 
@@ -13,8 +14,8 @@ use clap::{Parser, Subcommand};
 /// dhtmeet: serverless peer-to-peer meetings over the Mainline DHT and WebRTC.
 ///
 /// Environment: STUN_SERVERS (comma-separated host:port list used when no server is
-/// given), NODE_ID (a fixed DHT node id, 40 hex characters), DEBUG (any value but
-/// 0/false: detailed logs on stderr).
+/// given), MEETING_CODE (the code `join` uses when none is given), NODE_ID (a fixed DHT
+/// node id, 40 hex characters), DEBUG (any value but 0/false: detailed logs on stderr).
 #[derive(Debug, Parser)]
 #[command(name = "dhtmeet", version, about, long_about)]
 struct Cli {
@@ -28,8 +29,10 @@ enum Command {
     Stun(stun::Args),
     /// Answer STUN Binding requests (a STUN server for your own test network).
     StunServer(stun_server::Args),
-    /// Run the offline demo: two STUN servers and a client on loopback.
+    /// Run the offline demo: a STUN server, a DHT and N members meet on loopback.
     Demo(demo::Args),
+    /// Join a meeting: stdin lines go to every member, messages are printed.
+    Join(join::Args),
     /// The Mainline DHT: run a node, announce, look up.
     #[command(subcommand)]
     Dht(dht::Command),
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
             Command::StunServer(args) => stun_server::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Dht(command) => dht::run(command).await,
+            Command::Join(args) => join::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,775 @@
+//! One WebRTC peer connection between two members: ICE, DTLS and one reliable, ordered
+//! data channel, on str0m's direct API (no SDP), as a sans-IO state machine.
+//!
+//! # Use
+//!
+//! 1. [`Session::new`] with our ICE role (the caller's deterministic rule decides who
+//!    is controlling), our socket address as a host candidate, a seed and `now`.
+//! 2. Send [`Session::local_parameters`] to the peer over signaling; give the peer's to
+//!    [`Session::set_remote`].
+//! 3. Drive it like every machine of the core ([`SansIo`]): `handle_datagram`,
+//!    `handle_timeout`, then drain `poll_transmit`, `poll_event`, `poll_timeout`.
+//!    [`SessionEvent::Connected`] says the data channel is open.
+//! 4. [`Session::send`] messages of up to [`MAX_MESSAGE_SIZE`] bytes; they arrive as
+//!    [`SessionEvent::Message`], whole, once, in order. When `send` says
+//!    [`SendError::WouldBlock`], wait for [`SessionEvent::Writable`].
+//!
+//! # Bounds
+//!
+//! * Outgoing: the queue holds at most [`SessionConfig::send_queue_limit`] bytes, or one
+//!   message if that message alone is larger; str0m buffers at most
+//!   [`SessionConfig::sctp_buffer`] more.
+//! * Incoming: one partial message of at most [`MAX_MESSAGE_SIZE`] bytes; SCTP's receive
+//!   window is 1 MiB.
+//! * Remote parameters: at most [`MAX_REMOTE_CANDIDATES`] candidates, credentials of at
+//!   most 256 bytes; learned remote addresses at most [`MAX_REMOTE_ADDRS`].
+//!
+//! # Determinism
+//!
+//! Time comes in as `now`. str0m draws ICE tie-breakers and STUN transaction ids from
+//! `fastrand`'s thread-local generator: the session reseeds it from its own stream
+//! before every call into str0m (see `Session::rtc_call`), so those draws depend only
+//! on the session's seed and inputs. What cannot be contained (DTLS and SCTP handshake
+//! bytes, the certificate) is listed in `docs/webrtc.md`.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand_core::Rng as _;
+use str0m::channel::{ChannelConfig, ChannelId, Reliability, SctpInitData};
+use str0m::config::{DtlsVersion, Fingerprint};
+use str0m::ice::IceCreds;
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event as RtcEvent, Input, Output, Rtc, RtcConfig};
+
+pub use super::session_framing::MAX_MESSAGE_SIZE;
+use super::session_framing::{FRAME_MAX, FramingError, Reassembly, SendQueue};
+pub use super::session_types::{
+    CandidateKind, DisconnectReason, DtlsChoice, IceCandidate, NewSessionError, SendError,
+    SessionConfig, SessionEvent, SessionParameters, SessionStats, SetRemoteError,
+};
+use crate::{SansIo, Seed, Transmit};
+
+/// The SCTP stream id of the one pre-negotiated data channel.
+const CHANNEL_STREAM_ID: u16 = 0;
+/// At most this many remote candidates are taken from signaling.
+pub const MAX_REMOTE_CANDIDATES: usize = 8;
+/// At most this many remote addresses are remembered for [`Session::accepts`].
+pub const MAX_REMOTE_ADDRS: usize = 16;
+/// Longest accepted remote ufrag or pwd, in bytes.
+const MAX_CREDENTIAL_LEN: usize = 256;
+/// Longest accepted remote SCTP INIT chunk (SNAP), in bytes.
+const MAX_SCTP_INIT_LEN: usize = 512;
+/// Timeouts further away than this are str0m's "never".
+const FAR_FUTURE: Duration = Duration::from_secs(24 * 3600);
+/// The smallest step the session asks to be woken after, when str0m keeps asking for
+/// an immediate wakeup (so a driver never spins at one instant).
+const MIN_TICK: Duration = Duration::from_millis(1);
+/// How long after `close` str0m is still driven to send its close output.
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
+/// Characters of ICE credentials (RFC 8839 §5.4, `ice-char`).
+const ICE_CHARS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for `set_remote`.
+    New,
+    /// ICE/DTLS/SCTP under way since `set_remote`.
+    Connecting { deadline: Instant },
+    /// The channel is open.
+    Connected,
+    /// Over.
+    Closed,
+}
+
+/// One WebRTC peer connection with one reliable, ordered data channel. See the
+/// [module docs](self).
+pub struct Session {
+    config: SessionConfig,
+    rtc: Rtc,
+    controlling: bool,
+    local: SocketAddr,
+    local_params: SessionParameters,
+    snap: Option<SctpInitData>,
+    phase: Phase,
+    channel: Option<ChannelId>,
+    /// ICE and DTLS are up (str0m's `Connected`).
+    dtls_connected: bool,
+    /// The data channel is open (with SNAP, str0m says so before DTLS is up).
+    channel_open: bool,
+    /// After `close`, str0m is still driven until then to send its close output.
+    closing_until: Option<Instant>,
+    /// The latest `now` seen.
+    now: Instant,
+    /// str0m's next timeout, as it gave it (clamped when read).
+    rtc_timeout: Option<Instant>,
+    last_received: Instant,
+    /// The state of the session's own stream that reseeds `fastrand` on every call.
+    fastrand_state: u64,
+    remote_addrs: Vec<SocketAddr>,
+    send_queue: SendQueue,
+    frame: Vec<u8>,
+    reassembly: Reassembly,
+    want_writable: bool,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<SessionEvent>,
+    stats: SessionStats,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("controlling", &self.controlling)
+            .field("local", &self.local)
+            .field("ufrag", &self.local_params.ufrag)
+            .field("phase", &self.phase)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session on our socket address `local` (our host candidate). `controlling` is
+    /// our ICE role; the controlling side is also the DTLS client and the SCTP client.
+    /// ICE credentials derive from `seed`.
+    pub fn new(
+        config: SessionConfig,
+        controlling: bool,
+        local: SocketAddr,
+        seed: Seed,
+        now: Instant,
+    ) -> Result<Session, NewSessionError> {
+        let mut rng = seed.child("session/ice-credentials").rng();
+        let mut ice_string = |n: usize| -> String {
+            (0..n)
+                .map(|_| ICE_CHARS[(rng.next_u32() % 64) as usize] as char)
+                .collect()
+        };
+        let ufrag = ice_string(8);
+        let pwd = ice_string(24);
+        let fr = seed.child("session/fastrand").0;
+        let mut fastrand_state =
+            u64::from_be_bytes([fr[0], fr[1], fr[2], fr[3], fr[4], fr[5], fr[6], fr[7]]);
+
+        let dtls_version = match (controlling, config.dtls) {
+            // The passive side follows the client's ClientHello.
+            (false, _) => DtlsVersion::Auto,
+            (true, DtlsChoice::Dtls12) => DtlsVersion::Dtls12,
+            (true, DtlsChoice::Dtls13) => DtlsVersion::Dtls13,
+        };
+        let rtc_config = RtcConfig::new()
+            .set_local_ice_credentials(IceCreds {
+                ufrag: ufrag.clone(),
+                pass: pwd.clone(),
+            })
+            .set_dtls_version(dtls_version)
+            .set_sctp_max_buffered_amount(config.sctp_buffer)
+            .set_stats_interval(Some(Duration::from_secs(1)));
+        fastrand::seed(fastrand_state);
+        let mut rtc = rtc_config.build(now);
+        fastrand_state = fastrand::u64(..);
+
+        let host =
+            Candidate::host(local, Protocol::Udp).map_err(|_| NewSessionError::BadLocalAddress)?;
+        rtc.add_local_candidate(host);
+        let fingerprint: [u8; 32] = {
+            let fp = rtc.direct_api().local_dtls_fingerprint().clone();
+            if !fp.hash_func.eq_ignore_ascii_case("sha-256") {
+                return Err(NewSessionError::Fingerprint);
+            }
+            fp.bytes
+                .try_into()
+                .map_err(|_| NewSessionError::Fingerprint)?
+        };
+        let (snap, sctp_init) = if config.snap {
+            let mut data = SctpInitData::new();
+            let init = data.local_init_chunk().map_err(|_| NewSessionError::Snap)?;
+            (Some(data), Some(init))
+        } else {
+            (None, None)
+        };
+
+        let mut session = Session {
+            config,
+            rtc,
+            controlling,
+            local,
+            local_params: SessionParameters {
+                ufrag,
+                pwd,
+                fingerprint,
+                candidates: vec![IceCandidate {
+                    kind: CandidateKind::Host,
+                    addr: local,
+                }],
+                sctp_init,
+            },
+            snap,
+            phase: Phase::New,
+            channel: None,
+            dtls_connected: false,
+            channel_open: false,
+            closing_until: None,
+            now,
+            rtc_timeout: None,
+            last_received: now,
+            fastrand_state,
+            remote_addrs: Vec::new(),
+            send_queue: SendQueue::default(),
+            frame: Vec::with_capacity(FRAME_MAX),
+            reassembly: Reassembly::default(),
+            want_writable: false,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: SessionStats::default(),
+        };
+        // A new Rtc must be kicked at once, or it starts late (field notes).
+        session.rtc_input(Input::Timeout(now));
+        session.settle();
+        Ok(session)
+    }
+
+    // ---- getters ----
+
+    /// What the peer needs to connect to us: send it over signaling.
+    pub fn local_parameters(&self) -> &SessionParameters {
+        &self.local_params
+    }
+
+    /// Our ICE ufrag: connectivity checks for this session carry it first in USERNAME
+    /// (see [`ice_username_recipient`](super::ice_username_recipient)).
+    pub fn ufrag(&self) -> &str {
+        &self.local_params.ufrag
+    }
+
+    /// Our ICE role.
+    pub fn is_controlling(&self) -> bool {
+        self.controlling
+    }
+
+    /// The data channel is open.
+    pub fn is_connected(&self) -> bool {
+        self.phase == Phase::Connected
+    }
+
+    /// The session is over.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Counters and RTT.
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
+    /// Bytes queued by `send` and not yet handed to SCTP.
+    pub fn queued_bytes(&self) -> usize {
+        self.send_queue.queued_bytes()
+    }
+
+    /// Bytes the session itself holds in buffers: the send queue, a partial incoming
+    /// message, and datagrams and messages not yet polled (str0m's own buffers not
+    /// included).
+    pub fn buffered_bytes(&self) -> usize {
+        let transmits: usize = self.transmits.iter().map(|t| t.contents.len()).sum();
+        let messages: usize = self
+            .events
+            .iter()
+            .map(|e| match e {
+                SessionEvent::Message(m) => m.len(),
+                _ => 0,
+            })
+            .sum();
+        self.send_queue.queued_bytes() + self.reassembly.buffered() + transmits + messages
+    }
+
+    /// Whether a datagram from `remote` belongs to this session: an ICE check naming
+    /// our ufrag, or anything from an address of the peer we know (its candidates and
+    /// the addresses its checks came from). Routing advice for the meeting layer, which
+    /// should keep its own ufrag → session and address → session maps (see
+    /// [`ice_username_recipient`](super::ice_username_recipient)).
+    pub fn accepts(&self, remote: SocketAddr, datagram: &[u8]) -> bool {
+        if let Some(ufrag) = super::ice_username_recipient(datagram) {
+            return ufrag == self.local_params.ufrag.as_bytes();
+        }
+        self.remote_addrs.contains(&remote)
+    }
+
+    // ---- mutators ----
+
+    /// Adds one of our server-reflexive addresses (from STUN, or as DHT nodes saw us)
+    /// as a candidate; call before sending [`Session::local_parameters`]. Returns
+    /// `false` if str0m refused it (a duplicate, an unusable address).
+    pub fn add_local_candidate(&mut self, addr: SocketAddr) -> bool {
+        if self.phase == Phase::Closed
+            || self.local_params.candidates.len() >= MAX_REMOTE_CANDIDATES
+        {
+            return false;
+        }
+        let Ok(c) = Candidate::server_reflexive(addr, self.local, Protocol::Udp) else {
+            return false;
+        };
+        let added = self.rtc_call(|rtc| rtc.add_local_candidate(c).is_some());
+        self.settle();
+        if added {
+            self.local_params.candidates.push(IceCandidate {
+                kind: CandidateKind::ServerReflexive,
+                addr,
+            });
+        }
+        added
+    }
+
+    /// Starts connecting to the peer described by `remote` (from its signaling).
+    pub fn set_remote(&mut self, remote: &SessionParameters) -> Result<(), SetRemoteError> {
+        match self.phase {
+            Phase::New => {}
+            Phase::Closed => return Err(SetRemoteError::Closed),
+            _ => return Err(SetRemoteError::AlreadySet),
+        }
+        let credential_ok = |s: &str, min: usize| {
+            (min..=MAX_CREDENTIAL_LEN).contains(&s.len())
+                && s.bytes().all(|b| ICE_CHARS.contains(&b))
+        };
+        if !credential_ok(&remote.ufrag, 4) || !credential_ok(&remote.pwd, 22) {
+            return Err(SetRemoteError::BadCredentials);
+        }
+        if remote.candidates.is_empty() || remote.candidates.len() > MAX_REMOTE_CANDIDATES {
+            return Err(SetRemoteError::BadCandidates);
+        }
+        let candidates = remote
+            .candidates
+            .iter()
+            .map(|c| remote_candidate(c).ok_or(SetRemoteError::BadCandidates))
+            .collect::<Result<Vec<_>, _>>()?;
+        if remote
+            .sctp_init
+            .as_ref()
+            .is_some_and(|i| i.len() > MAX_SCTP_INIT_LEN)
+        {
+            return Err(SetRemoteError::BadSctpInit);
+        }
+        let snap = match (self.snap.take(), &remote.sctp_init) {
+            (Some(mut data), Some(init)) => {
+                data.set_remote_init_chunk(init.clone());
+                Some(data)
+            }
+            _ => None,
+        };
+        for c in &remote.candidates {
+            self.remember_remote(c.addr);
+        }
+        let controlling = self.controlling;
+        let creds = IceCreds {
+            ufrag: remote.ufrag.clone(),
+            pass: remote.pwd.clone(),
+        };
+        let fingerprint = Fingerprint {
+            hash_func: "sha-256".into(),
+            bytes: remote.fingerprint.to_vec(),
+        };
+        let started = self.rtc_call(move |rtc| {
+            for c in candidates {
+                rtc.add_remote_candidate(c);
+            }
+            let mut api = rtc.direct_api();
+            api.set_ice_controlling(controlling);
+            api.set_remote_ice_credentials(creds);
+            api.set_remote_fingerprint(fingerprint);
+            api.start_dtls(controlling)?;
+            match snap {
+                Some(data) => api.start_sctp_with_snap(controlling, data)?,
+                None => api.start_sctp(controlling),
+            }
+            let channel = api.create_data_channel(ChannelConfig {
+                label: "dhtmeet".into(),
+                ordered: true,
+                reliability: Reliability::Reliable,
+                negotiated: Some(CHANNEL_STREAM_ID),
+                protocol: String::new(),
+            });
+            Ok::<_, str0m::RtcError>(channel)
+        });
+        let channel = match started {
+            Ok(c) => c,
+            Err(_) => {
+                self.close_with(DisconnectReason::HandshakeFailed);
+                return Err(SetRemoteError::Start);
+            }
+        };
+        self.channel = Some(channel);
+        self.phase = Phase::Connecting {
+            deadline: self.now + self.config.connect_timeout,
+        };
+        let now = self.now;
+        self.rtc_input(Input::Timeout(now));
+        self.settle();
+        Ok(())
+    }
+
+    /// Adds a candidate the peer signaled later (trickle). The candidate is ignored if
+    /// the session already holds [`MAX_REMOTE_CANDIDATES`] remote addresses.
+    pub fn add_remote_candidate(&mut self, candidate: IceCandidate) -> Result<(), SetRemoteError> {
+        if self.phase == Phase::Closed {
+            return Err(SetRemoteError::Closed);
+        }
+        let c = remote_candidate(&candidate).ok_or(SetRemoteError::BadCandidates)?;
+        if self.remote_addrs.len() >= MAX_REMOTE_CANDIDATES {
+            return Err(SetRemoteError::BadCandidates);
+        }
+        self.remember_remote(candidate.addr);
+        self.rtc_call(|rtc| rtc.add_remote_candidate(c));
+        self.settle();
+        Ok(())
+    }
+
+    /// Queues `message` for the peer. Messages may be sent before the channel opens;
+    /// they go out once it does.
+    ///
+    /// Accepted if the queue is empty, or if the message fits within
+    /// [`SessionConfig::send_queue_limit`]; otherwise [`SendError::WouldBlock`] and
+    /// a [`SessionEvent::Writable`] later.
+    pub fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
+        if self.phase == Phase::Closed {
+            return Err(SendError::Closed);
+        }
+        if message.len() > MAX_MESSAGE_SIZE {
+            return Err(SendError::TooLarge);
+        }
+        let queued = self.send_queue.queued_bytes();
+        if !self.send_queue.is_empty() && queued + message.len() > self.config.send_queue_limit {
+            self.want_writable = true;
+            return Err(SendError::WouldBlock);
+        }
+        self.send_queue.push(message.to_vec());
+        self.settle();
+        Ok(())
+    }
+
+    /// Closes gracefully: the DTLS close_notify goes out through `poll_transmit`, and
+    /// [`SessionEvent::Disconnected`] with [`DisconnectReason::ClosedLocally`] follows.
+    pub fn close(&mut self) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let _ = self.rtc_call(|rtc| rtc.close());
+        self.close_with(DisconnectReason::ClosedLocally);
+        self.closing_until = Some(self.now + CLOSE_DRAIN);
+        self.drain();
+    }
+
+    // ---- internals ----
+
+    /// Calls into str0m with `fastrand`'s thread-local generator seeded from this
+    /// session's own stream, then advances the stream. This is the one place where
+    /// str0m's draws (ICE tie-breaker, STUN transaction ids) happen, so they depend on
+    /// nothing but the seed and the inputs, whatever else runs on the thread.
+    fn rtc_call<R>(&mut self, f: impl FnOnce(&mut Rtc) -> R) -> R {
+        fastrand::seed(self.fastrand_state);
+        let r = f(&mut self.rtc);
+        self.fastrand_state = fastrand::u64(..);
+        r
+    }
+
+    fn rtc_input(&mut self, input: Input<'_>) {
+        if self.rtc_call(|rtc| rtc.handle_input(input)).is_err() && !self.rtc.is_alive() {
+            self.drain();
+            self.close_with(DisconnectReason::HandshakeFailed);
+        }
+    }
+
+    fn remember_remote(&mut self, addr: SocketAddr) {
+        if !self.remote_addrs.contains(&addr) && self.remote_addrs.len() < MAX_REMOTE_ADDRS {
+            self.remote_addrs.push(addr);
+        }
+    }
+
+    /// Drains str0m to its next timeout (str0m's one rule: every mutation is followed
+    /// by a full drain).
+    fn drain(&mut self) {
+        // A bounded number of errors in a row: str0m may report several, but a stuck
+        // error must not hang the caller.
+        let mut errors = 0;
+        while errors < 16 {
+            match self.rtc_call(|rtc| rtc.poll_output()) {
+                Ok(Output::Timeout(t)) => {
+                    self.rtc_timeout = Some(t);
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    let contents: Vec<u8> = t.contents.into();
+                    self.stats.datagrams_sent += 1;
+                    self.stats.datagram_bytes_sent += contents.len() as u64;
+                    self.transmits.push_back(Transmit {
+                        destination: t.destination,
+                        contents,
+                    });
+                }
+                Ok(Output::Event(e)) => self.on_rtc_event(e),
+                Err(_) => {
+                    errors += 1;
+                    if !self.rtc.is_alive() {
+                        self.close_with(DisconnectReason::HandshakeFailed);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_rtc_event(&mut self, event: RtcEvent) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        match event {
+            RtcEvent::Connected => {
+                self.dtls_connected = true;
+                self.maybe_connected();
+            }
+            RtcEvent::ChannelOpen(id, _) if Some(id) == self.channel => {
+                let low = self.config.sctp_buffer / 2;
+                if let Some(mut ch) = self.rtc.channel(id) {
+                    ch.set_buffered_amount_low_threshold(low);
+                }
+                self.channel_open = true;
+                self.maybe_connected();
+            }
+            RtcEvent::ChannelData(data) if Some(data.id) == self.channel => {
+                match self.reassembly.push(data.data) {
+                    Ok(Some(message)) => {
+                        self.stats.messages_received += 1;
+                        self.stats.bytes_received += message.len() as u64;
+                        self.events.push_back(SessionEvent::Message(message));
+                    }
+                    Ok(None) => {}
+                    Err(
+                        FramingError::BadTag
+                        | FramingError::Truncated
+                        | FramingError::TooLarge
+                        | FramingError::OutOfSequence,
+                    ) => {
+                        self.stats.malformed_frames += 1;
+                    }
+                }
+            }
+            RtcEvent::ChannelClose(id) if Some(id) == self.channel => {
+                self.close_with(DisconnectReason::ClosedByPeer);
+            }
+            RtcEvent::Closed => self.close_with(DisconnectReason::ClosedByPeer),
+            RtcEvent::PeerStats(s) => {
+                if let Some(rtt) = s
+                    .selected_candidate_pair
+                    .and_then(|p| p.current_round_trip_time)
+                {
+                    self.stats.rtt = Some(rtt);
+                }
+            }
+            // ChannelBufferedAmountLow: `settle` writes more after every drain anyway.
+            _ => {}
+        }
+    }
+
+    /// Connected once DTLS is up and the channel open, whichever comes last.
+    fn maybe_connected(&mut self) {
+        if self.dtls_connected
+            && self.channel_open
+            && matches!(self.phase, Phase::Connecting { .. })
+        {
+            self.phase = Phase::Connected;
+            self.last_received = self.now;
+            self.events.push_back(SessionEvent::Connected);
+        }
+    }
+
+    /// Drains str0m, then moves queued frames into SCTP while it takes them, draining
+    /// after each write, then makes sure the next timeout is in the future.
+    fn settle(&mut self) {
+        self.drain();
+        let mut wrote = false;
+        while self.phase == Phase::Connected && self.write_one_frame() {
+            self.drain();
+            wrote = true;
+        }
+        if wrote {
+            // str0m 0.25 may hold newly written SCTP data until its next input at a
+            // later instant: without a wakeup it waits for an unrelated timer (up to
+            // the ICE keepalive). Ask to be woken at once.
+            let soon = self.now + MIN_TICK;
+            self.rtc_timeout = Some(self.rtc_timeout.map_or(soon, |t| t.min(soon)));
+        }
+        if self.want_writable
+            && self.send_queue.queued_bytes() <= self.config.send_queue_limit / 2
+            && self.phase != Phase::Closed
+        {
+            self.want_writable = false;
+            self.events.push_back(SessionEvent::Writable);
+        }
+        // str0m asks for an immediate wakeup while it has internal work (opening the
+        // channel, DTLS flights). Give it that now, a few times, rather than making the
+        // driver spin at one instant.
+        let now = self.now;
+        for _ in 0..3 {
+            if self.phase == Phase::Closed || self.rtc_timeout.is_none_or(|t| t > now) {
+                break;
+            }
+            self.rtc_input(Input::Timeout(now));
+            self.drain();
+        }
+        if self.rtc_timeout.is_some_and(|t| t <= now) {
+            self.rtc_timeout = Some(now + MIN_TICK);
+        }
+    }
+
+    /// Hands the next frame to SCTP; `false` if there is none or SCTP is full.
+    fn write_one_frame(&mut self) -> bool {
+        let Some(id) = self.channel else {
+            return false;
+        };
+        let Some(body) = self.send_queue.next_frame(&mut self.frame) else {
+            return false;
+        };
+        fastrand::seed(self.fastrand_state);
+        let written = match self.rtc.channel(id) {
+            Some(mut ch) => ch.write(true, &self.frame).unwrap_or(false),
+            None => false,
+        };
+        self.fastrand_state = fastrand::u64(..);
+        if written && self.send_queue.advance(body) {
+            self.stats.messages_sent += 1;
+        }
+        if written {
+            self.stats.bytes_sent += body as u64;
+        }
+        written
+    }
+
+    fn close_with(&mut self, reason: DisconnectReason) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.phase = Phase::Closed;
+        self.events.push_back(SessionEvent::Disconnected { reason });
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Connecting { deadline } => Some(deadline),
+            Phase::Connected => Some(self.last_received + self.config.idle_timeout),
+            Phase::New | Phase::Closed => None,
+        }
+    }
+}
+
+/// A str0m candidate for a signaled remote candidate.
+fn remote_candidate(c: &IceCandidate) -> Option<Candidate> {
+    match c.kind {
+        CandidateKind::Host => Candidate::host(c.addr, Protocol::Udp).ok(),
+        // The peer's base address is not signaled; str0m only uses it for priorities.
+        CandidateKind::ServerReflexive => {
+            Candidate::server_reflexive(c.addr, c.addr, Protocol::Udp).ok()
+        }
+    }
+}
+
+impl SansIo for Session {
+    type Event = SessionEvent;
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+    ) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        if self.phase == Phase::Closed {
+            self.stats.datagrams_dropped += 1;
+            return;
+        }
+        let Ok(receive) = Receive::new(Protocol::Udp, remote, local, datagram) else {
+            self.stats.datagrams_dropped += 1;
+            return;
+        };
+        let input = Input::Receive(now, receive);
+        // The meeting layer routed this datagram here, so str0m gets it even if its own
+        // `accepts` says no (it refuses the first DTLS datagram from a peer-reflexive
+        // address). Only what str0m recognises as the peer's counts as life on the path.
+        let from_peer = self.rtc.accepts(&input);
+        if super::ice_username_recipient(datagram) == Some(self.local_params.ufrag.as_bytes()) {
+            self.remember_remote(remote);
+        }
+        // DTLS from an address that is neither a signaled candidate nor the source of a
+        // check for us is a stranger's: drop it. (str0m would take it, and 50 bogus
+        // handshake records stall dimpl's handshake for good.)
+        let dtls = matches!(datagram.first(), Some(20..=63));
+        if dtls && !from_peer && !self.remote_addrs.contains(&remote) {
+            self.stats.datagrams_dropped += 1;
+            return;
+        }
+        self.stats.datagrams_received += 1;
+        self.stats.datagram_bytes_received += datagram.len() as u64;
+        if from_peer {
+            self.last_received = now;
+        }
+        self.rtc_input(input);
+        self.settle();
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        if self.phase == Phase::Closed {
+            if self.closing_until.is_some_and(|t| now < t) && self.rtc.is_alive() {
+                self.rtc_input(Input::Timeout(now));
+                self.drain();
+            } else {
+                self.closing_until = None;
+            }
+            return;
+        }
+        match self.phase {
+            Phase::Connecting { deadline } if now >= deadline => {
+                self.close_with(DisconnectReason::ConnectTimeout);
+                return;
+            }
+            Phase::Connected if now >= self.last_received + self.config.idle_timeout => {
+                self.close_with(DisconnectReason::Timeout);
+                return;
+            }
+            _ => {}
+        }
+        self.rtc_input(Input::Timeout(now));
+        self.settle();
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        // str0m's "now" is an hour in the past and its "never" a century ahead.
+        let rtc = self
+            .rtc_timeout
+            .map(|t| t.max(self.now))
+            .filter(|&t| t < self.now + FAR_FUTURE);
+        if self.phase == Phase::Closed {
+            // After `close`, until str0m has sent its close output or the drain ends.
+            let until = self.closing_until?;
+            return Some(rtc.map_or(until, |t| t.min(until)).max(self.now + MIN_TICK));
+        }
+        match (rtc, self.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

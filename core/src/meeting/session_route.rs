@@ -1,0 +1,94 @@
+//! Routing advice: which session a datagram belongs to.
+//!
+//! str0m's own `Rtc::accepts` is a linear scan and refuses the first DTLS datagram from
+//! a peer-reflexive address, so the meeting layer routes itself, in two maps:
+//!
+//! * a STUN binding request names its recipient in USERNAME (`recipient:sender`,
+//!   RFC 8445 §7.2.2): [`ice_username_recipient`] gives the recipient's ufrag, which
+//!   is one of our sessions' [`Session::ufrag`](super::Session::ufrag);
+//! * everything else (STUN responses, DTLS) is routed by the remote address, which a
+//!   session learns from the remote candidates and from the checks it receives
+//!   ([`Session::accepts`](super::Session::accepts) answers for one session).
+
+/// STUN's magic cookie (RFC 8489 §5).
+const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
+/// STUN message type of a Binding request.
+const BINDING_REQUEST: [u8; 2] = [0x00, 0x01];
+/// The USERNAME attribute.
+const ATTR_USERNAME: u16 = 0x0006;
+/// RFC 8489 §14.3: USERNAME is at most 513 bytes.
+const MAX_USERNAME: usize = 513;
+
+/// The recipient's ufrag in the USERNAME of an ICE connectivity check (a STUN Binding
+/// request), or `None` for anything else. Never panics, whatever the bytes.
+pub fn ice_username_recipient(datagram: &[u8]) -> Option<&[u8]> {
+    if datagram.len() < 20 || datagram[0..2] != BINDING_REQUEST || datagram[4..8] != MAGIC_COOKIE {
+        return None;
+    }
+    let declared = u16::from_be_bytes([datagram[2], datagram[3]]) as usize;
+    let body = datagram.get(20..20 + declared)?;
+    let mut rest = body;
+    while rest.len() >= 4 {
+        let kind = u16::from_be_bytes([rest[0], rest[1]]);
+        let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
+        let value = rest.get(4..4 + len)?;
+        if kind == ATTR_USERNAME {
+            if len > MAX_USERNAME {
+                return None;
+            }
+            let colon = value.iter().position(|&b| b == b':')?;
+            return Some(&value[..colon]);
+        }
+        let padded = 4 + len.div_ceil(4) * 4;
+        rest = rest.get(padded..)?;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding_request(username: &[u8]) -> Vec<u8> {
+        let mut attrs = Vec::new();
+        // A PRIORITY attribute first, so the parser has to skip one.
+        attrs.extend_from_slice(&[0x00, 0x24, 0x00, 0x04, 1, 2, 3, 4]);
+        attrs.extend_from_slice(&ATTR_USERNAME.to_be_bytes());
+        attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        attrs.extend_from_slice(username);
+        while attrs.len() % 4 != 0 {
+            attrs.push(0);
+        }
+        let mut m = vec![0x00, 0x01];
+        m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        m.extend_from_slice(&MAGIC_COOKIE);
+        m.extend_from_slice(&[7; 12]);
+        m.extend_from_slice(&attrs);
+        m
+    }
+
+    #[test]
+    fn finds_the_recipient_ufrag() {
+        let m = binding_request(b"abcd1234:wxyz");
+        assert_eq!(ice_username_recipient(&m), Some(&b"abcd1234"[..]));
+        // A response (type 0x0101) is not routed by USERNAME.
+        let mut r = m.clone();
+        r[0] = 0x01;
+        assert_eq!(ice_username_recipient(&r), None);
+        assert_eq!(ice_username_recipient(&binding_request(b"nocolon")), None);
+        assert_eq!(ice_username_recipient(&m[..m.len() - 3]), None);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        fn prop(mut bytes: Vec<u8>, as_stun: bool) -> bool {
+            if as_stun && bytes.len() >= 20 {
+                bytes[0..2].copy_from_slice(&BINDING_REQUEST);
+                bytes[4..8].copy_from_slice(&MAGIC_COOKIE);
+            }
+            let _ = ice_username_recipient(&bytes);
+            true
+        }
+        quickcheck::quickcheck(prop as fn(Vec<u8>, bool) -> bool);
+    }
+}

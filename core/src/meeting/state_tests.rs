@@ -1,0 +1,326 @@
+use super::*;
+use crate::test_clock;
+
+/// Members in memory: signaling and datagrams both arrive after `latency`.
+struct Room {
+    members: BTreeMap<SocketAddr, Meeting>,
+    now: Instant,
+    latency: Duration,
+    in_flight: Vec<(Instant, SocketAddr, SocketAddr, Packet)>,
+    events: Vec<(SocketAddr, MeetingEvent)>,
+    /// Datagrams to these addresses vanish (a member that crashed or lost its network).
+    blackholes: Vec<SocketAddr>,
+    /// Every signaling message seen, for replay tests.
+    signals: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+}
+
+#[derive(Clone)]
+enum Packet {
+    Signal(Vec<u8>),
+    Datagram(Vec<u8>),
+}
+
+fn addr(i: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i], 4000))
+}
+
+fn member(code: &str, i: u8, now: Instant) -> Meeting {
+    Meeting::new(
+        MeetingConfig::default(),
+        MeetingKeys::derive(code),
+        NodeId([i; 20]),
+        addr(i),
+        Seed::from_u64(u64::from(i)),
+        now,
+    )
+}
+
+impl Room {
+    fn new(codes: &[&str]) -> Room {
+        let now = test_clock::start();
+        let members = codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (addr(i as u8 + 1), member(c, i as u8 + 1, now)))
+            .collect();
+        Room {
+            members,
+            now,
+            latency: Duration::from_millis(25),
+            in_flight: Vec::new(),
+            events: Vec::new(),
+            blackholes: Vec::new(),
+            signals: Vec::new(),
+        }
+    }
+
+    /// Everyone learns everyone's address, as the DHT would tell them.
+    fn discover_all(&mut self) {
+        let all: Vec<SocketAddr> = self.members.keys().copied().collect();
+        let now = self.now;
+        for m in self.members.values_mut() {
+            m.discovered(&all, now);
+        }
+    }
+
+    fn drain(&mut self) {
+        for (&from, m) in &mut self.members {
+            while let Some((to, args)) = m.poll_signal() {
+                self.signals.push((from, to, args.clone()));
+                self.in_flight
+                    .push((self.now + self.latency, from, to, Packet::Signal(args)));
+            }
+            while let Some(t) = m.poll_transmit() {
+                self.in_flight.push((
+                    self.now + self.latency,
+                    from,
+                    t.destination,
+                    Packet::Datagram(t.contents),
+                ));
+            }
+            while let Some(e) = m.poll_event() {
+                self.events.push((from, e));
+            }
+        }
+    }
+
+    fn run(&mut self, for_: Duration) {
+        let end = self.now + for_;
+        loop {
+            self.drain();
+            let next_arrival = self.in_flight.iter().map(|p| p.0).min();
+            let next_timer = self.members.values().filter_map(|m| m.poll_timeout()).min();
+            let Some(next) = next_arrival.into_iter().chain(next_timer).min() else {
+                break;
+            };
+            if next > end {
+                break;
+            }
+            self.now = self.now.max(next);
+            let now = self.now;
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
+                .into_iter()
+                .partition(|p| p.0 <= now);
+            self.in_flight = later;
+            for (_, from, to, packet) in due {
+                if self.blackholes.contains(&to) || self.blackholes.contains(&from) {
+                    continue;
+                }
+                let Some(m) = self.members.get_mut(&to) else {
+                    continue;
+                };
+                match packet {
+                    Packet::Signal(args) => m.handle_signal(from, &args, now),
+                    Packet::Datagram(d) => {
+                        Meeting::handle_datagram(m, now, to, from, &d);
+                    }
+                }
+            }
+            for m in self.members.values_mut() {
+                if m.poll_timeout().is_some_and(|t| t <= now) {
+                    m.handle_timeout(now);
+                }
+            }
+        }
+        self.now = self.now.max(end);
+    }
+
+    fn connected_pairs(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|(_, e)| matches!(e, MeetingEvent::PeerConnected { .. }))
+            .count()
+    }
+
+    fn messages_at(&self, at: SocketAddr) -> Vec<&Vec<u8>> {
+        self.events
+            .iter()
+            .filter(|(a, _)| *a == at)
+            .filter_map(|(_, e)| match e {
+                MeetingEvent::Message { data, .. } => Some(data),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn two_members_meet_and_exchange_small_and_large_messages() {
+    let mut room = Room::new(&["apple-river-7", "apple-river-7"]);
+    room.discover_all();
+    room.run(Duration::from_secs(10));
+    assert_eq!(
+        room.connected_pairs(),
+        2,
+        "both sides report the connection: {:?}",
+        room.events
+    );
+    let a = room.members[&addr(1)].member_id();
+    let b = room.members[&addr(2)].member_id();
+    assert_eq!(room.members[&addr(1)].connected(), vec![b]);
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    room.members
+        .get_mut(&addr(1))
+        .unwrap()
+        .send(&b, b"hello from a")
+        .unwrap();
+    room.members
+        .get_mut(&addr(1))
+        .unwrap()
+        .send(&b, &big)
+        .unwrap();
+    room.members
+        .get_mut(&addr(2))
+        .unwrap()
+        .send(&a, b"hello from b")
+        .unwrap();
+    let now = room.now;
+    for m in room.members.values_mut() {
+        m.handle_timeout(now);
+    }
+    room.run(Duration::from_secs(10));
+    assert_eq!(
+        room.messages_at(addr(2)),
+        vec![&b"hello from a".to_vec(), &big],
+        "in order, intact"
+    );
+    assert_eq!(room.messages_at(addr(1)), vec![&b"hello from b".to_vec()]);
+}
+
+#[test]
+fn three_members_form_a_full_mesh() {
+    let mut room = Room::new(&["m", "m", "m"]);
+    room.discover_all();
+    room.run(Duration::from_secs(15));
+    for m in room.members.values() {
+        assert_eq!(m.connected().len(), 2, "{:?}", room.events);
+    }
+}
+
+#[test]
+fn a_non_member_who_knows_the_topic_gets_nowhere() {
+    let mut room = Room::new(&["the-real-code", "the-real-code", "a-guess"]);
+    room.discover_all();
+    room.run(Duration::from_secs(15));
+    let outsider = &room.members[&addr(3)];
+    assert!(outsider.connected().is_empty());
+    for i in [1, 2] {
+        let m = &room.members[&addr(i)];
+        assert_eq!(m.connected().len(), 1, "members still meet each other");
+        assert!(
+            m.stats().dropped_bad_mac >= 1,
+            "the outsider's hellos are refused"
+        );
+    }
+    assert!(
+        !room
+            .events
+            .iter()
+            .any(|(a, e)| *a == addr(3) && matches!(e, MeetingEvent::PeerConnecting { .. }))
+    );
+}
+
+#[test]
+fn replayed_signaling_is_dropped() {
+    let mut room = Room::new(&["c", "c"]);
+    room.discover_all();
+    room.run(Duration::from_secs(10));
+    assert_eq!(room.connected_pairs(), 2);
+    let replays: Vec<_> = room.signals.clone();
+    let now = room.now;
+    for (from, to, args) in &replays {
+        if let Some(m) = room.members.get_mut(to) {
+            m.handle_signal(*from, args, now);
+        }
+    }
+    room.run(Duration::from_secs(5));
+    let dropped: u64 = room
+        .members
+        .values()
+        .map(|m| m.stats().dropped_replayed)
+        .sum();
+    assert_eq!(
+        dropped as usize,
+        replays.len() - room.signals_to_self(),
+        "every replay refused"
+    );
+    for m in room.members.values() {
+        assert_eq!(m.connected().len(), 1, "the replays changed nothing");
+    }
+}
+
+impl Room {
+    /// Signals a member sent to its own address (its own hello) are not replays.
+    fn signals_to_self(&self) -> usize {
+        self.signals.iter().filter(|(f, t, _)| f == t).count()
+    }
+}
+
+#[test]
+fn leaving_says_bye_and_the_other_side_sees_it() {
+    let mut room = Room::new(&["c", "c"]);
+    room.discover_all();
+    room.run(Duration::from_secs(10));
+    let now = room.now;
+    room.members.get_mut(&addr(1)).unwrap().leave(now);
+    room.run(Duration::from_secs(2));
+    assert!(room.events.iter().any(|(a, e)| *a == addr(2)
+        && matches!(
+            e,
+            MeetingEvent::PeerDisconnected {
+                reason: PeerGone::Left,
+                ..
+            }
+        )));
+    assert!(room.members[&addr(2)].connected().is_empty());
+}
+
+#[test]
+fn a_vanished_member_is_retried_three_times_then_given_up() {
+    let mut room = Room::new(&["c", "c"]);
+    room.discover_all();
+    room.run(Duration::from_secs(10));
+    room.blackholes.push(addr(2));
+    room.run(Duration::from_secs(200));
+    let at_a: Vec<&MeetingEvent> = room
+        .events
+        .iter()
+        .filter(|(a, _)| *a == addr(1))
+        .map(|(_, e)| e)
+        .collect();
+    let retries = at_a
+        .iter()
+        .filter(|e| matches!(e, MeetingEvent::PeerReconnecting { .. }))
+        .count();
+    assert_eq!(retries, 3, "{at_a:?}");
+    assert!(
+        matches!(
+            at_a.last(),
+            Some(MeetingEvent::PeerDisconnected {
+                reason: PeerGone::Failed(_),
+                ..
+            })
+        ),
+        "{at_a:?}"
+    );
+    assert!(room.members[&addr(1)].connected().is_empty());
+}
+
+#[test]
+fn garbage_signaling_and_datagrams_never_panic() {
+    let mut room = Room::new(&["c"]);
+    let now = room.now;
+    let m = room.members.get_mut(&addr(1)).unwrap();
+    for junk in [
+        &b""[..],
+        b"d",
+        b"de",
+        b"d1:ki1ee",
+        &[0u8; 300],
+        b"\x16\xfe\xfd\x00\x00",
+    ] {
+        m.handle_signal(addr(9), junk, now);
+        assert!(!Meeting::handle_datagram(m, now, addr(1), addr(9), junk));
+    }
+    assert!(m.stats().dropped_malformed >= 5);
+}

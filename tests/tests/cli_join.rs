@@ -1,0 +1,186 @@
+//! `dhtmeet join` and `dhtmeet demo` as a user runs them: real processes, real sockets on
+//! loopback, a private DHT node as the only infrastructure.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use dhtmeet_tests::{ChildGuard, dhtmeet_bin};
+
+fn dht_node() -> (ChildGuard, SocketAddr) {
+    let mut child = Command::new(dhtmeet_bin())
+        .args(["dht", "node", "--listen", "127.0.0.1:0"])
+        .env_remove("NODE_ID")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dht node");
+    let stdout = child.stdout.take().expect("stdout");
+    let guard = ChildGuard(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("ready line");
+    let addr = line
+        .split_whitespace()
+        .last()
+        .and_then(|a| a.parse().ok())
+        .expect("address");
+    (guard, addr)
+}
+
+/// A `dhtmeet join --json` process whose stdout lines arrive on a channel.
+fn member(code: &str, bootstrap: SocketAddr) -> (ChildGuard, mpsc::Receiver<serde_json::Value>) {
+    let mut child = Command::new(dhtmeet_bin())
+        .args([
+            "join",
+            code,
+            "--json",
+            "--listen",
+            "127.0.0.1:0",
+            "--exit-after",
+            "40",
+        ])
+        .args(["--bootstrap", &bootstrap.to_string()])
+        .env_remove("MEETING_CODE")
+        .env_remove("STUN_SERVERS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dhtmeet join");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    (ChildGuard(child), rx)
+}
+
+/// Waits up to `limit` for an event named `name`; all events seen go into `seen`.
+fn wait_event(
+    rx: &mpsc::Receiver<serde_json::Value>,
+    name: &str,
+    limit: Duration,
+    seen: &mut Vec<serde_json::Value>,
+) -> Option<serde_json::Value> {
+    let end = Instant::now() + limit;
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(v) => {
+                seen.push(v.clone());
+                if v["event"] == name {
+                    return Some(v);
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+#[test]
+fn two_members_join_with_a_code_and_chat() {
+    let (_dht, boot) = dht_node();
+    let code = "zihuk-nirur-zopup-hifat-kipul-bopaj";
+    let (mut a, a_events) = member(code, boot);
+    let (_b, b_events) = member(code, boot);
+    let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+    let joined =
+        wait_event(&a_events, "joined", Duration::from_secs(10), &mut seen_a).expect("a joined");
+    assert_eq!(joined["code_bits"], 80);
+    assert!(
+        wait_event(
+            &a_events,
+            "peer_connected",
+            Duration::from_secs(30),
+            &mut seen_a
+        )
+        .is_some(),
+        "{seen_a:?}"
+    );
+    assert!(
+        wait_event(
+            &b_events,
+            "peer_connected",
+            Duration::from_secs(30),
+            &mut seen_b
+        )
+        .is_some(),
+        "{seen_b:?}"
+    );
+    let stdin = a.0.stdin.as_mut().expect("stdin");
+    writeln!(stdin, "hello from a").unwrap();
+    stdin.flush().unwrap();
+    let msg =
+        wait_event(&b_events, "message", Duration::from_secs(10), &mut seen_b).expect("message");
+    assert_eq!(msg["text"], "hello from a");
+    let a_member = seen_a
+        .iter()
+        .find(|v| v["event"] == "joined")
+        .map(|v| v["member"].clone());
+    assert_eq!(Some(msg["peer"].clone()), a_member, "b sees who sent it");
+    // End of stdin does not leave the meeting; killing a does, and b notices.
+    drop(a.0.stdin.take());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        a.0.try_wait().unwrap().is_none(),
+        "end of stdin does not end the meeting"
+    );
+}
+
+#[test]
+fn a_weak_or_mistyped_code_is_refused_before_anything_is_sent() {
+    let out = Command::new(dhtmeet_bin())
+        .args(["join", "1234", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("too weak"),
+        "{out:?}"
+    );
+    let out = Command::new(dhtmeet_bin())
+        .args([
+            "join",
+            "zihuk-nirur-zopup-hifat-kipul-bopab",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mistyped"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn the_demo_forms_a_meeting_and_delivers_every_message_intact() {
+    let out = Command::new(dhtmeet_bin())
+        .args(["demo", "--peers", "3", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    assert_eq!(report["members"], 3);
+    assert_eq!(report["messages_delivered"], 12);
+    assert_eq!(report["intact"], true);
+    assert!(
+        report["bytes_delivered"]
+            .as_u64()
+            .is_some_and(|b| b > 6 * 256 * 1024)
+    );
+}
