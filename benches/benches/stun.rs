@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
+use dhtmeet_benches::median_ns;
 use dhtmeet_core::stun::wire::{self, Message, TransactionId};
 use dhtmeet_core::stun::{BindingClient, BindingServer, StunConfig, StunEvent};
 use dhtmeet_core::{SansIo, Seed};
@@ -96,26 +97,6 @@ fn transaction(c: &mut Criterion) {
 }
 
 criterion_group!(benches, parse, build, transaction);
-
-/// Reads criterion's median estimate (ns) for `group/function` from its JSON output.
-fn median_ns(group: &str, function: &str) -> Option<f64> {
-    let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let candidates = [
-        format!("{dir}/criterion/{group}/{function}/new/estimates.json"),
-        format!("../{dir}/criterion/{group}/{function}/new/estimates.json"),
-    ];
-    let text = candidates
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())?;
-    let at = text.find("\"median\"")?;
-    let rest = &text[at..];
-    let pe = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
-    let num: String = rest[pe..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == 'e' || *c == '-')
-        .collect();
-    num.parse().ok()
-}
 
 fn main() {
     benches();
