@@ -45,6 +45,16 @@ pub use dhtmeet_std::{DriverStats, is_transient, random_seed};
 
 const MAX_DATAGRAM: usize = 65_535;
 
+/// The public Mainline DHT routers: the bootstrap default for the real Internet, used by
+/// `dhtmeet join` when no bootstrap node is given. Tests, examples and the demo always
+/// give their own.
+pub const MAINLINE_ROUTERS: &[&str] = &[
+    "router.bittorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "router.utorrent.com:6881",
+    "dht.libtorrent.org:25401",
+];
+
 /// An async driver of one state machine over one UDP socket.
 #[derive(Debug)]
 pub struct Driver<M> {

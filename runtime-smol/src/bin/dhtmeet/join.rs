@@ -18,7 +18,8 @@ pub(crate) struct Args {
     /// and printed: give it to the others).
     #[arg(env = "MEETING_CODE")]
     code: Option<String>,
-    /// DHT nodes to bootstrap from (comma-separated host:port).
+    /// DHT nodes to bootstrap from (comma-separated host:port). Default: the public
+    /// Mainline routers (the real Internet). `--bootstrap none` starts a new network.
     #[arg(long, value_delimiter = ',')]
     bootstrap: Vec<String>,
     /// STUN servers (comma-separated host:port; default: $STUN_SERVERS).
@@ -88,9 +89,22 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
             );
         }
     }
-    let bootstrap = resolve_all(&args.bootstrap, 6881)
+    let bootstrap_names: Vec<String> = match args.bootstrap.as_slice() {
+        [] => {
+            eprintln!(
+                "note: bootstrapping from the public Mainline routers (give --bootstrap to use your own)"
+            );
+            dhtmeet_smol::MAINLINE_ROUTERS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        }
+        [none] if none == "none" => Vec::new(),
+        given => given.to_vec(),
+    };
+    let bootstrap = resolve_all(&bootstrap_names, 6881)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("{e} (no network? give --bootstrap with addresses you can reach)"))?;
     let stun = resolve_all(&crate::servers_from_args_or_env(&args.stun), STUN_PORT)
         .await
         .map_err(|e| e.to_string())?;
@@ -138,7 +152,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         ),
     );
     if bootstrap.is_empty() {
-        eprintln!("note: no --bootstrap: others must bootstrap from {local}");
+        eprintln!("note: a new DHT network: others must bootstrap from {local}");
     }
 
     let (tx, rx) = smol::channel::bounded::<Command>(64);
