@@ -12,8 +12,11 @@
 //!
 //! DTLS payloads and lengths (first byte 20–63) are left out: the crypto backend under
 //! str0m draws key shares and randoms from the OS, which no seed reaches (see DESIGN.md's
-//! field notes), so only when and where such datagrams travel is reproducible. The `Instant`
-//! origin never enters the hash either: only offsets from it.
+//! field notes), so only when and where such datagrams travel is reproducible. For the same
+//! reason the payload bytes (not the length) of the meeting's signaling queries (KRPC
+//! `dm_signal`) are left out: they carry the DTLS certificate's fingerprint, sealed, so
+//! their bytes differ from run to run. The `Instant` origin never enters the hash either:
+//! only offsets from it.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -318,7 +321,7 @@ impl Trace {
             b.extend_from_slice(&(rec.len as u32).to_be_bytes());
         }
         self.hasher.update(&self.buf);
-        if first && !dtls {
+        if first && !dtls && !is_meeting_signal(rec.kind, payload) {
             self.hasher.update(payload);
         }
         if let Some(records) = &mut self.records {
@@ -332,4 +335,12 @@ impl Trace {
             }
         }
     }
+}
+
+/// Whether `payload` is a meeting signaling query (`"q": "dm_signal"`), whose sealed
+/// contents include the DTLS fingerprint that no seed reaches.
+fn is_meeting_signal(kind: PacketKind, payload: &[u8]) -> bool {
+    const KEY: &[u8] = b"1:q9:dm_signal";
+    debug_assert_eq!(&KEY[5..], dhtmeet_core::meeting::signal::METHOD);
+    kind == PacketKind::Krpc && payload.windows(KEY.len()).any(|w| w == KEY)
 }

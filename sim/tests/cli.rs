@@ -72,3 +72,43 @@ fn bad_input_gets_a_clear_error_and_a_failure_exit() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn meeting_json_has_pairs_connect_times_and_delivery() {
+    let args = [
+        "meeting",
+        "--peers",
+        "3",
+        "--dht-nodes",
+        "20",
+        "--nat",
+        "home,symmetric",
+        "--seed",
+        "9",
+        "--json",
+    ];
+    let v = json(&args);
+    assert_eq!(v["seed"], 9);
+    assert_eq!(v["trace_hash"].as_str().expect("a string").len(), 64);
+    let pairs = v["pairs"].as_array().expect("a list");
+    assert_eq!(pairs.len(), 3);
+    // Members: home, symmetric, home. The two home members connect; home × symmetric
+    // cannot (RFC 4787: APDF against APDM).
+    let connected: Vec<bool> = pairs
+        .iter()
+        .map(|p| p["connected"].as_bool().expect("a bool"))
+        .collect();
+    assert_eq!(connected, [false, true, false], "{v}");
+    assert!(pairs[1]["connect_ms"].as_f64().expect("a time") > 0.0);
+    assert!(pairs[0]["connect_ms"].is_null());
+    assert_eq!(v["messages_delivered"], 2);
+    assert_eq!(v["intact"], true);
+    assert_eq!(json(&args)["trace_hash"], v["trace_hash"]);
+}
+
+#[test]
+fn meeting_refuses_a_single_member() {
+    let out = sim(&["meeting", "--peers", "1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("between 2 and 64 members"));
+}

@@ -9,6 +9,7 @@
 //! | who | address |
 //! |---|---|
 //! | STUN servers | `192.0.2.1:3478`, `198.51.100.1:3478` |
+//! | public DHT nodes (`dht`, `meeting`) | `198.18.0.N:6881` |
 //! | a site's public address (outermost NAT, or the host itself when `open`) | `203.0.113.N` |
 //! | a CGN's inside, the home router's address there | [`CGNAT_HOME_EXTERNAL`](crate::CGNAT_HOME_EXTERNAL) |
 //! | a host on a NAT's LAN | `192.168.1.10:4000` (each LAN is its own realm) |
@@ -21,6 +22,7 @@ use crate::topology::TopologyError;
 use crate::trace::TraceHash;
 
 pub mod dht;
+pub mod meeting;
 pub mod stun;
 
 /// The scenarios' STUN servers.
@@ -67,6 +69,12 @@ pub enum ScenarioError {
     /// The `dht` scenario's settings are invalid.
     #[error("{0}")]
     DhtConfig(#[from] dht::DhtSimConfigError),
+    /// The `meeting` scenario's settings are invalid.
+    #[error("{0}")]
+    MeetingConfig(#[from] meeting::MeetingSimConfigError),
+    /// A member could not join the meeting.
+    #[error("join: {0}")]
+    Join(#[from] dhtmeet_core::JoinError),
     /// The pcap capture could not be written.
     #[error("writing the pcap capture: {0}")]
     Pcap(#[from] std::io::Error),

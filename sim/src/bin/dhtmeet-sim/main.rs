@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod common;
 mod dht;
+mod meeting;
 mod stun;
 
 /// Deterministic network simulations of dhtmeet, with NATs modelled on RFC 4787.
@@ -32,6 +33,10 @@ enum Command {
     /// asked): bootstrap, announces, get_peers and find_node lookups checked against a
     /// brute-force oracle; prints success rates, lookup times, round trips and RPCs.
     Dht(dht::Args),
+    /// Members behind NAT presets meet through a small public DHT: which pairs connect,
+    /// how long each took (virtual time), and whether every broadcast message arrived
+    /// exactly once and intact.
+    Meeting(meeting::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +45,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Stun(args) => stun::run(args),
         Command::Dht(args) => dht::run(args),
+        Command::Meeting(args) => meeting::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

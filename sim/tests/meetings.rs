@@ -1,0 +1,137 @@
+//! Meetings through the simulator: whole `Node`s behind NAT presets find each other in a
+//! small public DHT, open WebRTC data channels and exchange messages.
+
+mod common;
+
+use dhtmeet_sim::NatPreset;
+use dhtmeet_sim::scenario::meeting::{self, MeetingOutcome, MeetingSimConfig};
+
+/// RFC 4787's prediction, copied from `hole_punching_matrix.rs` (rows and columns:
+/// open, full-cone, restricted-cone, port-restricted-cone, home, cgnat, symmetric).
+const EXPECTED: [&str; 7] = [
+    "Y Y Y Y Y Y Y",
+    "Y Y Y Y Y Y Y",
+    "Y Y Y Y Y Y Y",
+    "Y Y Y Y Y Y N",
+    "Y Y Y Y Y Y N",
+    "Y Y Y Y Y Y N",
+    "Y Y Y N N N N",
+];
+
+fn expected(a: NatPreset, b: NatPreset) -> bool {
+    let i = |p| {
+        NatPreset::ALL
+            .iter()
+            .position(|&q| q == p)
+            .expect("a preset")
+    };
+    EXPECTED[i(a)].split(' ').nth(i(b)) == Some("Y")
+}
+
+fn run(presets: &[NatPreset], dht_nodes: usize, seed: u64) -> MeetingOutcome {
+    let config = MeetingSimConfig::new(presets.to_vec(), dht_nodes);
+    meeting::run(&config, seed, None).unwrap_or_else(|e| panic!("seed {seed}: {e}"))
+}
+
+/// A readable line per pair, for failure messages.
+fn table(o: &MeetingOutcome) -> String {
+    let mut s = format!("seed {} trace hash {}\n", o.seed, o.trace_hash);
+    for p in &o.pairs {
+        let (a, b) = (o.members[p.a].preset, o.members[p.b].preset);
+        s.push_str(&format!(
+            "  {} ({a}) × {} ({b}): connected {} in {:?}, RFC 4787 {}\n",
+            p.a,
+            p.b,
+            p.connected,
+            p.connect_time,
+            expected(a, b)
+        ));
+    }
+    s.push_str(&format!(
+        "  messages: {} expected, {} delivered, {} exactly once, {} corrupted, {} duplicates, {} refused\n",
+        o.messages_expected, o.messages_delivered, o.messages_once, o.corrupted, o.duplicates, o.refused
+    ));
+    s
+}
+
+#[test]
+fn two_open_members_connect_and_exchange_messages() {
+    let seed = common::test_seed(1);
+    let o = run(&[NatPreset::Open, NatPreset::Open], 20, seed);
+    let t = table(&o);
+    eprintln!("{t}");
+    assert!(o.all_connected(), "{t}");
+    assert_eq!(o.messages_expected, 2, "{t}");
+    assert!(o.intact, "{t}");
+    assert_eq!((o.corrupted, o.duplicates, o.refused), (0, 0, 0), "{t}");
+}
+
+#[test]
+fn five_members_behind_cone_and_home_nats_connect_as_rfc_4787_predicts() {
+    let seed = common::test_seed(5);
+    let presets = [
+        NatPreset::FullCone,
+        NatPreset::Home,
+        NatPreset::PortRestrictedCone,
+        NatPreset::FullCone,
+        NatPreset::Home,
+    ];
+    let o = run(&presets, 50, seed);
+    let t = table(&o);
+    eprintln!("{t}");
+    let wrong: Vec<String> = o
+        .pairs
+        .iter()
+        .filter(|p| p.connected != expected(presets[p.a], presets[p.b]))
+        .map(|p| format!("{} × {}", p.a, p.b))
+        .collect();
+    assert!(wrong.is_empty(), "pairs against RFC 4787: {wrong:?}\n{t}");
+    assert!(o.intact, "{t}");
+    assert_eq!(o.messages_expected, 20, "{t}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace_hash() {
+    let seed = common::test_seed(7);
+    let presets = [NatPreset::Home, NatPreset::PortRestrictedCone];
+    let first = run(&presets, 20, seed);
+    let second = run(&presets, 20, seed);
+    assert!(first.all_connected(), "{}", table(&first));
+    assert_eq!(
+        first.trace_hash,
+        second.trace_hash,
+        "seed {seed}\n{}\n{}",
+        table(&first),
+        table(&second)
+    );
+    let times = |o: &MeetingOutcome| o.pairs.iter().map(|p| p.connect_time).collect::<Vec<_>>();
+    assert_eq!(times(&first), times(&second), "seed {seed}");
+    let other = run(&presets, 20, seed + 1);
+    assert_ne!(
+        first.trace_hash,
+        other.trace_hash,
+        "seeds {seed} and {}",
+        seed + 1
+    );
+}
+
+/// One member behind every preset: the pairs RFC 4787 says can punch connect, the three
+/// it says cannot (`symmetric` against an address-and-port-dependent filter) do not, and
+/// every message between connected members arrives once, intact.
+#[test]
+fn members_behind_every_preset_connect_exactly_where_rfc_4787_predicts() {
+    let seed = common::test_seed(3);
+    let o = run(&NatPreset::ALL, 50, seed);
+    let t = table(&o);
+    eprintln!("{t}");
+    let wrong: Vec<String> = o
+        .pairs
+        .iter()
+        .filter(|p| p.connected != expected(NatPreset::ALL[p.a], NatPreset::ALL[p.b]))
+        .map(|p| format!("{} × {}", NatPreset::ALL[p.a], NatPreset::ALL[p.b]))
+        .collect();
+    assert!(wrong.is_empty(), "pairs against RFC 4787: {wrong:?}\n{t}");
+    assert_eq!(o.pairs.iter().filter(|p| !p.connected).count(), 3, "{t}");
+    assert!(o.intact, "{t}");
+    assert_eq!(o.messages_expected, 2 * (21 - 3), "{t}");
+}
