@@ -585,3 +585,36 @@ fn prop_arbitrary_datagrams_never_panic_and_stay_bounded() {
         .tests(500)
         .quickcheck(prop as fn(Vec<(u8, Vec<u8>)>) -> bool);
 }
+
+#[test]
+fn a_read_only_node_still_takes_registered_extension_queries() {
+    let now = test_clock::start();
+    let config = DhtConfig {
+        read_only: true,
+        ..DhtConfig::default()
+    };
+    let mut dht = Dht::new(config, Seed::from_u64(5), now).unwrap();
+    dht.register_extension(b"dm_signal");
+    let signal = Query::Other {
+        method: b"dm_signal".to_vec(),
+        args: b"d2:id20:BBBBBBBBBBBBBBBBBBBBe".to_vec(),
+    };
+    let r = ask(&mut dht, addr(9), &query(b"xs", signal));
+    assert!(
+        matches!(
+            &r[..],
+            [Message {
+                body: Body::Response { .. },
+                ..
+            }]
+        ),
+        "{r:?}"
+    );
+    assert!(
+        std::iter::from_fn(|| dht.poll_event())
+            .any(|e| matches!(e, DhtEvent::ExtensionQuery { .. }))
+    );
+    // Plain DHT queries still go unanswered.
+    assert!(ask(&mut dht, addr(9), &query(b"pp", Query::Ping)).is_empty());
+    assert_eq!(dht.stats().dropped_read_only, 1);
+}

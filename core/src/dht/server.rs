@@ -43,7 +43,12 @@ impl Dht {
         let Body::Query { id, query } = msg.body else {
             return;
         };
-        if self.config.read_only {
+        // Read-only (BEP 43) means "do not use me as a DHT node": DHT queries are not
+        // answered. Registered extensions (meeting signaling) are not DHT service and
+        // still get through, or a read-only member could never be signaled.
+        let extension =
+            matches!(&query, Query::Other { method, .. } if self.extensions.contains(method));
+        if self.config.read_only && !extension {
             self.stats.dropped_read_only += 1;
             return;
         }
