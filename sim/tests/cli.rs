@@ -112,3 +112,22 @@ fn meeting_refuses_a_single_member() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("between 2 and 64 members"));
 }
+
+#[test]
+fn nat_matrix_matches_rfc4787_for_every_pair_of_presets() {
+    let v = json(&["nat-matrix", "--seed", "3", "--json"]);
+    assert_eq!(v["seed"], 3);
+    assert_eq!(v["matches_rfc4787"], true, "{v}");
+    assert_eq!(v["intact"], true);
+    let pairs = v["pairs"].as_array().expect("pairs");
+    assert_eq!(pairs.len(), 28, "7 presets: 21 pairs and 7 with themselves");
+    let symmetric_home = pairs
+        .iter()
+        .find(|p| {
+            let (a, b) = (p["a"].as_str().unwrap(), p["b"].as_str().unwrap());
+            (a, b) == ("home", "symmetric") || (a, b) == ("symmetric", "home")
+        })
+        .expect("home × symmetric");
+    assert_eq!(symmetric_home["connected"], false);
+    assert_eq!(symmetric_home["predicted"], false);
+}

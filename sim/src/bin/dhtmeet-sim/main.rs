@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod common;
 mod dht;
 mod meeting;
+mod nat_matrix;
 mod stun;
 
 /// Deterministic network simulations of dhtmeet, with NATs modelled on RFC 4787.
@@ -37,6 +38,9 @@ enum Command {
     /// how long each took (virtual time), and whether every broadcast message arrived
     /// exactly once and intact.
     Meeting(meeting::Args),
+    /// Two members behind every NAT preset meet over one simulated DHT: which pairs of
+    /// presets connect directly, how fast, and whether that matches RFC 4787.
+    NatMatrix(nat_matrix::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Command::Stun(args) => stun::run(args),
         Command::Dht(args) => dht::run(args),
         Command::Meeting(args) => meeting::run(args),
+        Command::NatMatrix(args) => nat_matrix::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
