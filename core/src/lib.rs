@@ -71,9 +71,30 @@
 //!
 //! ## What is implemented
 //!
-//! See the RFC checklist in [`stun`]. The Mainline DHT (BEP 5, 32, 42, 43) and meetings
-//! (signaling, WebRTC) follow in later milestones; until then their datagrams are
-//! counted in [`NodeStats`] and dropped.
+//! * [`stun`]: RFC 8489 Binding client and responder (checklist in its docs);
+//! * [`dht`]: the Mainline DHT, BEP 5, 32, 42 and 43 (checklist in `docs/dht.md`);
+//! * [`meeting`]: invitation codes, keys, authenticated signaling (`dm_signal`) and
+//!   WebRTC data-channel sessions on str0m; [`Node::join`] puts them together.
+//!
+//! A meeting in a few lines (a runtime drives the node as in the loop above):
+//!
+//! ```no_run
+//! # use std::time::Instant;
+//! # use dhtmeet_core::{Event, Node, NodeConfig, SansIo, Seed};
+//! let mut config = NodeConfig::new(Seed::from_u64(1)); // a runtime seeds from the OS
+//! config.dht.as_mut().unwrap().bootstrap = vec!["192.0.2.1:6881".parse().unwrap()];
+//! config.local_addr = Some("198.51.100.7:4000".parse().unwrap());
+//! let mut node = Node::new(config, Instant::now()).unwrap();
+//! let code = "zihuk-nirur-zopup-hifat-kipul-bopaj"; // from dhtmeet_core::meeting::code::generate
+//! node.join(code, false, Instant::now()).unwrap();
+//! // … drive it; then, on Event::PeerConnected { member }:
+//! # let member = node.meeting().unwrap().member_id();
+//! node.send(&member, b"hello").ok();
+//! ```
+//!
+//! str0m reads a clock and OS randomness internally (DTLS keys and certificates, SCTP
+//! tags, DTLS retransmission jitter): handshake *bytes* are not reproducible, timings and
+//! counts are unless a DTLS datagram is lost. `docs/webrtc.md` says exactly where.
 
 #![deny(missing_docs)]
 #![cfg_attr(

@@ -1,7 +1,8 @@
 //! The [`Node`]: one UDP socket's worth of protocol, demultiplexed by first byte.
 //!
-//! Today a node discovers its public address with STUN and answers other nodes' Binding
-//! requests. The DHT and meetings join it in later milestones, on the same socket.
+//! A node discovers its public address with STUN and answers others' Binding requests,
+//! runs a Mainline DHT node, and, once it joins a meeting, signals the members the DHT
+//! finds and runs one WebRTC session to each — all on the same socket.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
