@@ -2,6 +2,7 @@
 //! and WebRTC sessions between members.
 
 pub mod code;
+mod delivery;
 pub mod keys;
 mod session;
 mod session_framing;
@@ -10,6 +11,7 @@ mod session_types;
 pub mod signal;
 mod state;
 
+pub use delivery::MAX_UNACKED_BYTES;
 pub use session::{
     CandidateKind, DisconnectReason, DtlsChoice, IceCandidate, MAX_MESSAGE_SIZE, MAX_REMOTE_ADDRS,
     MAX_REMOTE_CANDIDATES, NewSessionError, SendError, Session, SessionConfig, SessionEvent,

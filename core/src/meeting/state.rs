@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use rand_core::Rng as _;
 
+use super::delivery::{Delivery, Received};
 use super::ice_username_recipient;
 use super::keys::MeetingKeys;
+use super::session::MAX_MESSAGE_SIZE;
 use super::session::{
     DisconnectReason, SendError, Session, SessionConfig, SessionEvent, SessionStats,
 };
@@ -28,6 +30,11 @@ use super::signal::{MemberId, ReplayGuard, Signal, SignalBody, SignalError};
 use crate::dht::{InfoHash, NodeId};
 use crate::seed::{Rng, Seed};
 use crate::transmit::{SansIo, Transmit};
+
+/// Bytes a delivery frame adds to a message (kind and sequence number).
+const FRAME_OVERHEAD: usize = 9;
+/// How long an acknowledgement may wait for more deliveries to share it.
+const ACK_DELAY: Duration = Duration::from_millis(50);
 
 /// Addresses from the DHT remembered at most (each gets hellos until it answers).
 pub const MAX_CONTACTS: usize = 256;
@@ -162,6 +169,10 @@ struct Peer {
     /// The session must be connected by then (covers waiting for the member's
     /// parameters, which the session's own connect timeout does not).
     connect_by: Option<Instant>,
+    /// Sequence numbers, acknowledgements and the messages awaiting them.
+    delivery: Delivery,
+    /// When a pending acknowledgement must go out at the latest.
+    ack_at: Option<Instant>,
 }
 
 /// One meeting's state machine.
@@ -447,6 +458,8 @@ impl Meeting {
             attempts: 0,
             retry_at: None,
             connect_by: None,
+            delivery: Delivery::default(),
+            ack_at: None,
         });
         peer.addr = addr;
         peer.retry_at = None;
@@ -473,16 +486,55 @@ impl Meeting {
         }
     }
 
-    /// Queues `data` for `member`.
+    /// Queues `data` for `member`: delivered exactly once and in order, across
+    /// reconnections, unless the member is given up. [`SendError::WouldBlock`] when
+    /// [`MAX_UNACKED_BYTES`](super::MAX_UNACKED_BYTES) wait for acknowledgement.
     pub fn send(&mut self, member: &MemberId, data: &[u8]) -> Result<(), SendError> {
-        let session = self
-            .peers
-            .get_mut(member)
-            .and_then(|p| p.session.as_mut())
-            .ok_or(SendError::Closed)?;
-        let r = session.send(data);
-        self.collect(member);
-        r
+        if data.len() > MAX_MESSAGE_SIZE - FRAME_OVERHEAD {
+            return Err(SendError::TooLarge);
+        }
+        let peer = self.peers.get_mut(member).ok_or(SendError::Closed)?;
+        if !peer.delivery.queue(data) {
+            return Err(SendError::WouldBlock);
+        }
+        self.pump(member);
+        Ok(())
+    }
+
+    /// Hands a connected session what waits: an owed acknowledgement, then unsent
+    /// messages in order, until its queue is full.
+    fn pump(&mut self, member: &MemberId) {
+        let Some(peer) = self.peers.get_mut(member) else {
+            return;
+        };
+        if !peer.connected {
+            return;
+        }
+        let Peer {
+            session: Some(session),
+            delivery,
+            ack_at,
+            ..
+        } = peer
+        else {
+            return;
+        };
+        if delivery.ack_pending() {
+            if let Some(ack) = delivery.take_ack(true) {
+                if session.send(&ack).is_ok() {
+                    *ack_at = None;
+                }
+            }
+        }
+        while let Some((seq, frame)) = delivery.next_frame() {
+            if session.send(frame).is_err() {
+                break;
+            }
+            delivery.mark_sent(seq);
+        }
+        while let Some(t) = session.poll_transmit() {
+            self.transmits.push_back(t);
+        }
     }
 
     /// Queues `data` for every connected member; the members whose queue was full.
@@ -557,29 +609,51 @@ impl Meeting {
             self.transmits.push_back(t);
         }
         let mut failed = None;
+        let mut pump = false;
         while let Some(e) = session.poll_event() {
             match e {
                 SessionEvent::Connected => {
                     peer.connected = true;
                     peer.attempts = 0;
                     peer.connect_by = None;
+                    // A new session: whatever was not acknowledged goes again.
+                    peer.delivery.restart();
+                    pump = true;
                     self.events
                         .push_back(MeetingEvent::PeerConnected { member: *member });
                 }
-                SessionEvent::Message(data) => {
-                    self.events.push_back(MeetingEvent::Message {
-                        member: *member,
-                        data,
-                    });
+                SessionEvent::Message(frame) => match peer.delivery.receive(&frame) {
+                    Received::Message(data) => {
+                        self.events.push_back(MeetingEvent::Message {
+                            member: *member,
+                            data,
+                        });
+                        if peer.delivery.ack_due_now() {
+                            pump = true;
+                        } else if peer.ack_at.is_none() {
+                            peer.ack_at = Some(self.now + ACK_DELAY);
+                        }
+                    }
+                    Received::Duplicate => {
+                        if peer.ack_at.is_none() {
+                            peer.ack_at = Some(self.now + ACK_DELAY);
+                        }
+                    }
+                    Received::Ack => pump = true,
+                    Received::Malformed => {}
+                },
+                SessionEvent::Writable => {
+                    pump = true;
+                    self.events
+                        .push_back(MeetingEvent::Writable { member: *member });
                 }
-                SessionEvent::Writable => self
-                    .events
-                    .push_back(MeetingEvent::Writable { member: *member }),
                 SessionEvent::Disconnected { reason } => failed = Some(reason),
             }
         }
         if let Some(reason) = failed {
             self.session_failed(member, reason);
+        } else if pump {
+            self.pump(member);
         }
     }
 
@@ -657,6 +731,18 @@ impl SansIo for Meeting {
                 }
             }
             self.collect(&member);
+            let ack_due = self
+                .peers
+                .get(&member)
+                .and_then(|p| p.ack_at)
+                .is_some_and(|t| t <= now);
+            if ack_due {
+                self.pump(&member);
+                if let Some(p) = self.peers.get_mut(&member) {
+                    // Sent, or no session to send it on: either way, wait for the next event.
+                    p.ack_at = None;
+                }
+            }
             let late = self
                 .peers
                 .get(&member)
@@ -685,6 +771,7 @@ impl SansIo for Meeting {
             .peers
             .values()
             .filter_map(|p| p.session.as_ref()?.poll_timeout());
+        let acks = self.peers.values().filter_map(|p| p.ack_at);
         let retries = self
             .peers
             .values()
@@ -694,7 +781,7 @@ impl SansIo for Meeting {
             .values()
             .filter(|c| c.member.is_none())
             .map(|c| c.next_hello);
-        sessions.chain(retries).chain(hellos).min()
+        sessions.chain(retries).chain(hellos).chain(acks).min()
     }
 }
 
