@@ -135,3 +135,22 @@ fn members_behind_every_preset_connect_exactly_where_rfc_4787_predicts() {
     assert!(o.intact, "{t}");
     assert_eq!(o.messages_expected, 2 * (21 - 3), "{t}");
 }
+
+#[test]
+fn twenty_members_behind_mixed_nats_over_a_thousand_node_dht_all_meet() {
+    let seed = common::test_seed(4);
+    let mix = [
+        NatPreset::Home,
+        NatPreset::FullCone,
+        NatPreset::PortRestrictedCone,
+        NatPreset::RestrictedCone,
+        NatPreset::Open,
+        NatPreset::Cgnat,
+    ];
+    let presets: Vec<NatPreset> = (0..20).map(|i| mix[i % mix.len()]).collect();
+    let o = run(&presets, 1000, seed);
+    assert_eq!(o.pairs.len(), 190);
+    assert!(o.pairs.iter().all(|p| p.connected), "{}", table(&o));
+    assert!(o.intact, "{}", table(&o));
+    assert_eq!(o.messages_once, 20 * 19, "{}", table(&o));
+}
