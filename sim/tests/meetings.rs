@@ -154,3 +154,30 @@ fn twenty_members_behind_mixed_nats_over_a_thousand_node_dht_all_meet() {
     assert!(o.intact, "{}", table(&o));
     assert_eq!(o.messages_once, 20 * 19, "{}", table(&o));
 }
+
+#[test]
+fn under_five_percent_loss_every_message_arrives_exactly_once_and_intact() {
+    let seed = common::test_seed(6);
+    let presets = [
+        NatPreset::Home,
+        NatPreset::FullCone,
+        NatPreset::Open,
+        NatPreset::PortRestrictedCone,
+    ];
+    let mut config = MeetingSimConfig::new(presets.to_vec(), 50);
+    // 2.5 % on each member's link: about 5 % on a path between two members.
+    config.member_loss = 0.025;
+    let o = meeting::run(&config, seed, None).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    assert!(o.pairs.iter().all(|p| p.connected), "{}", table(&o));
+    assert!(
+        o.intact && o.duplicates == 0 && o.corrupted == 0,
+        "{}",
+        table(&o)
+    );
+    assert_eq!(o.messages_once, 4 * 3, "{}", table(&o));
+    assert!(
+        o.stats.dropped > 0,
+        "the links did lose datagrams: {:?}",
+        o.stats
+    );
+}

@@ -66,7 +66,7 @@ pub const DUPLICATE_WATCH: Duration = Duration::from_secs(2);
 pub const DHT_PORT: u16 = 6881;
 
 /// The `meeting` scenario's settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MeetingSimConfig {
     /// One preset per member (at least two members).
     pub presets: Vec<NatPreset>,
@@ -78,6 +78,9 @@ pub struct MeetingSimConfig {
     pub join_after: Duration,
     /// Virtual time after the join by which every pair should be connected.
     pub deadline: Duration,
+    /// Random loss (0–1) on each member's access link, both ways: a path between two
+    /// members crosses two such links.
+    pub member_loss: f64,
 }
 
 impl MeetingSimConfig {
@@ -90,6 +93,7 @@ impl MeetingSimConfig {
             settle: Duration::from_secs(5),
             join_after: Duration::from_secs(3),
             deadline: Duration::from_secs(120),
+            member_loss: 0.0,
         }
     }
 
@@ -100,6 +104,9 @@ impl MeetingSimConfig {
         }
         if !(1..=MAX_DHT_NODES).contains(&self.dht_nodes) {
             return Err(MeetingSimConfigError::DhtNodeCount);
+        }
+        if !(0.0..1.0).contains(&self.member_loss) {
+            return Err(MeetingSimConfigError::Loss);
         }
         Ok(())
     }
@@ -114,6 +121,9 @@ pub enum MeetingSimConfigError {
     /// No DHT node, or more than [`MAX_DHT_NODES`].
     #[error("the DHT needs between 1 and {MAX_DHT_NODES} nodes")]
     DhtNodeCount,
+    /// Loss outside 0 ≤ P < 1.
+    #[error("loss must be at least 0 and below 1")]
+    Loss,
 }
 
 /// One member of a run.
@@ -377,20 +387,17 @@ impl Run {
             let name = format!("member-{i}");
             // `validate` bounds the members to 64, so `i + 1` fits a byte.
             let public = site_public((i + 1) as u8);
+            let mut uplink = access_link();
+            uplink.loss = config.member_loss;
             let (realm, local, link) = match preset {
                 NatPreset::Open => (
                     Realm::Internet,
                     SocketAddr::new(public, LAN_HOST.port()),
-                    access_link(),
+                    uplink,
                 ),
                 _ => {
-                    let realm = preset.install(
-                        &mut self.sim,
-                        &name,
-                        Realm::Internet,
-                        public,
-                        access_link(),
-                    )?;
+                    let realm =
+                        preset.install(&mut self.sim, &name, Realm::Internet, public, uplink)?;
                     (realm, LAN_HOST, Default::default())
                 }
             };

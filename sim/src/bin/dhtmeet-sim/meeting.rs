@@ -21,6 +21,9 @@ pub(crate) struct Args {
     /// Virtual seconds after the join by which every pair should be connected.
     #[arg(long, default_value_t = 120, value_name = "SECONDS")]
     deadline: u64,
+    /// Random loss on each member's access link (0–1).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    loss: f64,
     #[command(flatten)]
     common: Common,
 }
@@ -35,6 +38,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         .collect();
     let mut config = MeetingSimConfig::new(presets, args.dht_nodes);
     config.deadline = std::time::Duration::from_secs(args.deadline);
+    config.member_loss = args.loss;
     config
         .validate()
         .map_err(|e| format!("invalid settings: {e}"))?;
