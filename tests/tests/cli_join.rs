@@ -184,3 +184,30 @@ fn the_demo_forms_a_meeting_and_delivers_every_message_intact() {
             .is_some_and(|b| b > 6 * 256 * 1024)
     );
 }
+
+#[test]
+fn ctrl_c_leaves_the_meeting_cleanly() {
+    let (_dht, boot) = dht_node();
+    let (mut a, events) = member("zihuk-nirur-zopup-hifat-kipul-bopaj", boot);
+    let mut seen = Vec::new();
+    assert!(wait_event(&events, "joined", Duration::from_secs(10), &mut seen).is_some());
+    let pid = a.0.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
+    assert!(
+        wait_event(&events, "left", Duration::from_secs(5), &mut seen).is_some(),
+        "{seen:?}"
+    );
+    let end = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = a.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "still running after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
