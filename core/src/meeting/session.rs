@@ -68,6 +68,12 @@ const FAR_FUTURE: Duration = Duration::from_secs(24 * 3600);
 const MIN_TICK: Duration = Duration::from_millis(1);
 /// How long after `close` str0m is still driven to send its close output.
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
+/// The least a session lets str0m's SCTP buffer hold once the path's RTT is known (see
+/// `Session::sctp_budget`); by the formula this is only reached below a 0.65 ms RTT.
+const MIN_SCTP_BUDGET: usize = 128 * 1024;
+/// The rate the SCTP budget is sized for: budget = RTT × this (bytes per second),
+/// between [`MIN_SCTP_BUDGET`] and [`SessionConfig::sctp_buffer`].
+const BUDGET_RATE: f64 = 200e6;
 /// Characters of ICE credentials (RFC 8839 §5.4, `ice-char`).
 const ICE_CHARS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -105,6 +111,10 @@ pub struct Session {
     /// str0m's next timeout, as it gave it (clamped when read).
     rtc_timeout: Option<Instant>,
     last_received: Instant,
+    /// Half the time from `set_remote` to `Connected` (the handshake takes at least two
+    /// round trips, fewer only if the peer started long before us): an RTT estimate
+    /// until ICE measures one.
+    handshake_rtt: Option<Duration>,
     /// The state of the session's own stream that reseeds `fastrand` on every call.
     fastrand_state: u64,
     remote_addrs: Vec<SocketAddr>,
@@ -214,6 +224,7 @@ impl Session {
             now,
             rtc_timeout: None,
             last_received: now,
+            handshake_rtt: None,
             fastrand_state,
             remote_addrs: Vec::new(),
             send_queue: SendQueue::default(),
@@ -572,26 +583,28 @@ impl Session {
 
     /// Connected once DTLS is up and the channel open, whichever comes last.
     fn maybe_connected(&mut self) {
-        if self.dtls_connected
-            && self.channel_open
-            && matches!(self.phase, Phase::Connecting { .. })
-        {
+        if !self.dtls_connected || !self.channel_open {
+            return;
+        }
+        if let Phase::Connecting { deadline } = self.phase {
+            self.handshake_rtt = deadline
+                .checked_sub(self.config.connect_timeout)
+                .map(|started| self.now.saturating_duration_since(started) / 2);
             self.phase = Phase::Connected;
             self.last_received = self.now;
             self.events.push_back(SessionEvent::Connected);
         }
     }
 
-    /// Drains str0m, then moves queued frames into SCTP while it takes them, draining
-    /// after each write, then makes sure the next timeout is in the future.
+    /// Drains str0m, then moves queued frames into SCTP while it takes them and drains
+    /// once more, then makes sure the next timeout is in the future.
     fn settle(&mut self) {
         self.drain();
-        let mut wrote = false;
-        while self.phase == Phase::Connected && self.write_one_frame() {
-            self.drain();
-            wrote = true;
-        }
+        let wrote = self.phase == Phase::Connected && self.write_frames();
         if wrote {
+            // One drain for all the frames written (a drain costs a walk over all of
+            // SCTP's in-flight chunks, see `sctp_budget`).
+            self.drain();
             // str0m 0.25 may hold newly written SCTP data until its next input at a
             // later instant: without a wakeup it waits for an unrelated timer (up to
             // the ICE keepalive). Ask to be woken at once.
@@ -621,27 +634,56 @@ impl Session {
         }
     }
 
-    /// Hands the next frame to SCTP; `false` if there is none or SCTP is full.
-    fn write_one_frame(&mut self) -> bool {
+    /// How many bytes str0m's SCTP buffer may hold: enough for [`BUDGET_RATE`] over the
+    /// path's RTT (ICE's measurement, or the handshake's estimate until ICE has one), at
+    /// least [`MIN_SCTP_BUDGET`], at most [`SessionConfig::sctp_buffer`].
+    ///
+    /// sctp-proto 0.10 walks every in-flight chunk (three times) on each poll, so the CPU
+    /// cost per datagram grows with the bytes in flight: on a sub-millisecond path a full
+    /// 1 MiB buffer buys no throughput and costs three times the CPU of 128 KiB.
+    fn sctp_budget(&self) -> usize {
+        let max = self.config.sctp_buffer;
+        match self.stats.rtt.or(self.handshake_rtt) {
+            Some(rtt) => {
+                let bdp = (rtt.as_secs_f64() * BUDGET_RATE).min(max as f64) as usize;
+                bdp.max(MIN_SCTP_BUDGET).min(max)
+            }
+            None => max,
+        }
+    }
+
+    /// Hands queued frames to SCTP while it takes them and its buffer stays within
+    /// [`Session::sctp_budget`]; `true` if it took any.
+    fn write_frames(&mut self) -> bool {
         let Some(id) = self.channel else {
             return false;
         };
-        let Some(body) = self.send_queue.next_frame(&mut self.frame) else {
-            return false;
-        };
+        let budget = self.sctp_budget();
         fastrand::seed(self.fastrand_state);
-        let written = match self.rtc.channel(id) {
-            Some(mut ch) => ch.write(true, &self.frame).unwrap_or(false),
-            None => false,
-        };
-        self.fastrand_state = fastrand::u64(..);
-        if written && self.send_queue.advance(body) {
-            self.stats.messages_sent += 1;
-        }
-        if written {
+        let mut wrote = false;
+        while let Some(len) = self.send_queue.next_frame_len() {
+            let Some(mut ch) = self.rtc.channel(id) else {
+                break;
+            };
+            // Checked before the frame is built: a refused frame would be a 64 KiB copy
+            // for nothing, on every input while SCTP is full.
+            if ch.buffered_amount() + len > budget {
+                break;
+            }
+            let Some(body) = self.send_queue.next_frame(&mut self.frame) else {
+                break;
+            };
+            if !ch.write(true, &self.frame).unwrap_or(false) {
+                break;
+            }
+            wrote = true;
+            if self.send_queue.advance(body) {
+                self.stats.messages_sent += 1;
+            }
             self.stats.bytes_sent += body as u64;
         }
-        written
+        self.fastrand_state = fastrand::u64(..);
+        wrote
     }
 
     fn close_with(&mut self, reason: DisconnectReason) {

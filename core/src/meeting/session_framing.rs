@@ -70,6 +70,13 @@ impl SendQueue {
         self.messages.push_back(message);
     }
 
+    /// The length of the next frame, header included; `None` if nothing is queued.
+    pub fn next_frame_len(&self) -> Option<usize> {
+        // A whole or last frame is the tag and the rest; a first or middle frame is full.
+        let rest = self.messages.front()?.len() - self.offset;
+        Some((rest + 1).min(FRAME_MAX))
+    }
+
     /// Writes the next frame into `frame` (cleared first) and returns the length of the
     /// message part it carries; `None` if nothing is queued. The part is only taken off
     /// the queue by [`SendQueue::advance`], once SCTP has accepted the frame.
@@ -190,7 +197,9 @@ mod tests {
         let mut out = Vec::new();
         let mut rx = Reassembly::default();
         let mut frame = Vec::new();
-        while let Some(body) = queue.next_frame(&mut frame) {
+        while let Some(len) = queue.next_frame_len() {
+            let body = queue.next_frame(&mut frame).unwrap();
+            assert_eq!(frame.len(), len);
             assert!(frame.len() <= FRAME_MAX);
             queue.advance(body);
             if let Some(m) = rx.push(frame.clone()).unwrap() {
@@ -198,6 +207,7 @@ mod tests {
             }
         }
         assert_eq!(queue.queued_bytes(), 0);
+        assert_eq!(queue.next_frame_len(), None);
         assert_eq!(rx.buffered(), 0);
         out
     }

@@ -148,6 +148,29 @@ fn connects_and_exchanges_small_messages_both_ways() {
     assert!(stats.rtt.is_some(), "no RTT after a second: {stats:?}");
 }
 
+/// The SCTP budget follows the round trip: the whole `sctp_buffer` at 50 ms one-way
+/// (2 RTT of handshake is ~200 ms, far above the 5 ms that fills 1 MiB at 200 MB/s), the
+/// minimum on a zero-delay link, where messages still arrive whole and in order.
+#[test]
+fn sctp_budget_follows_the_round_trip() {
+    let mut far = pair(SessionConfig::default(), Duration::from_millis(50), 11);
+    connect(&mut far);
+    assert_eq!(
+        session(&mut far, A).sctp_budget(),
+        SessionConfig::default().sctp_buffer
+    );
+
+    let mut near = pair(SessionConfig::default(), Duration::ZERO, 12);
+    connect(&mut near);
+    for who in [A, B] {
+        assert_eq!(session(&mut near, who).sctp_budget(), MIN_SCTP_BUDGET);
+    }
+    let sent: Vec<Vec<u8>> = (0..24).map(|i| payload(i, 200 * 1024 + 3)).collect();
+    pump(&mut near, A, B, &sent, Duration::from_secs(60));
+    assert_same(&messages(&near, B), &sent);
+    assert_eq!(session(&mut near, A).queued_bytes(), 0);
+}
+
 #[test]
 fn large_messages_arrive_intact_both_ways() {
     let mut net = pair(SessionConfig::default(), Duration::from_millis(5), 2);
