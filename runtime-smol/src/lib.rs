@@ -41,9 +41,11 @@ use futures_lite::future;
 
 pub use dhtmeet_core::{SansIo, Seed};
 use dhtmeet_core::{canonical_remote, socket_destination};
-pub use dhtmeet_std::{DriverStats, is_transient, random_seed};
+pub use dhtmeet_std::{DriverStats, SOCKET_BUFFER, enlarge_buffers, is_transient, random_seed};
 
 const MAX_DATAGRAM: usize = 65_535;
+/// Datagrams read in one go after a wakeup, before the driver sends and polls.
+const MAX_READ_BATCH: usize = 64;
 
 /// The public Mainline DHT routers: the bootstrap default for the real Internet, used by
 /// `dhtmeet join` when no bootstrap node is given. Tests, examples and the demo always
@@ -75,6 +77,7 @@ impl<M: SansIo> Driver<M> {
     /// Takes ownership of a bound socket (made non-blocking here) and the machine.
     pub fn new(socket: UdpSocket, machine: M) -> io::Result<Self> {
         let local = socket.local_addr()?;
+        enlarge_buffers(&socket);
         let socket = Async::new(socket)?;
         Ok(Driver {
             socket,
@@ -175,6 +178,23 @@ impl<M: SansIo> Driver<M> {
                         remote,
                         &self.buf[..len],
                     );
+                    // Take what else is already waiting before sending and polling, so a
+                    // burst is read while it fits the socket's buffer.
+                    for _ in 0..MAX_READ_BATCH {
+                        match self.socket.get_ref().recv_from(&mut self.buf) {
+                            Ok((len, from)) => {
+                                self.stats.received += 1;
+                                let remote = canonical_remote(from);
+                                self.machine.handle_datagram(
+                                    Instant::now(),
+                                    self.local,
+                                    remote,
+                                    &self.buf[..len],
+                                );
+                            }
+                            Err(_) => break,
+                        }
+                    }
                 }
                 Wake::Datagram(Err(e)) if is_transient(&e) => {}
                 Wake::Datagram(Err(e)) => return Err(e),

@@ -49,6 +49,24 @@ pub fn random_seed() -> io::Result<Seed> {
     Ok(Seed(seed))
 }
 
+/// The socket buffers a driver asks the OS for. A node's bursts (a data channel's
+/// congestion window, DHT answers) can exceed the default 208 KiB; a datagram dropped
+/// there costs SCTP a retransmission timeout of at least one second. The OS may grant
+/// less (Linux caps it at `net.core.rmem_max`).
+pub const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Asks for [`SOCKET_BUFFER`]-sized receive and send buffers; a refusal is not an
+/// error (the defaults still work, only more slowly under bursts).
+pub fn enlarge_buffers(socket: &UdpSocket) {
+    let s = socket2::SockRef::from(socket);
+    if let Err(e) = s.set_recv_buffer_size(SOCKET_BUFFER) {
+        tracing::debug!(error = %e, "could not enlarge the receive buffer");
+    }
+    if let Err(e) = s.set_send_buffer_size(SOCKET_BUFFER) {
+        tracing::debug!(error = %e, "could not enlarge the send buffer");
+    }
+}
+
 /// What a driver counted that the state machine never saw.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DriverStats {
@@ -75,6 +93,7 @@ impl<M: SansIo> Driver<M> {
     /// Takes ownership of a bound socket and the machine it serves.
     pub fn new(socket: UdpSocket, machine: M) -> io::Result<Self> {
         let local = socket.local_addr()?;
+        enlarge_buffers(&socket);
         Ok(Driver {
             socket,
             local,
