@@ -37,6 +37,10 @@ pub(crate) struct Args {
     /// Accept a typed code that is too weak to protect the meeting.
     #[arg(long)]
     allow_weak_code: bool,
+    /// A fixed DHT node id (40 hex characters); default: random, BEP 42-secure once the
+    /// public address is known.
+    #[arg(long, env = "NODE_ID")]
+    node_id: Option<String>,
 }
 
 enum Command {
@@ -125,8 +129,14 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
     let seed: Seed = random_seed().map_err(|e| format!("no OS randomness: {e}"))?;
     let mut config = NodeConfig::new(seed);
     config.stun.servers = stun;
+    let node_id = args
+        .node_id
+        .as_deref()
+        .map(|h| h.parse().map_err(|e| format!("NODE_ID / --node-id {h:?}: {e}")))
+        .transpose()?;
     config.dht = Some(DhtConfig {
         bootstrap: bootstrap.clone(),
+        node_id,
         ..DhtConfig::default()
     });
     config.local_addr = Some(local);
