@@ -132,7 +132,10 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
     let node_id = args
         .node_id
         .as_deref()
-        .map(|h| h.parse().map_err(|e| format!("NODE_ID / --node-id {h:?}: {e}")))
+        .map(|h| {
+            h.parse()
+                .map_err(|e| format!("NODE_ID / --node-id {h:?}: {e}"))
+        })
         .transpose()?;
     config.dht = Some(DhtConfig {
         bootstrap: bootstrap.clone(),
