@@ -161,6 +161,23 @@ fn a_weak_or_mistyped_code_is_refused_before_anything_is_sent() {
         String::from_utf8_lossy(&out.stderr).contains("mistyped"),
         "{out:?}"
     );
+    let out = Command::new(dhtmeet_bin())
+        .args([
+            "join",
+            "zihuk-nirur-zopup-hifat-kipul-bopaj",
+            "--listen",
+            "127.0.0.1:0",
+            "--bootstrap",
+            "none",
+        ])
+        .env("NODE_ID", "not-hex")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NODE_ID"),
+        "{out:?}"
+    );
 }
 
 #[test]
