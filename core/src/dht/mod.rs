@@ -2,6 +2,8 @@
 //! table, the node that answers queries, and iterative lookups.
 
 pub mod bep42;
+mod config;
+mod events;
 mod extension;
 mod flood;
 mod id;
@@ -13,6 +15,7 @@ pub mod routing;
 mod server;
 pub mod token;
 mod topic;
+mod topics;
 
 pub use extension::MAX_EXTENSIONS;
 pub use id::{Distance, InfoHash, NodeId, ParseIdError};

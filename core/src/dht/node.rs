@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use rand_core::Rng as _;
 
 use super::bep42;
+pub use super::config::{DhtConfig, DhtConfigError, MAX_BOOTSTRAP};
+pub use super::events::{DhtError, DhtEvent, DhtStats, LookupSummary};
 use super::flood::FloodGuard;
 use super::id::{InfoHash, NodeId};
 use super::krpc::{Body, CompactNode, Message, Query, Response, Want};
@@ -18,11 +20,10 @@ use super::lookup::{Lookup, LookupId, LookupKind};
 use super::peer_store::PeerStore;
 use super::routing::{Insertion, RoutingTable};
 use super::token::Tokens;
+use super::topics::Topic;
 use crate::seed::{Rng, Seed};
 use crate::transmit::{SansIo, Transmit};
 
-/// Bootstrap addresses at most.
-pub const MAX_BOOTSTRAP: usize = 32;
 /// Lookups running at once at most (API calls beyond get [`DhtError::TooManyLookups`]).
 pub const MAX_LOOKUPS: usize = 64;
 /// Topics watched at once at most.
@@ -39,187 +40,6 @@ pub const CLIENT_VERSION: [u8; 4] = *b"DM\x00\x01";
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(10);
 /// Attempts per query (the first send plus one retransmission).
 const ATTEMPTS: u8 = 2;
-
-/// DHT settings. `Default` gives the design's values and no bootstrap node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DhtConfig {
-    /// Where to bootstrap from (resolved by the runtime; the public routers are the
-    /// runtime's default for the real Internet, never the core's).
-    pub bootstrap: Vec<SocketAddr>,
-    /// A fixed node id (`NODE_ID`); otherwise random, and BEP 42-secure once our public
-    /// IP is known.
-    pub node_id: Option<NodeId>,
-    /// BEP 43 read-only: we query but do not answer, and ask others not to query us.
-    pub read_only: bool,
-    /// Time to wait for an answer before retransmitting once, then giving up.
-    pub rpc_timeout: Duration,
-    /// Queries in flight per lookup (α).
-    pub alpha: usize,
-    /// Closest nodes a lookup converges on and announces to (k).
-    pub k: usize,
-    /// Re-announce and re-lookup of watched topics.
-    pub refresh_interval: Duration,
-    /// Refuse routing-table entries whose id is not BEP 42-valid for their IP.
-    pub enforce_bep42: bool,
-    /// Retry a failed bootstrap after this long.
-    pub bootstrap_retry: Duration,
-}
-
-impl Default for DhtConfig {
-    fn default() -> Self {
-        DhtConfig {
-            bootstrap: Vec::new(),
-            node_id: None,
-            read_only: false,
-            rpc_timeout: Duration::from_millis(1500),
-            alpha: 3,
-            k: 8,
-            refresh_interval: Duration::from_secs(30),
-            enforce_bep42: false,
-            bootstrap_retry: Duration::from_secs(30),
-        }
-    }
-}
-
-/// A [`DhtConfig`] that cannot work.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DhtConfigError {
-    /// More than [`MAX_BOOTSTRAP`] bootstrap addresses.
-    #[error("{0} DHT bootstrap nodes configured, at most {MAX_BOOTSTRAP} are allowed")]
-    TooManyBootstrap(usize),
-    /// The RPC timeout is zero.
-    #[error("the DHT RPC timeout must be positive")]
-    ZeroRpcTimeout,
-    /// α is zero or larger than k.
-    #[error("DHT alpha must be between 1 and k")]
-    BadAlpha,
-    /// k is zero or larger than a bucket.
-    #[error("DHT k must be between 1 and {}", super::routing::K)]
-    BadK,
-    /// The refresh interval is zero.
-    #[error("the DHT refresh interval must be positive")]
-    ZeroRefreshInterval,
-}
-
-impl DhtConfig {
-    /// Checks the settings.
-    pub fn validate(&self) -> Result<(), DhtConfigError> {
-        if self.bootstrap.len() > MAX_BOOTSTRAP {
-            return Err(DhtConfigError::TooManyBootstrap(self.bootstrap.len()));
-        }
-        if self.rpc_timeout.is_zero() {
-            return Err(DhtConfigError::ZeroRpcTimeout);
-        }
-        if self.k == 0 || self.k > super::routing::K {
-            return Err(DhtConfigError::BadK);
-        }
-        if self.alpha == 0 || self.alpha > self.k {
-            return Err(DhtConfigError::BadAlpha);
-        }
-        if self.refresh_interval.is_zero() || self.bootstrap_retry.is_zero() {
-            return Err(DhtConfigError::ZeroRefreshInterval);
-        }
-        Ok(())
-    }
-}
-
-/// An API call the DHT refuses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DhtError {
-    /// [`MAX_LOOKUPS`] lookups are running.
-    #[error("too many DHT lookups running (at most {MAX_LOOKUPS})")]
-    TooManyLookups,
-    /// [`MAX_TOPICS`] topics are watched.
-    #[error("too many DHT topics watched (at most {MAX_TOPICS})")]
-    TooManyTopics,
-}
-
-/// What a finished lookup found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LookupSummary {
-    /// The lookup.
-    pub id: LookupId,
-    /// What it was.
-    pub kind: LookupKind,
-    /// The id or info-hash looked up.
-    pub target: NodeId,
-    /// Peers found (get_peers and announce).
-    pub peers: Vec<SocketAddr>,
-    /// The k closest nodes that answered, closest first.
-    pub closest: Vec<CompactNode>,
-    /// Queries sent by the lookup (announces not counted).
-    pub rpcs: u32,
-    /// Time from start to the last answer needed.
-    pub elapsed: Duration,
-    /// Nodes that acknowledged our announce_peer.
-    pub announced: usize,
-}
-
-/// What the DHT reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DhtEvent {
-    /// Bootstrap finished with this many nodes in the routing table (0 for a node with no
-    /// bootstrap address: the first node of a network).
-    Ready {
-        /// Nodes in the routing tables.
-        nodes: usize,
-    },
-    /// No bootstrap node answered; retried after [`DhtConfig::bootstrap_retry`].
-    BootstrapFailed,
-    /// A get_peers or announce lookup found new peers (sent as they arrive).
-    PeersFound {
-        /// The lookup.
-        lookup: LookupId,
-        /// The info-hash.
-        info_hash: InfoHash,
-        /// Peers not reported before by this lookup.
-        peers: Vec<SocketAddr>,
-    },
-    /// A lookup finished.
-    LookupDone(LookupSummary),
-    /// A query of a registered extension method arrived (and was acknowledged).
-    ExtensionQuery {
-        /// Where it came from.
-        from: SocketAddr,
-        /// The method.
-        method: Vec<u8>,
-        /// The raw bencoded `a` dictionary.
-        args: Vec<u8>,
-    },
-}
-
-/// Counters of the DHT's traffic and of what it dropped.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DhtStats {
-    /// Queries received and answered (or refused with an error).
-    pub queries_received: u64,
-    /// Error replies sent (203 protocol, 204 method unknown).
-    pub errors_sent: u64,
-    /// Queries sent, retransmissions included.
-    pub queries_sent: u64,
-    /// Responses matched to one of our queries.
-    pub responses_received: u64,
-    /// Error replies received.
-    pub errors_received: u64,
-    /// Queries of ours that went unanswered after every attempt.
-    pub timeouts: u64,
-    /// Announces stored.
-    pub announces_stored: u64,
-    /// Datagrams that were not valid KRPC.
-    pub dropped_malformed: u64,
-    /// Responses to transactions we do not have (late, duplicated, forged).
-    pub dropped_unknown_transaction: u64,
-    /// Responses from an address other than the one we queried.
-    pub dropped_unexpected_source: u64,
-    /// Queries over the per-source rate limit.
-    pub dropped_flood: u64,
-    /// Queries received while read-only (BEP 43).
-    pub dropped_read_only: u64,
-    /// announce_peer with a token that was forged, expired or for another IP.
-    pub dropped_bad_token: u64,
-    /// Queries not sent because [`MAX_PENDING`] were outstanding.
-    pub dropped_pending_full: u64,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Purpose {
@@ -247,22 +67,6 @@ struct Announcing {
     started: Instant,
 }
 
-#[derive(Debug)]
-struct Topic {
-    info_hash: InfoHash,
-    kind: LookupKind,
-    next_at: Instant,
-    running: Option<LookupId>,
-    /// Rounds finished. The first few come quickly: members who join at the same moment
-    /// look up before each other's announces are stored, and would otherwise wait a
-    /// whole refresh interval to meet.
-    rounds: u32,
-}
-
-/// Rounds of a new topic that follow each other after a fifteenth of the refresh interval
-/// (2 s by default).
-const QUICK_ROUNDS: u32 = 3;
-
 /// The Mainline DHT node.
 #[derive(Debug)]
 pub struct Dht {
@@ -280,8 +84,8 @@ pub struct Dht {
     announcing: BTreeMap<LookupId, Announcing>,
     next_lookup: u64,
     pub(super) ping_queue: VecDeque<SocketAddr>,
-    topics: Vec<Topic>,
-    ready: bool,
+    pub(super) topics: Vec<Topic>,
+    pub(super) ready: bool,
     bootstrap_lookup: Option<LookupId>,
     bootstrap_retry_at: Option<Instant>,
     next_maintenance: Instant,
@@ -414,39 +218,6 @@ impl Dht {
         self.start_lookup(target, LookupKind::FindNode)
     }
 
-    /// Keeps `info_hash` looked up (and announced, for [`LookupKind::Announce`]) now and
-    /// every [`DhtConfig::refresh_interval`] until [`Dht::unwatch`].
-    pub fn watch(
-        &mut self,
-        info_hash: InfoHash,
-        kind: LookupKind,
-        now: Instant,
-    ) -> Result<(), DhtError> {
-        self.advance(now);
-        if let Some(t) = self.topics.iter_mut().find(|t| t.info_hash == info_hash) {
-            t.kind = kind;
-            t.next_at = self.now;
-        } else {
-            if self.topics.len() >= MAX_TOPICS {
-                return Err(DhtError::TooManyTopics);
-            }
-            self.topics.push(Topic {
-                info_hash,
-                kind,
-                next_at: self.now,
-                running: None,
-                rounds: 0,
-            });
-        }
-        self.run_due_topics();
-        Ok(())
-    }
-
-    /// Stops watching `info_hash` (a running lookup finishes normally).
-    pub fn unwatch(&mut self, info_hash: &InfoHash) {
-        self.topics.retain(|t| t.info_hash != *info_hash);
-    }
-
     pub(super) fn advance(&mut self, now: Instant) {
         self.now = self.now.max(now);
     }
@@ -479,7 +250,11 @@ impl Dht {
         }
     }
 
-    fn start_lookup(&mut self, target: NodeId, kind: LookupKind) -> Result<LookupId, DhtError> {
+    pub(super) fn start_lookup(
+        &mut self,
+        target: NodeId,
+        kind: LookupKind,
+    ) -> Result<LookupId, DhtError> {
         if self.lookups.len() + self.announcing.len() >= MAX_LOOKUPS {
             return Err(DhtError::TooManyLookups);
         }
@@ -630,48 +405,6 @@ impl Dht {
             if let Some(mut a) = self.announcing.remove(&id) {
                 a.summary.elapsed = self.now.saturating_duration_since(a.started);
                 self.events.push_back(DhtEvent::LookupDone(a.summary));
-            }
-        }
-    }
-
-    fn topic_finished(&mut self, id: LookupId) {
-        let interval = self.config.refresh_interval;
-        let now = self.now;
-        for t in self.topics.iter_mut().filter(|t| t.running == Some(id)) {
-            t.running = None;
-            t.rounds += 1;
-            t.next_at = now
-                + if t.rounds < QUICK_ROUNDS {
-                    interval / 15
-                } else {
-                    interval
-                };
-        }
-    }
-
-    fn run_due_topics(&mut self) {
-        if !self.ready {
-            return;
-        }
-        let due: Vec<(usize, InfoHash, LookupKind)> = self
-            .topics
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.running.is_none() && t.next_at <= self.now)
-            .map(|(i, t)| (i, t.info_hash, t.kind))
-            .collect();
-        for (i, info_hash, kind) in due {
-            match self.start_lookup(NodeId(info_hash.0), kind) {
-                Ok(id) => {
-                    if let Some(t) = self.topics.get_mut(i) {
-                        t.running = Some(id);
-                    }
-                }
-                Err(_) => {
-                    if let Some(t) = self.topics.get_mut(i) {
-                        t.next_at = self.now + self.config.refresh_interval;
-                    }
-                }
             }
         }
     }

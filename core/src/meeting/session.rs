@@ -90,7 +90,7 @@ enum Phase {
 }
 
 /// One WebRTC peer connection with one reliable, ordered data channel. See the
-/// [module docs](self).
+/// comments at the top of `core/src/meeting/session.rs` and `docs/webrtc.md`.
 pub struct Session {
     config: SessionConfig,
     rtc: Rtc,

@@ -1,0 +1,107 @@
+//! What the DHT reports: events, lookup summaries, counters, and refused API calls.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::id::{InfoHash, NodeId};
+use super::krpc::CompactNode;
+use super::lookup::{LookupId, LookupKind};
+use super::node::{MAX_LOOKUPS, MAX_TOPICS};
+
+/// An API call the DHT refuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DhtError {
+    /// [`MAX_LOOKUPS`] lookups are running.
+    #[error("too many DHT lookups running (at most {MAX_LOOKUPS})")]
+    TooManyLookups,
+    /// [`MAX_TOPICS`] topics are watched.
+    #[error("too many DHT topics watched (at most {MAX_TOPICS})")]
+    TooManyTopics,
+}
+
+/// What a finished lookup found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupSummary {
+    /// The lookup.
+    pub id: LookupId,
+    /// What it was.
+    pub kind: LookupKind,
+    /// The id or info-hash looked up.
+    pub target: NodeId,
+    /// Peers found (get_peers and announce).
+    pub peers: Vec<SocketAddr>,
+    /// The k closest nodes that answered, closest first.
+    pub closest: Vec<CompactNode>,
+    /// Queries sent by the lookup (announces not counted).
+    pub rpcs: u32,
+    /// Time from start to the last answer needed.
+    pub elapsed: Duration,
+    /// Nodes that acknowledged our announce_peer.
+    pub announced: usize,
+}
+
+/// What the DHT reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DhtEvent {
+    /// Bootstrap finished with this many nodes in the routing table (0 for a node with no
+    /// bootstrap address: the first node of a network).
+    Ready {
+        /// Nodes in the routing tables.
+        nodes: usize,
+    },
+    /// No bootstrap node answered; retried after [`DhtConfig::bootstrap_retry`](super::DhtConfig::bootstrap_retry).
+    BootstrapFailed,
+    /// A get_peers or announce lookup found new peers (sent as they arrive).
+    PeersFound {
+        /// The lookup.
+        lookup: LookupId,
+        /// The info-hash.
+        info_hash: InfoHash,
+        /// Peers not reported before by this lookup.
+        peers: Vec<SocketAddr>,
+    },
+    /// A lookup finished.
+    LookupDone(LookupSummary),
+    /// A query of a registered extension method arrived (and was acknowledged).
+    ExtensionQuery {
+        /// Where it came from.
+        from: SocketAddr,
+        /// The method.
+        method: Vec<u8>,
+        /// The raw bencoded `a` dictionary.
+        args: Vec<u8>,
+    },
+}
+
+/// Counters of the DHT's traffic and of what it dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DhtStats {
+    /// Queries received and answered (or refused with an error).
+    pub queries_received: u64,
+    /// Error replies sent (203 protocol, 204 method unknown).
+    pub errors_sent: u64,
+    /// Queries sent, retransmissions included.
+    pub queries_sent: u64,
+    /// Responses matched to one of our queries.
+    pub responses_received: u64,
+    /// Error replies received.
+    pub errors_received: u64,
+    /// Queries of ours that went unanswered after every attempt.
+    pub timeouts: u64,
+    /// Announces stored.
+    pub announces_stored: u64,
+    /// Datagrams that were not valid KRPC.
+    pub dropped_malformed: u64,
+    /// Responses to transactions we do not have (late, duplicated, forged).
+    pub dropped_unknown_transaction: u64,
+    /// Responses from an address other than the one we queried.
+    pub dropped_unexpected_source: u64,
+    /// Queries over the per-source rate limit.
+    pub dropped_flood: u64,
+    /// Queries received while read-only (BEP 43).
+    pub dropped_read_only: u64,
+    /// announce_peer with a token that was forged, expired or for another IP.
+    pub dropped_bad_token: u64,
+    /// Queries not sent because [`MAX_PENDING`](super::MAX_PENDING) were outstanding.
+    pub dropped_pending_full: u64,
+}
