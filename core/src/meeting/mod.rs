@@ -7,6 +7,7 @@ pub mod keys;
 mod session;
 mod session_framing;
 mod session_route;
+mod session_rtc;
 mod session_types;
 pub mod signal;
 mod state;
