@@ -10,44 +10,31 @@
 //!   session learns from the remote candidates and from the checks it receives
 //!   ([`Session::accepts`](super::Session::accepts) answers for one session).
 
-/// STUN's magic cookie (RFC 8489 §5).
-const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
-/// STUN message type of a Binding request.
-const BINDING_REQUEST: [u8; 2] = [0x00, 0x01];
-/// The USERNAME attribute.
-const ATTR_USERNAME: u16 = 0x0006;
+use crate::stun::wire::{BINDING, Class, Message};
+
 /// RFC 8489 §14.3: USERNAME is at most 513 bytes.
 const MAX_USERNAME: usize = 513;
 
 /// The recipient's ufrag in the USERNAME of an ICE connectivity check (a STUN Binding
-/// request), or `None` for anything else. Never panics, whatever the bytes.
+/// request), or `None` for anything else. Decoded by the core's one STUN decoder, so it
+/// never panics, whatever the bytes.
 pub fn ice_username_recipient(datagram: &[u8]) -> Option<&[u8]> {
-    if datagram.len() < 20 || datagram[0..2] != BINDING_REQUEST || datagram[4..8] != MAGIC_COOKIE {
+    let msg = Message::decode(datagram).ok()?;
+    if msg.class() != Class::Request || msg.method() != BINDING {
         return None;
     }
-    let declared = u16::from_be_bytes([datagram[2], datagram[3]]) as usize;
-    let body = datagram.get(20..20 + declared)?;
-    let mut rest = body;
-    while rest.len() >= 4 {
-        let kind = u16::from_be_bytes([rest[0], rest[1]]);
-        let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
-        let value = rest.get(4..4 + len)?;
-        if kind == ATTR_USERNAME {
-            if len > MAX_USERNAME {
-                return None;
-            }
-            let colon = value.iter().position(|&b| b == b':')?;
-            return Some(&value[..colon]);
-        }
-        let padded = 4 + len.div_ceil(4) * 4;
-        rest = rest.get(padded..)?;
-    }
-    None
+    let username = msg.username().filter(|u| u.len() <= MAX_USERNAME)?;
+    let colon = username.iter().position(|&b| b == b':')?;
+    Some(&username[..colon])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
+    const BINDING_REQUEST: [u8; 2] = [0x00, 0x01];
+    const ATTR_USERNAME: u16 = 0x0006;
 
     fn binding_request(username: &[u8]) -> Vec<u8> {
         let mut attrs = Vec::new();

@@ -187,7 +187,7 @@ pub struct Message<'a> {
     mapped_address: Option<SocketAddr>,
     alternate_server: Option<SocketAddr>,
     error_code: Option<u16>,
-    has_username: bool,
+    username: Option<&'a [u8]>,
     has_integrity: bool,
     has_fingerprint: bool,
     unknown_required: [u16; MAX_UNKNOWN_REPORTED],
@@ -230,7 +230,7 @@ impl<'a> Message<'a> {
             mapped_address: None,
             alternate_server: None,
             error_code: None,
-            has_username: false,
+            username: None,
             has_integrity: false,
             has_fingerprint: false,
             unknown_required: [0; MAX_UNKNOWN_REPORTED],
@@ -288,7 +288,9 @@ impl<'a> Message<'a> {
                 attr::ERROR_CODE => {
                     msg.error_code.get_or_insert(decode_error_code(value)?);
                 }
-                attr::USERNAME => msg.has_username = true,
+                attr::USERNAME => {
+                    msg.username.get_or_insert(value);
+                }
                 _ if ty < 0x8000 && !attr::is_understood(ty) => {
                     let n = usize::from(msg.unknown_required_len);
                     if n < MAX_UNKNOWN_REPORTED {
@@ -341,7 +343,11 @@ impl<'a> Message<'a> {
     }
     /// Whether the message carries USERNAME (an ICE connectivity check, for a request).
     pub fn has_username(&self) -> bool {
-        self.has_username
+        self.username.is_some()
+    }
+    /// The first USERNAME's value (for an ICE check, `recipient:sender` ufrags).
+    pub fn username(&self) -> Option<&'a [u8]> {
+        self.username
     }
     /// Whether the message carries MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256.
     pub fn has_integrity(&self) -> bool {
