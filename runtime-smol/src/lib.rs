@@ -170,28 +170,12 @@ impl<M: SansIo> Driver<M> {
             };
             match future::or(recv, future::or(timer, command)).await {
                 Wake::Datagram(Ok((len, from))) => {
-                    self.stats.received += 1;
-                    let remote = canonical_remote(from);
-                    self.machine.handle_datagram(
-                        Instant::now(),
-                        self.local,
-                        remote,
-                        &self.buf[..len],
-                    );
+                    self.deliver(len, from);
                     // Take what else is already waiting before sending and polling, so a
                     // burst is read while it fits the socket's buffer.
                     for _ in 0..MAX_READ_BATCH {
                         match self.socket.get_ref().recv_from(&mut self.buf) {
-                            Ok((len, from)) => {
-                                self.stats.received += 1;
-                                let remote = canonical_remote(from);
-                                self.machine.handle_datagram(
-                                    Instant::now(),
-                                    self.local,
-                                    remote,
-                                    &self.buf[..len],
-                                );
-                            }
+                            Ok((len, from)) => self.deliver(len, from),
                             Err(_) => break,
                         }
                     }
@@ -210,6 +194,14 @@ impl<M: SansIo> Driver<M> {
                 Wake::Input(None) => input = None,
             }
         }
+    }
+
+    /// Hands the datagram in `buf[..len]` to the machine.
+    fn deliver(&mut self, len: usize, from: SocketAddr) {
+        self.stats.received += 1;
+        let remote = canonical_remote(from);
+        self.machine
+            .handle_datagram(Instant::now(), self.local, remote, &self.buf[..len]);
     }
 
     async fn flush(&mut self) {
