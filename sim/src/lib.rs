@@ -75,7 +75,9 @@ pub(crate) use dhtmeet_core::Rng;
 
 pub use engine::{ChurnConfig, MachineFactory, PcapSummary, Sim, SimEvent, SimStats};
 pub use link::{GilbertElliott, LinkConfig, LinkConfigError};
-pub use nat::{FilteringBehavior, MappingBehavior, Nat, NatConfig, NatDrop, PortAssignment};
+pub use nat::{
+    FilteringBehavior, MappingBehavior, Nat, NatConfig, NatDrop, PortAssignment, RefusedInbound,
+};
 pub use preset::{CGNAT_HOME_EXTERNAL, NatPreset, UnknownPreset};
 pub use topology::{HostId, HostSpec, NatId, NatSpec, NodeId, Realm, TopologyError};
 pub use trace::{Fate, TraceHash, TracePoint, TraceRecord};

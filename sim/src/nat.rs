@@ -10,6 +10,7 @@
 //! | §5 filtering: endpoint-independent, address-dependent, address-and-port-dependent | [`FilteringBehavior`] |
 //! | §6 hairpinning (REQ-9), with the external source address (REQ-9a) | [`NatConfig::hairpinning`]; done by the engine with [`Nat::outbound`] then [`Nat::inbound`] |
 //! | §4.1 IP address pooling, §7 ICMP, §8 fragments | not modelled: one external address, no ICMP, no fragments |
+//! | (not in RFC 4787) a refused inbound datagram opens a flow to the NAT box itself that claims the port for its sender (Linux conntrack with no firewall) | [`RefusedInbound`] |
 //!
 //! Times are virtual offsets (nanoseconds since the simulation's origin). Expired
 //! bindings are removed lazily, when a port or a key is looked at, and in a sweep when the
@@ -95,6 +96,40 @@ impl PortAssignment {
     }
 }
 
+/// What a refused inbound datagram (no binding, or filtered) leaves behind in the NAT.
+///
+/// RFC 4787 does not say; it matters on Linux. conntrack records every new flow, also
+/// one addressed to the router itself that no socket takes, unless a firewall rule
+/// drops the datagram first (an unconfirmed entry is discarded). Such an entry,
+/// `remote → external:port`, holds that pair: a later flow from inside to `remote`
+/// cannot leave from `external:port` (its reply tuple is taken), so conntrack gives
+/// that one flow another, random port. Hole punching then fails if the peer's first
+/// datagram arrives before ours left (see `docs/real-nat.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RefusedInbound {
+    /// Nothing: the datagram is dropped and forgotten (a firewall in front of the NAT,
+    /// or a NAT that keeps no state for refused traffic).
+    Forgotten,
+    /// It claims the pair (external port, remote endpoint) for `timeout`, refreshed by
+    /// every further refused datagram of the pair (conntrack's UDP timeout for a flow
+    /// that never saw a reply: 30 s). Outbound traffic to that remote endpoint that
+    /// would leave from that port gets its own binding with a random port instead.
+    ClaimsPort {
+        /// How long the claim lasts after the last such datagram.
+        timeout: Duration,
+    },
+}
+
+impl RefusedInbound {
+    /// A short name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusedInbound::Forgotten => "forgotten",
+            RefusedInbound::ClaimsPort { .. } => "claims the port",
+        }
+    }
+}
+
 /// A NAT's behaviour.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NatConfig {
@@ -113,8 +148,11 @@ pub struct NatConfig {
     /// Whether the NAT hairpins (§6): an internal host reaching another through the
     /// NAT's external address.
     pub hairpinning: bool,
-    /// Bindings at most (the NAT's memory); new mappings fail beyond it.
+    /// Bindings at most (the NAT's memory); new mappings fail beyond it. Port claims
+    /// ([`RefusedInbound::ClaimsPort`]) are bounded by the same number.
     pub max_mappings: usize,
+    /// What a refused inbound datagram leaves behind.
+    pub refused_inbound: RefusedInbound,
 }
 
 impl Default for NatConfig {
@@ -131,6 +169,7 @@ impl Default for NatConfig {
             inbound_refresh: false,
             hairpinning: true,
             max_mappings: 65536,
+            refused_inbound: RefusedInbound::Forgotten,
         }
     }
 }
@@ -147,6 +186,9 @@ pub enum NatConfigError {
     /// `max_mappings` is zero.
     #[error("a NAT must allow at least one mapping")]
     ZeroMaxMappings,
+    /// A port claim lasts no time.
+    #[error("a NAT's port claim timeout must be positive")]
+    ZeroClaimTimeout,
 }
 
 impl NatConfig {
@@ -160,6 +202,13 @@ impl NatConfig {
         }
         if self.max_mappings == 0 {
             return Err(NatConfigError::ZeroMaxMappings);
+        }
+        if self.refused_inbound
+            == (RefusedInbound::ClaimsPort {
+                timeout: Duration::ZERO,
+            })
+        {
+            return Err(NatConfigError::ZeroClaimTimeout);
         }
         Ok(())
     }
@@ -193,6 +242,10 @@ pub struct NatStats {
     pub dropped_filtered: u64,
     /// Outbound datagrams for which no port was free.
     pub dropped_exhausted: u64,
+    /// Port claims made by refused inbound datagrams ([`RefusedInbound::ClaimsPort`]).
+    pub claims: u64,
+    /// Bindings made for one remote endpoint because a claim held the usual port.
+    pub claim_diversions: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -219,6 +272,8 @@ pub struct Nat {
     rng: Rng,
     mappings: BTreeMap<MappingKey, u16>,
     bindings: BTreeMap<u16, Binding>,
+    /// (external port, remote endpoint) → expiry: pairs claimed by refused datagrams.
+    claims: BTreeMap<(u16, SocketAddr), u64>,
     next_port: u16,
     stats: NatStats,
 }
@@ -238,6 +293,7 @@ impl Nat {
             rng,
             mappings: BTreeMap::new(),
             bindings: BTreeMap::new(),
+            claims: BTreeMap::new(),
             next_port,
             stats: NatStats::default(),
         })
@@ -282,6 +338,19 @@ impl Nat {
                 _ => None,
             },
         };
+        let flow = MappingKey {
+            internal: src,
+            remote_ip: Some(dst.ip()),
+            remote_port: Some(dst.port()),
+        };
+        // Only a NAT whose refused datagrams claim ports ever diverts a flow.
+        let claims_ports = self.config.refused_inbound != RefusedInbound::Forgotten;
+        let (key, assignment) = if claims_ports && key != flow && self.diverted(now, key, flow, dst)
+        {
+            (flow, PortAssignment::Random)
+        } else {
+            (key, self.config.port_assignment)
+        };
         let existing = self.mappings.get(&key).copied();
         let port = match existing {
             Some(port) if self.bindings.get(&port).is_some_and(|b| b.expires > now) => port,
@@ -289,7 +358,7 @@ impl Nat {
                 if let Some(port) = existing {
                     self.remove_binding(port);
                 }
-                let Some(port) = self.allocate(now, src.port()) else {
+                let Some(port) = self.allocate(now, src.port(), dst, assignment) else {
                     self.stats.dropped_exhausted += 1;
                     return Err(NatDrop::PortsExhausted);
                 };
@@ -303,6 +372,9 @@ impl Nat {
                     },
                 );
                 self.stats.mappings_created += 1;
+                if key == flow && self.config.mapping != MappingBehavior::AddressAndPortDependent {
+                    self.stats.claim_diversions += 1;
+                }
                 port
             }
         };
@@ -336,11 +408,13 @@ impl Nat {
         match alive {
             None => {
                 self.stats.dropped_no_mapping += 1;
+                self.claim(now, port, src);
                 return Err(NatDrop::NoMapping);
             }
             Some(false) => {
                 self.remove_binding(port);
                 self.stats.dropped_no_mapping += 1;
+                self.claim(now, port, src);
                 return Err(NatDrop::NoMapping);
             }
             Some(true) => {}
@@ -363,6 +437,7 @@ impl Nat {
         };
         if !permitted {
             self.stats.dropped_filtered += 1;
+            self.claim(now, port, src);
             return Err(NatDrop::Filtered);
         }
         if refresh {
@@ -385,6 +460,43 @@ impl Nat {
         Ok(b.key.internal)
     }
 
+    /// A refused datagram from `remote` to our `port` claims the pair, if the NAT
+    /// remembers refused datagrams (a full table remembers no more, like conntrack's).
+    fn claim(&mut self, now: u64, port: u16, remote: SocketAddr) {
+        let RefusedInbound::ClaimsPort { timeout } = self.config.refused_inbound else {
+            return;
+        };
+        if self.claims.len() >= self.config.max_mappings {
+            self.claims.retain(|_, e| *e > now);
+        }
+        if self.claims.len() < self.config.max_mappings || self.claims.contains_key(&(port, remote))
+        {
+            self.claims
+                .insert((port, remote), now.saturating_add(nanos(timeout)));
+            self.stats.claims += 1;
+        }
+    }
+
+    /// Whether `remote` holds a live claim on `port`.
+    fn claimed(&self, now: u64, port: u16, remote: SocketAddr) -> bool {
+        self.claims.get(&(port, remote)).is_some_and(|&e| e > now)
+    }
+
+    /// Whether traffic from `key`'s internal endpoint to `dst` must use its own binding
+    /// (`flow`): it already has a live one, or a claim holds the port of `key`'s.
+    fn diverted(&self, now: u64, key: MappingKey, flow: MappingKey, dst: SocketAddr) -> bool {
+        let live = |k: &MappingKey| {
+            self.mappings
+                .get(k)
+                .filter(|p| self.bindings.get(p).is_some_and(|b| b.expires > now))
+                .copied()
+        };
+        if live(&flow).is_some() {
+            return true;
+        }
+        live(&key).is_some_and(|port| self.claimed(now, port, dst))
+    }
+
     fn remove_binding(&mut self, port: u16) {
         if let Some(b) = self.bindings.remove(&port) {
             self.mappings.remove(&b.key);
@@ -404,7 +516,15 @@ impl Nat {
         }
     }
 
-    fn allocate(&mut self, now: u64, internal_port: u16) -> Option<u16> {
+    /// A free external port for a new binding whose first datagram goes to `dst` (a
+    /// port `dst` has claimed is not free for it).
+    fn allocate(
+        &mut self,
+        now: u64,
+        internal_port: u16,
+        dst: SocketAddr,
+        assignment: PortAssignment,
+    ) -> Option<u16> {
         if self.bindings.len() >= self.config.max_mappings {
             let expired: Vec<u16> = self
                 .bindings
@@ -423,10 +543,12 @@ impl Nat {
             *self.config.port_range.start(),
             *self.config.port_range.end(),
         );
-        let assignment = self.config.port_assignment;
         match assignment {
             PortAssignment::Preserving => {
-                if internal_port != 0 && self.free(now, internal_port) {
+                if internal_port != 0
+                    && !self.claimed(now, internal_port, dst)
+                    && self.free(now, internal_port)
+                {
                     return Some(internal_port);
                 }
             }
@@ -434,7 +556,7 @@ impl Nat {
                 let span = u64::from(hi - lo) + 1;
                 for _ in 0..16 {
                     let p = lo + (self.rng.next_u64() % span) as u16;
-                    if self.free(now, p) {
+                    if !self.claimed(now, p, dst) && self.free(now, p) {
                         return Some(p);
                     }
                 }
@@ -447,7 +569,7 @@ impl Nat {
         for i in 0..span {
             let p = (u32::from(start - lo) + i) % span + u32::from(lo);
             let p = p as u16;
-            if self.free(now, p) {
+            if !self.claimed(now, p, dst) && self.free(now, p) {
                 self.next_port = if p == hi { lo } else { p + 1 };
                 return Some(p);
             }
@@ -511,6 +633,52 @@ mod tests {
         );
         assert!(n.outbound(2_000_000_000, src, sa("192.0.2.1:3")).is_ok());
         assert_eq!(n.live_bindings(2_000_000_000), 1);
+    }
+
+    #[test]
+    fn a_refused_datagram_claims_the_port_and_diverts_the_flow_to_its_sender() {
+        let config = |refused_inbound| NatConfig {
+            refused_inbound,
+            ..NatConfig::default()
+        };
+        let claims = RefusedInbound::ClaimsPort {
+            timeout: Duration::from_secs(30),
+        };
+        let (src, server, peer) = (
+            sa("10.0.0.2:4000"),
+            sa("192.0.2.1:3478"),
+            sa("198.51.100.7:4000"),
+        );
+        let ext = |n: &mut Nat, t, dst| n.outbound(t, src, dst).expect("port free");
+        for (refused, diverted) in [(RefusedInbound::Forgotten, false), (claims, true)] {
+            let mut n = nat(config(refused));
+            assert_eq!(ext(&mut n, 0, server).port(), 4000);
+            // The peer's datagram arrives before we sent to it: refused (APDF).
+            let to_us = sa("203.0.113.1:4000");
+            assert_eq!(n.inbound(1, peer, to_us), Err(NatDrop::Filtered));
+            let towards_peer = ext(&mut n, 2, peer);
+            assert_eq!(towards_peer.port() != 4000, diverted, "{refused:?}");
+            // The flow keeps its port, its replies get in, and others keep the usual one.
+            assert_eq!(ext(&mut n, 3, peer), towards_peer);
+            assert_eq!(n.inbound(4, peer, towards_peer), Ok(src));
+            assert_eq!(ext(&mut n, 5, sa("192.0.2.9:1")).port(), 4000);
+            assert_eq!(n.stats().claim_diversions, u64::from(diverted));
+        }
+        // A claim lapses: a new flow after its timeout keeps the port.
+        let mut n = nat(config(claims));
+        ext(&mut n, 0, server);
+        let _ = n.inbound(1, peer, sa("203.0.113.1:4000"));
+        assert_eq!(ext(&mut n, 31_000_000_000, peer).port(), 4000);
+        assert_eq!(
+            NatConfig {
+                refused_inbound: RefusedInbound::ClaimsPort {
+                    timeout: Duration::ZERO
+                },
+                ..NatConfig::default()
+            }
+            .validate(),
+            Err(NatConfigError::ZeroClaimTimeout)
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use dhtmeet_core::SansIo;
 
 use crate::engine::Sim;
 use crate::link::LinkConfig;
-use crate::nat::{FilteringBehavior, MappingBehavior, NatConfig, PortAssignment};
+use crate::nat::{FilteringBehavior, MappingBehavior, NatConfig, PortAssignment, RefusedInbound};
 use crate::topology::{NatSpec, Realm, TopologyError};
 
 /// The external address of the home router inside a [`NatPreset::Cgnat`]: the first
@@ -33,6 +33,11 @@ pub enum NatPreset {
     /// A home router like Linux masquerade behind a stateful firewall: EIM with port
     /// preservation, APDF (only replies get in), no hairpinning, 120 s timeout.
     Home,
+    /// A Linux router with `masquerade` and no firewall: as [`NatPreset::Home`], but a
+    /// refused inbound datagram claims the port for its sender for 30 s (conntrack
+    /// records a flow to the router itself), so a later flow to that sender leaves from
+    /// another, random port.
+    Masquerade,
     /// A home router (as [`NatPreset::Home`]) behind a carrier-grade NAT (RFC 6888):
     /// NAT behind NAT.
     Cgnat,
@@ -48,23 +53,25 @@ pub struct UnknownPreset {
 
 impl NatPreset {
     /// Every preset, from most to least permissive (roughly).
-    pub const ALL: [NatPreset; 7] = [
+    pub const ALL: [NatPreset; 8] = [
         NatPreset::Open,
         NatPreset::FullCone,
         NatPreset::RestrictedCone,
         NatPreset::PortRestrictedCone,
         NatPreset::Home,
+        NatPreset::Masquerade,
         NatPreset::Cgnat,
         NatPreset::Symmetric,
     ];
 
     /// The names, as the CLI takes them, in the order of [`NatPreset::ALL`].
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "open",
         "full-cone",
         "restricted-cone",
         "port-restricted-cone",
         "home",
+        "masquerade",
         "cgnat",
         "symmetric",
     ];
@@ -78,6 +85,7 @@ impl NatPreset {
             NatPreset::PortRestrictedCone => "port-restricted-cone",
             NatPreset::Symmetric => "symmetric",
             NatPreset::Home => "home",
+            NatPreset::Masquerade => "masquerade",
             NatPreset::Cgnat => "cgnat",
         }
     }
@@ -115,6 +123,12 @@ impl NatPreset {
                 ..NatConfig::default()
             }],
             NatPreset::Home => vec![home],
+            NatPreset::Masquerade => vec![NatConfig {
+                refused_inbound: RefusedInbound::ClaimsPort {
+                    timeout: Duration::from_secs(30),
+                },
+                ..home.clone()
+            }],
             NatPreset::Cgnat => vec![
                 NatConfig {
                     mapping: MappingBehavior::EndpointIndependent,
@@ -136,8 +150,15 @@ impl NatPreset {
             return "no NAT (public address)".into();
         }
         let one = |c: &NatConfig| {
+            let refused = match c.refused_inbound {
+                RefusedInbound::Forgotten => String::new(),
+                RefusedInbound::ClaimsPort { timeout } => format!(
+                    ", a refused datagram claims the port for {} s",
+                    timeout.as_secs()
+                ),
+            };
             format!(
-                "mapping {}, filtering {}, ports {}, timeout {} s, hairpinning {}",
+                "mapping {}, filtering {}, ports {}, timeout {} s, hairpinning {}{refused}",
                 c.mapping.as_str(),
                 c.filtering.as_str(),
                 c.port_assignment.as_str(),

@@ -120,7 +120,7 @@ fn nat_matrix_matches_rfc4787_for_every_pair_of_presets() {
     assert_eq!(v["matches_rfc4787"], true, "{v}");
     assert_eq!(v["intact"], true);
     let pairs = v["pairs"].as_array().expect("pairs");
-    assert_eq!(pairs.len(), 28, "7 presets: 21 pairs and 7 with themselves");
+    assert_eq!(pairs.len(), 36, "8 presets: 28 pairs and 8 with themselves");
     let symmetric_home = pairs
         .iter()
         .find(|p| {
@@ -130,4 +130,13 @@ fn nat_matrix_matches_rfc4787_for_every_pair_of_presets() {
         .expect("home × symmetric");
     assert_eq!(symmetric_home["connected"], false);
     assert_eq!(symmetric_home["predicted"], false);
+    assert_eq!(symmetric_home["prediction"], "fails");
+    let masquerade_home = pairs
+        .iter()
+        .find(|p| {
+            let (a, b) = (p["a"].as_str().unwrap(), p["b"].as_str().unwrap());
+            (a, b) == ("home", "masquerade") || (a, b) == ("masquerade", "home")
+        })
+        .expect("home × masquerade");
+    assert_eq!(masquerade_home["prediction"], "depends-on-order");
 }

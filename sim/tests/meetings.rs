@@ -7,25 +7,35 @@ use dhtmeet_sim::NatPreset;
 use dhtmeet_sim::scenario::meeting::{self, MeetingOutcome, MeetingSimConfig};
 
 /// RFC 4787's prediction, copied from `hole_punching_matrix.rs` (rows and columns:
-/// open, full-cone, restricted-cone, port-restricted-cone, home, cgnat, symmetric).
-const EXPECTED: [&str; 7] = [
-    "Y Y Y Y Y Y Y",
-    "Y Y Y Y Y Y Y",
-    "Y Y Y Y Y Y Y",
-    "Y Y Y Y Y Y N",
-    "Y Y Y Y Y Y N",
-    "Y Y Y Y Y Y N",
-    "Y Y Y N N N N",
+/// open, full-cone, restricted-cone, port-restricted-cone, home, masquerade, cgnat,
+/// symmetric), except `?`: `masquerade` against an address-and-port-dependent filter
+/// connects only if the `masquerade` side's first datagram leaves before the other's
+/// arrives (a refused datagram claims the port; see `docs/real-nat.md`), which in a
+/// meeting depends on who discovers whom first.
+const EXPECTED: [&str; 8] = [
+    "Y Y Y Y Y Y Y Y",
+    "Y Y Y Y Y Y Y Y",
+    "Y Y Y Y Y Y Y Y",
+    "Y Y Y Y Y ? Y N",
+    "Y Y Y Y Y ? Y N",
+    "Y Y Y ? ? ? ? N",
+    "Y Y Y Y Y ? Y N",
+    "Y Y Y N N N N N",
 ];
 
-fn expected(a: NatPreset, b: NatPreset) -> bool {
+/// `Some(connects)`, or `None` where it depends on who sends first.
+fn expected(a: NatPreset, b: NatPreset) -> Option<bool> {
     let i = |p| {
         NatPreset::ALL
             .iter()
             .position(|&q| q == p)
             .expect("a preset")
     };
-    EXPECTED[i(a)].split(' ').nth(i(b)) == Some("Y")
+    match EXPECTED[i(a)].split(' ').nth(i(b)) {
+        Some("Y") => Some(true),
+        Some("N") => Some(false),
+        _ => None,
+    }
 }
 
 fn run(presets: &[NatPreset], dht_nodes: usize, seed: u64) -> MeetingOutcome {
@@ -39,7 +49,7 @@ fn table(o: &MeetingOutcome) -> String {
     for p in &o.pairs {
         let (a, b) = (o.members[p.a].preset, o.members[p.b].preset);
         s.push_str(&format!(
-            "  {} ({a}) × {} ({b}): connected {} in {:?}, RFC 4787 {}\n",
+            "  {} ({a}) × {} ({b}): connected {} in {:?}, RFC 4787 {:?}\n",
             p.a,
             p.b,
             p.connected,
@@ -82,7 +92,7 @@ fn five_members_behind_cone_and_home_nats_connect_as_rfc_4787_predicts() {
     let wrong: Vec<String> = o
         .pairs
         .iter()
-        .filter(|p| p.connected != expected(presets[p.a], presets[p.b]))
+        .filter(|p| expected(presets[p.a], presets[p.b]) != Some(p.connected))
         .map(|p| format!("{} × {}", p.a, p.b))
         .collect();
     assert!(wrong.is_empty(), "pairs against RFC 4787: {wrong:?}\n{t}");
@@ -115,9 +125,10 @@ fn the_same_seed_gives_the_same_trace_hash() {
     );
 }
 
-/// One member behind every preset: the pairs RFC 4787 says can punch connect, the three
-/// it says cannot (`symmetric` against an address-and-port-dependent filter) do not, and
-/// every message between connected members arrives once, intact.
+/// One member behind every preset: the pairs RFC 4787 says can punch connect, the four
+/// it says cannot (`symmetric` against an address-and-port-dependent filter) do not,
+/// `masquerade` against such a filter does either, and every message between connected
+/// members arrives once, intact.
 #[test]
 fn members_behind_every_preset_connect_exactly_where_rfc_4787_predicts() {
     let seed = common::test_seed(3);
@@ -127,13 +138,20 @@ fn members_behind_every_preset_connect_exactly_where_rfc_4787_predicts() {
     let wrong: Vec<String> = o
         .pairs
         .iter()
-        .filter(|p| p.connected != expected(NatPreset::ALL[p.a], NatPreset::ALL[p.b]))
+        .filter(|p| {
+            expected(NatPreset::ALL[p.a], NatPreset::ALL[p.b]).is_some_and(|e| e != p.connected)
+        })
         .map(|p| format!("{} × {}", NatPreset::ALL[p.a], NatPreset::ALL[p.b]))
         .collect();
     assert!(wrong.is_empty(), "pairs against RFC 4787: {wrong:?}\n{t}");
-    assert_eq!(o.pairs.iter().filter(|p| !p.connected).count(), 3, "{t}");
+    let fails = |p: &&meeting::PairOutcome| {
+        expected(NatPreset::ALL[p.a], NatPreset::ALL[p.b]) == Some(false)
+    };
+    assert_eq!(o.pairs.iter().filter(fails).count(), 4, "{t}");
     assert!(o.intact, "{t}");
-    assert_eq!(o.messages_expected, 2 * (21 - 3), "{t}");
+    let connected = o.pairs.iter().filter(|p| p.connected).count();
+    assert!(connected >= 28 - 4 - 3, "{t}");
+    assert_eq!(o.messages_expected, 2 * connected, "{t}");
 }
 
 #[test]

@@ -81,8 +81,8 @@ fn print_summary(o: &MeetingOutcome, common: &Common) {
     }
     println!();
     println!(
-        "{:<8} {:<44} {:<10} {:>10} {:>10} {:>9}",
-        "pair", "nats", "connected", "discover", "connect", "RFC 4787"
+        "{:<8} {:<44} {:<10} {:>10} {:>10} {:>17}",
+        "pair", "nats", "connected", "discover", "connect", "predicted"
     );
     for p in &o.pairs {
         let nats = format!(
@@ -91,7 +91,7 @@ fn print_summary(o: &MeetingOutcome, common: &Common) {
             o.members[p.b].preset.name()
         );
         println!(
-            "{:<8} {:<44} {:<10} {:>10} {:>10} {:>9}",
+            "{:<8} {:<44} {:<10} {:>10} {:>10} {:>17}",
             format!("{}–{}", p.a, p.b),
             nats,
             if p.connected { "yes" } else { "NO" },
@@ -99,7 +99,7 @@ fn print_summary(o: &MeetingOutcome, common: &Common) {
                 .map_or("-".into(), |t| format!("{:.0} ms", ms(t))),
             p.connect_time
                 .map_or("-".into(), |t| format!("{:.0} ms", ms(t))),
-            if p.predicted { "connects" } else { "fails" }
+            p.prediction.as_str()
         );
     }
     println!();
@@ -149,6 +149,7 @@ fn json(o: &MeetingOutcome) -> serde_json::Value {
                 "connect_ms": p.connect_time.map(ms),
                 "discover_ms": p.discover_time.map(ms),
                 "predicted": p.predicted,
+                "prediction": p.prediction.as_str(),
             })
         })
         .collect();

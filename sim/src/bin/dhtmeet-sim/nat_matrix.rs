@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dhtmeet_sim::NatPreset;
-use dhtmeet_sim::scenario::meeting::{self, MeetingSimConfig};
+use dhtmeet_sim::scenario::meeting::{self, MeetingSimConfig, Prediction};
 
 use crate::common::{Common, scenario_error};
 
@@ -19,12 +19,34 @@ pub(crate) struct Args {
     common: Common,
 }
 
-#[derive(Default, Clone, Copy)]
+#[derive(Clone, Copy)]
 struct Cell {
     pairs: usize,
     connected: usize,
-    predicted: bool,
+    prediction: Prediction,
     slowest: Option<Duration>,
+}
+
+impl Default for Cell {
+    fn default() -> Self {
+        Cell {
+            pairs: 0,
+            connected: 0,
+            prediction: Prediction::Fails,
+            slowest: None,
+        }
+    }
+}
+
+impl Cell {
+    /// Whether the cell's pairs did what the prediction allows.
+    fn matches(&self) -> bool {
+        match self.prediction {
+            Prediction::Connects => self.connected == self.pairs,
+            Prediction::Fails => self.connected == 0,
+            Prediction::DependsOnOrder => true,
+        }
+    }
 }
 
 pub(crate) fn run(args: Args) -> Result<(), String> {
@@ -45,15 +67,13 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         let key = (a.min(b), a.max(b));
         let cell = cells.entry(key).or_default();
         cell.pairs += 1;
-        cell.predicted = pair.predicted;
+        cell.prediction = pair.prediction;
         if pair.connected {
             cell.connected += 1;
             cell.slowest = cell.slowest.max(pair.connect_time);
         }
     }
-    let matches = cells
-        .values()
-        .all(|c| (c.connected == c.pairs) == c.predicted && (c.connected == 0 || c.predicted));
+    let matches = cells.values().all(Cell::matches);
     if args.common.json {
         let rows: Vec<serde_json::Value> = cells
             .iter()
@@ -62,7 +82,10 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
                     "a": NatPreset::ALL[*a].name(),
                     "b": NatPreset::ALL[*b].name(),
                     "connected": c.connected == c.pairs,
-                    "predicted": c.predicted,
+                    "pairs_connected": c.connected,
+                    "pairs_tried": c.pairs,
+                    "predicted": c.prediction != Prediction::Fails,
+                    "prediction": c.prediction.as_str(),
                     "connect_ms": c.slowest.map(|d| d.as_secs_f64() * 1000.0),
                 })
             })
@@ -95,11 +118,15 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
                     .get(&(i.min(j), i.max(j)))
                     .copied()
                     .unwrap_or_default();
-                let text = match (c.connected == c.pairs && c.pairs > 0, c.slowest) {
-                    (true, Some(d)) => format!("{:.1}s", d.as_secs_f64()),
-                    (true, None) => "yes".into(),
-                    (false, _) if !c.predicted => "no (pred.)".into(),
-                    (false, _) => "NO!".into(),
+                let all = c.connected == c.pairs && c.pairs > 0;
+                let text = match (c.prediction, all, c.slowest) {
+                    (Prediction::DependsOnOrder, _, _) => {
+                        format!("{}/{} (ord.)", c.connected, c.pairs)
+                    }
+                    (_, true, Some(d)) => format!("{:.1}s", d.as_secs_f64()),
+                    (_, true, None) => "yes".into(),
+                    (Prediction::Fails, false, _) if c.connected == 0 => "no (pred.)".into(),
+                    (_, false, _) => "NO!".into(),
                 };
                 print!("{text:>12}");
             }
@@ -107,7 +134,8 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         }
         println!();
         println!(
-            "cells: time until the slowest pair connected; \"no (pred.)\" = RFC 4787 predicts no direct path"
+            "cells: time until the slowest pair connected; \"no (pred.)\" = RFC 4787 predicts no direct path;\n\
+             \"n/m (ord.)\" = n of m pairs connected where it depends on who sends first (masquerade)"
         );
         println!("matches RFC 4787: {}", if matches { "yes" } else { "NO" });
         println!("trace hash  {}", o.trace_hash);
@@ -128,6 +156,7 @@ fn short(p: NatPreset) -> &'static str {
         NatPreset::PortRestrictedCone => "port-restr",
         NatPreset::Symmetric => "symmetric",
         NatPreset::Home => "home",
+        NatPreset::Masquerade => "masquerade",
         NatPreset::Cgnat => "cgnat",
     }
 }

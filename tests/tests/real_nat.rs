@@ -1,0 +1,232 @@
+//! Real NATs: a small internet built from Linux network namespaces, veth pairs and
+//! nftables (`real_nat/internet.rs`), with home networks behind routers of every kind
+//! (`real_nat/router.rs`), where members run the real `dhtmeet join` binary, meet, and
+//! talk. Which pairs connect must be what the simulator says for the matching presets.
+//!
+//! Needs root, `ip` and `nft`: otherwise each test prints a loud SKIPPED line and
+//! returns (under `CI`, it fails instead). Every namespace is removed afterwards, also
+//! when a test fails. Topology, rules and results: `docs/real-nat.md`.
+
+#[path = "real_nat/internet.rs"]
+mod internet;
+#[path = "real_nat/lab.rs"]
+mod lab;
+#[path = "real_nat/meeting.rs"]
+mod meeting;
+#[path = "real_nat/router.rs"]
+mod router;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use dhtmeet_sim::scenario::meeting::{MeetingSimConfig, Prediction, predict, run as run_sim};
+use dhtmeet_tests::require_tool;
+
+use internet::Internet;
+use meeting::Meeting;
+use router::RouterKind;
+
+/// The simulator seed of the predictions (any seed gives the same pairs; printed).
+const SIM_SEED: u64 = 1;
+/// Members have this long to connect every pair the simulator says connects.
+const CONNECT_LIMIT: Duration = Duration::from_secs(60);
+/// Pairs the simulator says fail get at least this long (from the start) to prove it
+/// wrong: past the core's 30 s connect timeout and a DHT re-lookup.
+const OBSERVE_AT_LEAST: Duration = Duration::from_secs(35);
+/// Messages have this long to arrive.
+const MESSAGE_LIMIT: Duration = Duration::from_secs(10);
+const CODE: &str = "zihuk-nirur-zopup-hifat-kipul-bopaj";
+
+/// Whether the tests can run here; if not, a loud skip (or a failure under CI).
+fn can_run(test: &str) -> bool {
+    match lab::missing_requirement() {
+        None => true,
+        Some(why) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "{test}: {why}, but CI is set: the real-NAT tests must run in CI"
+            );
+            eprintln!("\n*** SKIPPED {test}: {why}; the real-NAT test did not run ***\n");
+            false
+        }
+    }
+}
+
+/// The pairs of homes the simulator connects, members behind the kinds' presets.
+fn simulated(kinds: &[RouterKind]) -> BTreeSet<(usize, usize)> {
+    let presets = kinds.iter().map(|k| k.preset()).collect();
+    let config = MeetingSimConfig::new(presets, 1);
+    let outcome = run_sim(&config, SIM_SEED, None).expect("the simulated meeting runs");
+    outcome
+        .pairs
+        .iter()
+        .filter(|p| p.connected)
+        .map(|p| (p.a, p.b))
+        .collect()
+}
+
+/// The prediction for homes `a` and `b`.
+fn prediction(net: &Internet, a: usize, b: usize) -> Prediction {
+    predict(net.homes[a].kind.preset(), net.homes[b].kind.preset())
+}
+
+/// A table of every pair: kinds, presets, the prediction, what the simulator and the
+/// real network did; then each member's address and last events, and its log's tail.
+fn report(net: &Internet, m: &Meeting, sim: &BTreeSet<(usize, usize)>) -> String {
+    let real = m.connected_pairs();
+    let mut out = format!("simulator seed {SIM_SEED}\n");
+    let n = net.homes.len();
+    for a in 0..n {
+        for b in a + 1..n {
+            let (ka, kb) = (net.homes[a].kind, net.homes[b].kind);
+            let _ = writeln!(
+                out,
+                "  {a}:{:<12} {b}:{:<12} ({} x {}): predicted {:<16} sim {:<5} real {}",
+                ka.name(),
+                kb.name(),
+                ka.preset(),
+                kb.preset(),
+                prediction(net, a, b).as_str(),
+                sim.contains(&(a, b)),
+                real.contains(&(a, b)),
+            );
+        }
+    }
+    for (i, s) in m.members.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "member {i} ({}, public {:?}, id {:?}): ever connected to {:?}",
+            net.homes[i].kind.name(),
+            s.public,
+            s.id,
+            s.ever_connected
+        );
+        for e in s.events.iter().rev().take(12).rev() {
+            let _ = writeln!(out, "    {e}");
+        }
+        let _ = writeln!(
+            out,
+            "  stderr:\n{}",
+            net.lab.log_tail(&format!("member{i}"), 8)
+        );
+    }
+    out
+}
+
+/// The meeting in `net`: every pair predicted to connect must connect within
+/// [`CONNECT_LIMIT`]; during [`OBSERVE_AT_LEAST`] no pair predicted to fail may connect
+/// (where it depends on who sends first, either is fine); the simulator's run of the
+/// same presets must fit the same predictions. Then every member says hello, and
+/// exactly the connected pairs hear each other, both ways.
+fn meet_as_simulated(
+    net: &mut Internet,
+    bootstrap: std::net::SocketAddr,
+    stun: std::net::SocketAddr,
+) {
+    let kinds: Vec<RouterKind> = net.homes.iter().map(|h| h.kind).collect();
+    let sim = simulated(&kinds);
+    let n = kinds.len();
+    let pairs: Vec<(usize, usize)> = (0..n)
+        .flat_map(|a| (a + 1..n).map(move |b| (a, b)))
+        .collect();
+    let must: BTreeSet<(usize, usize)> = pairs
+        .iter()
+        .copied()
+        .filter(|&(a, b)| prediction(net, a, b) == Prediction::Connects)
+        .collect();
+    let mut m = Meeting::start(net, CODE, bootstrap, stun);
+    let started = std::time::Instant::now();
+    let all_in = m.wait_until(CONNECT_LIMIT, |m| must.is_subset(&m.connected_pairs()));
+    let all_in_after = started.elapsed();
+    m.wait_until(OBSERVE_AT_LEAST.saturating_sub(started.elapsed()), |_| {
+        false
+    });
+    let real = m.connected_pairs();
+    let text = report(net, &m, &sim);
+    eprintln!("real NAT meeting: predicted pairs connected after {all_in_after:.1?}\n{text}");
+    assert!(all_in, "not every predicted pair connected:\n{text}");
+    for &(a, b) in &pairs {
+        let p = prediction(net, a, b);
+        assert!(
+            p.allows(sim.contains(&(a, b))),
+            "the simulator is against its own prediction for {a} x {b}:\n{text}"
+        );
+        assert!(
+            p.allows(real.contains(&(a, b))),
+            "the real network is against the prediction for {a} x {b}:\n{text}"
+        );
+    }
+    for (i, s) in m.members.iter().enumerate() {
+        let public = s
+            .public
+            .as_deref()
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+        assert_eq!(
+            public.map(|a| a.ip()),
+            Some(net.homes[i].public.into()),
+            "member {i}'s address, as STUN saw it, is its router's"
+        );
+    }
+
+    for i in 0..kinds.len() {
+        m.say(i, &format!("hello from home {i}"));
+    }
+    let expected: BTreeSet<(usize, usize, String)> = real
+        .iter()
+        .flat_map(|&(a, b)| [(a, b), (b, a)])
+        .map(|(from, to)| (from, to, format!("hello from home {from}")))
+        .collect();
+    let delivered = m.wait_until(MESSAGE_LIMIT, |m| expected.is_subset(&m.deliveries()));
+    assert!(
+        delivered,
+        "missing messages: {:?}",
+        expected.difference(&m.deliveries()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        m.deliveries(),
+        expected,
+        "each message once, to the right members"
+    );
+}
+
+#[test]
+fn every_pair_of_router_kinds_connects_as_the_simulator_predicts() {
+    if !can_run("every_pair_of_router_kinds_connects_as_the_simulator_predicts") {
+        return;
+    }
+    // Two homes behind each kind, so that every pair of kinds, a kind with itself
+    // included, has a pair of members.
+    let kinds: Vec<RouterKind> = RouterKind::ALL.iter().flat_map(|&k| [k, k]).collect();
+    let mut net = Internet::build("matrix", &kinds);
+    let stun = meeting::start_dhtmeet_stun_server(&mut net);
+    let bootstrap = meeting::start_dhtmeet_dht_node(&mut net);
+    meet_as_simulated(&mut net, bootstrap, stun);
+}
+
+#[test]
+fn members_meet_through_coturn_and_a_bittorrent_dht_bootstrap_node() {
+    let test = "members_meet_through_coturn_and_a_bittorrent_dht_bootstrap_node";
+    if !can_run(test) || !require_tool("turnserver", "apt-get install -y coturn") {
+        return;
+    }
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    if !js.join("node_modules/bittorrent-dht/package.json").exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "tests/js/node_modules is missing but CI is set: .ci/run must run `npm ci --prefix tests/js`"
+        );
+        eprintln!("\n*** SKIPPED {test}: run `npm ci --prefix tests/js` first ***\n");
+        return;
+    }
+    let kinds = [
+        RouterKind::Firewalled,
+        RouterKind::OneToOne,
+        RouterKind::MasqueradeRandom,
+    ];
+    let mut net = Internet::build("interop", &kinds);
+    let stun = meeting::start_coturn(&mut net);
+    let bootstrap = meeting::start_bittorrent_dht(&mut net, &js);
+    meet_as_simulated(&mut net, bootstrap, stun);
+}

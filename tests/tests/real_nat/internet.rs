@@ -1,0 +1,105 @@
+//! A small internet in network namespaces:
+//!
+//! ```text
+//!                    public segment 203.0.113.0/24 (bridge br0 in namespace `inet`)
+//!   inet: 203.0.113.1 (STUN server, DHT bootstrap node)
+//!      |-- veth -- r1 wan 203.0.113.11 [nft: kind 1] lan 192.168.1.1 -- veth -- h1 192.168.1.10
+//!      |-- veth -- r2 wan 203.0.113.12 [nft: kind 2] lan 192.168.1.1 -- veth -- h2 192.168.1.10
+//!      ...
+//! ```
+//!
+//! Every home network uses the same private addresses, as real ones do. Routers know
+//! only the public segment and their home network (no default route), so nothing can
+//! leave the lab, and a packet to another home's private address is dropped.
+
+use std::net::Ipv4Addr;
+
+use crate::lab::Lab;
+use crate::router::{LAN_HOST, LAN_ROUTER, RouterKind};
+
+/// The public address of the infrastructure (STUN server and DHT bootstrap node).
+pub const SERVERS: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+
+/// The public address of home router `i` (counted from 0).
+pub fn router_public(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(
+        203,
+        0,
+        113,
+        11 + u8::try_from(i).expect("fewer than 200 homes"),
+    )
+}
+
+/// One home network: a router namespace and the member's host namespace behind it.
+#[derive(Debug)]
+pub struct Home {
+    /// The router's kind.
+    pub kind: RouterKind,
+    /// The member's namespace (address [`LAN_HOST`]).
+    pub host: String,
+    /// The router's public address.
+    pub public: Ipv4Addr,
+}
+
+/// The whole network; dropping it removes everything (see [`Lab`]).
+#[derive(Debug)]
+pub struct Internet {
+    /// The namespaces and processes.
+    pub lab: Lab,
+    /// The namespace of the public segment, where the servers run.
+    pub public: String,
+    /// The home networks, in the order of the kinds given to [`Internet::build`].
+    pub homes: Vec<Home>,
+}
+
+impl Internet {
+    /// Builds the public segment and one home network behind a router of each of `kinds`.
+    pub fn build(test: &str, kinds: &[RouterKind]) -> Internet {
+        let mut lab = Lab::new(test);
+        let public = lab.add_namespace("inet", &[]);
+        lab.exec(&public, "ip", &["link", "add", "br0", "type", "bridge"]);
+        lab.exec(&public, "ip", &["link", "set", "br0", "up"]);
+        lab.exec(
+            &public,
+            "ip",
+            &["addr", "add", &format!("{SERVERS}/24"), "dev", "br0"],
+        );
+        let mut homes = Vec::new();
+        for (i, &kind) in kinds.iter().enumerate() {
+            let router = lab.add_namespace(&format!("r{i}"), &["net.ipv4.ip_forward=1"]);
+            let host = lab.add_namespace(&format!("h{i}"), &[]);
+            let port = format!("p{i}");
+            lab.veth(&public, &port, &router, "wan");
+            lab.exec(&public, "ip", &["link", "set", &port, "master", "br0"]);
+            let addr = router_public(i);
+            lab.exec(
+                &router,
+                "ip",
+                &["addr", "add", &format!("{addr}/24"), "dev", "wan"],
+            );
+            lab.veth(&router, "lan", &host, "eth0");
+            lab.exec(
+                &router,
+                "ip",
+                &["addr", "add", &format!("{LAN_ROUTER}/24"), "dev", "lan"],
+            );
+            lab.exec(
+                &host,
+                "ip",
+                &["addr", "add", &format!("{LAN_HOST}/24"), "dev", "eth0"],
+            );
+            lab.exec(
+                &host,
+                "ip",
+                &["route", "add", "default", "via", &LAN_ROUTER.to_string()],
+            );
+            lab.nft(&router, &kind.ruleset(addr));
+            homes.push(Home {
+                kind,
+                host,
+                public: addr,
+            });
+        }
+        Internet { lab, public, homes }
+    }
+}
