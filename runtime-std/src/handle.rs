@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -46,10 +46,10 @@ pub(crate) const LINGER: Duration = Duration::from_millis(300);
 pub struct NodeHandle {
     commands: mpsc::SyncSender<Command>,
     waker: Waker,
-    events: mpsc::Receiver<Event>,
+    events: Mutex<mpsc::Receiver<Event>>,
     local: SocketAddr,
     stopping: Arc<AtomicBool>,
-    thread: Option<JoinHandle<io::Result<()>>>,
+    thread: Mutex<Option<JoinHandle<io::Result<()>>>>,
 }
 
 impl NodeHandle {
@@ -88,10 +88,10 @@ impl NodeHandle {
         Ok(NodeHandle {
             commands,
             waker,
-            events,
+            events: Mutex::new(events),
             local,
             stopping,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -100,9 +100,18 @@ impl NodeHandle {
         self.local
     }
 
-    /// The node's events, in order. Iterating blocks; it ends when the node stops.
-    pub fn events(&self) -> &mpsc::Receiver<Event> {
-        &self.events
+    /// The node's events, in order: iterating blocks for the next one and ends when
+    /// the node stops. The handle is `Sync`: one thread may read events while others
+    /// send (each event goes to one reader).
+    pub fn events(&self) -> Events<'_> {
+        Events { handle: self }
+    }
+
+    /// The next event, waiting at most `timeout` (`None` on time-out or once the node
+    /// stopped).
+    pub fn next_event(&self, timeout: Duration) -> Option<Event> {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.recv_timeout(timeout).ok()
     }
 
     /// Joins the meeting of `code`; see [`Node::join`].
@@ -166,12 +175,16 @@ impl NodeHandle {
     }
 
     /// Leaves, lets the byes go out, stops the thread and closes the socket.
-    pub fn shutdown(mut self) -> io::Result<()> {
-        self.stop()
+    pub fn shutdown(self) -> io::Result<()> {
+        self.close()
     }
 
-    fn stop(&mut self) -> io::Result<()> {
-        let Some(thread) = self.thread.take() else {
+    /// Like [`NodeHandle::shutdown`], through a shared reference (for a handle shared
+    /// between threads): afterwards every call fails and [`NodeHandle::events`] ends.
+    /// Closing twice is harmless.
+    pub fn close(&self) -> io::Result<()> {
+        let taken = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(thread) = taken else {
             return Ok(());
         };
         self.stopping.store(true, Ordering::Relaxed);
@@ -202,10 +215,25 @@ impl NodeHandle {
     }
 }
 
+/// The blocking iterator of [`NodeHandle::events`].
+#[derive(Debug)]
+pub struct Events<'a> {
+    handle: &'a NodeHandle,
+}
+
+impl Iterator for Events<'_> {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        let events = self.handle.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.recv().ok()
+    }
+}
+
 impl Drop for NodeHandle {
     /// Shuts the node down cleanly (see [`NodeHandle::shutdown`]).
     fn drop(&mut self) {
-        let _ = self.stop();
+        let _ = self.close();
     }
 }
 

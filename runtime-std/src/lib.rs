@@ -38,7 +38,7 @@ pub use config::{
     Config, DHT_PORT, MAINLINE_ROUTERS, PUBLIC_STUN_SERVERS, Prepared, STUN_PORT, StartError, bind,
     host_address, local_ip_towards, prepare, resolve_blocking,
 };
-pub use handle::NodeHandle;
+pub use handle::{Events, NodeHandle};
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};

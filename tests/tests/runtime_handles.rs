@@ -45,7 +45,7 @@ impl Member {
     fn next_event(&self, until: Instant) -> Option<Event> {
         let left = until.saturating_duration_since(Instant::now());
         match self {
-            Member::Std(h) => h.events().recv_timeout(left).ok(),
+            Member::Std(h) => h.next_event(left),
             Member::Smol(_, events) => smol::block_on(async {
                 futures_lite::future::or(async { events.recv().await.ok() }, async {
                     smol::Timer::after(left).await;
@@ -306,6 +306,64 @@ fn dropping_a_smol_handle_leaves_cleanly_and_frees_the_socket() {
         }
     }
     members.pop().unwrap().shutdown();
+    boot.shutdown().unwrap();
+}
+
+#[test]
+fn handles_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<dhtmeet_std::NodeHandle>();
+    shareable::<dhtmeet_smol::NodeHandle>();
+}
+
+#[test]
+fn two_members_meet_over_ipv6_loopback() {
+    let mut boot_config = dhtmeet_std::Config::private(&[], &[]);
+    boot_config.listen = Some("[::1]:0".parse().unwrap());
+    let Ok(boot) = dhtmeet_std::NodeHandle::start(boot_config) else {
+        eprintln!("\n*** SKIPPED: no IPv6 loopback on this machine ***\n");
+        assert!(std::env::var("CI").is_err(), "CI machines have ::1");
+        return;
+    };
+    let b = boot.local_addr().to_string();
+    let start = |seed: u64, smol_runtime: bool| {
+        let mut config = dhtmeet_std::Config::private(&[&b], &[&b]);
+        config.listen = Some("[::1]:0".parse().unwrap());
+        config.seed = Some(Seed::from_u64(seed));
+        if smol_runtime {
+            let h = smol::block_on(dhtmeet_smol::NodeHandle::start(config)).unwrap();
+            let events = h.events();
+            Member::Smol(h, events)
+        } else {
+            Member::Std(dhtmeet_std::NodeHandle::start(config).unwrap())
+        }
+    };
+    let members = vec![start(41, false), start(42, true)];
+    let code = code::generate(&mut Seed::from_u64(8).rng());
+    let ids: Vec<MemberId> = members.iter().map(|m| m.join(&code)).collect();
+    let mut seen = vec![Seen::default(), Seen::default()];
+    pump(
+        &members,
+        &mut seen,
+        Instant::now() + Duration::from_secs(60),
+        |_, s| s.connected.len() == 1,
+    );
+    members[0].send(&ids[1], b"over IPv6").unwrap();
+    pump(
+        &members,
+        &mut seen,
+        Instant::now() + Duration::from_secs(20),
+        |i, s| {
+            i == 0
+                || s.messages
+                    .get(&ids[0])
+                    .is_some_and(|m| m[0] == b"over IPv6")
+        },
+    );
+    assert!(members[1].health().peers.len() == 1);
+    for m in members {
+        m.shutdown();
+    }
     boot.shutdown().unwrap();
 }
 
