@@ -41,21 +41,17 @@ use futures_lite::future;
 
 pub use dhtmeet_core::{SansIo, Seed};
 use dhtmeet_core::{canonical_remote, socket_destination};
-pub use dhtmeet_std::{DriverStats, SOCKET_BUFFER, enlarge_buffers, is_transient, random_seed};
+pub use dhtmeet_std::{
+    Config, DHT_PORT, DriverStats, MAINLINE_ROUTERS, PUBLIC_STUN_SERVERS, SOCKET_BUFFER, STUN_PORT,
+    StartError, enlarge_buffers, is_transient, random_seed, service,
+};
+pub use handle::NodeHandle;
+
+mod handle;
 
 const MAX_DATAGRAM: usize = 65_535;
 /// Datagrams read in one go after a wakeup, before the driver sends and polls.
 const MAX_READ_BATCH: usize = 64;
-
-/// The public Mainline DHT routers: the bootstrap default for the real Internet, used by
-/// `dhtmeet join` when no bootstrap node is given. Tests, examples and the demo always
-/// give their own.
-pub const MAINLINE_ROUTERS: &[&str] = &[
-    "router.bittorrent.com:6881",
-    "dht.transmissionbt.com:6881",
-    "router.utorrent.com:6881",
-    "dht.libtorrent.org:25401",
-];
 
 /// An async driver of one state machine over one UDP socket.
 #[derive(Debug)]
@@ -127,12 +123,12 @@ impl<M: SansIo> Driver<M> {
 
     /// Like [`Driver::run`], and also hands whatever arrives on `input` (application
     /// commands: lines to send, a leave request …) to `on_input` with the current time,
-    /// between two datagrams; `on_input` may end the run too. A closed channel is simply
-    /// no more input.
+    /// between two datagrams; `on_input` may end the run too, and so does the channel
+    /// closing (every sender dropped), with `Ok(None)`.
     pub async fn run_with_input<I, T>(
         &mut self,
         deadline: Option<Instant>,
-        mut input: Option<&smol::channel::Receiver<I>>,
+        input: Option<&smol::channel::Receiver<I>>,
         mut on_input: impl FnMut(&mut M, I, Instant) -> ControlFlow<T>,
         mut on_event: impl FnMut(&mut M, M::Event) -> ControlFlow<T>,
     ) -> io::Result<Option<T>> {
@@ -191,7 +187,7 @@ impl<M: SansIo> Driver<M> {
                         return Ok(Some(value));
                     }
                 }
-                Wake::Input(None) => input = None,
+                Wake::Input(None) => return Ok(None),
             }
         }
     }

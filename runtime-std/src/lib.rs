@@ -30,9 +30,20 @@
 
 #![deny(missing_docs)]
 
+mod config;
+mod handle;
+pub mod service;
+
+pub use config::{
+    Config, DHT_PORT, MAINLINE_ROUTERS, PUBLIC_STUN_SERVERS, Prepared, STUN_PORT, StartError, bind,
+    host_address, local_ip_towards, prepare, resolve_blocking,
+};
+pub use handle::{Events, NodeHandle};
+
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::ops::ControlFlow;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub use dhtmeet_core::{SansIo, Seed};
@@ -77,6 +88,8 @@ pub struct DriverStats {
     pub send_errors: u64,
     /// Datagrams received and handed to the machine.
     pub received: u64,
+    /// Wake-ups from a [`Waker`] (not handed to the machine).
+    pub wakeups: u64,
 }
 
 /// A blocking driver of one state machine over one UDP socket.
@@ -87,6 +100,21 @@ pub struct Driver<M> {
     machine: M,
     buf: Vec<u8>,
     stats: DriverStats,
+    wakers: Vec<SocketAddr>,
+}
+
+/// Wakes a blocked [`Driver`] from another thread (see [`Driver::waker`]).
+#[derive(Debug)]
+pub struct Waker {
+    socket: UdpSocket,
+}
+
+impl Waker {
+    /// Wakes the driver; a lost wake-up only delays input until the next datagram or
+    /// timer.
+    pub fn wake(&self) {
+        let _ = self.socket.send(&[0]);
+    }
 }
 
 impl<M: SansIo> Driver<M> {
@@ -100,6 +128,7 @@ impl<M: SansIo> Driver<M> {
             machine,
             buf: vec![0; MAX_DATAGRAM],
             stats: DriverStats::default(),
+            wakers: Vec::new(),
         })
     }
 
@@ -134,15 +163,43 @@ impl<M: SansIo> Driver<M> {
     pub fn run<T>(
         &mut self,
         deadline: Option<Instant>,
+        on_event: impl FnMut(&mut M, M::Event) -> ControlFlow<T>,
+    ) -> io::Result<Option<T>> {
+        self.run_with_input::<(), T>(
+            deadline,
+            None,
+            |_, (), _| ControlFlow::Continue(()),
+            on_event,
+        )
+    }
+
+    /// Like [`Driver::run`], and also hands whatever arrives on `input` (application
+    /// commands) to `on_input` with the current time, between two datagrams; `on_input`
+    /// may end the run too. The sender wakes the blocked driver with a [`Waker`] from
+    /// [`Driver::waker`]; without one, input waits for the next datagram or timer.
+    pub fn run_with_input<I, T>(
+        &mut self,
+        deadline: Option<Instant>,
+        input: Option<&mpsc::Receiver<I>>,
+        mut on_input: impl FnMut(&mut M, I, Instant) -> ControlFlow<T>,
         mut on_event: impl FnMut(&mut M, M::Event) -> ControlFlow<T>,
     ) -> io::Result<Option<T>> {
         loop {
-            self.flush();
-            while let Some(event) = self.machine.poll_event() {
-                if let ControlFlow::Break(value) = on_event(&mut self.machine, event) {
-                    self.flush();
-                    return Ok(Some(value));
+            if let Some(rx) = input {
+                while let Ok(item) = rx.try_recv() {
+                    if let ControlFlow::Break(value) =
+                        on_input(&mut self.machine, item, Instant::now())
+                    {
+                        self.drain_events(&mut on_event);
+                        self.flush();
+                        return Ok(Some(value));
+                    }
                 }
+            }
+            self.flush();
+            if let Some(value) = self.drain_events(&mut on_event) {
+                self.flush();
+                return Ok(Some(value));
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| d <= now) {
@@ -161,6 +218,7 @@ impl<M: SansIo> Driver<M> {
             });
             self.socket.set_read_timeout(wait)?;
             match self.socket.recv_from(&mut self.buf) {
+                Ok((_, from)) if self.wakers.contains(&from) => self.stats.wakeups += 1,
                 Ok((len, from)) => {
                     self.stats.received += 1;
                     let remote = canonical_remote(from);
@@ -175,6 +233,48 @@ impl<M: SansIo> Driver<M> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// A way for another thread to wake this driver out of its blocking read (after
+    /// putting a command on the input channel): a loopback datagram from a socket the
+    /// driver knows, swallowed before the machine sees it.
+    pub fn waker(&mut self) -> io::Result<Waker> {
+        let target = match self.local.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                SocketAddr::from((Ipv4Addr::LOCALHOST, self.local.port()))
+            }
+            IpAddr::V6(ip) if ip.is_unspecified() => {
+                SocketAddr::from((Ipv6Addr::LOCALHOST, self.local.port()))
+            }
+            _ => self.local,
+        };
+        let bind: SocketAddr = if target.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(bind)?;
+        socket.connect(target)?;
+        let from = socket.local_addr()?;
+        self.wakers.push(from);
+        // A dual-stack socket sees an IPv4 sender as IPv4-mapped IPv6.
+        if let SocketAddr::V4(v4) = from {
+            self.wakers
+                .push(SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()));
+        }
+        Ok(Waker { socket })
+    }
+
+    fn drain_events<T>(
+        &mut self,
+        on_event: &mut impl FnMut(&mut M, M::Event) -> ControlFlow<T>,
+    ) -> Option<T> {
+        while let Some(event) = self.machine.poll_event() {
+            if let ControlFlow::Break(value) = on_event(&mut self.machine, event) {
+                return Some(value);
+            }
+        }
+        None
     }
 
     fn flush(&mut self) {

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use dhtmeet_tests::{ChildGuard, dhtmeet_bin};
+use dhtmeet_tests::{ChildGuard, dhtmeet_bin, spawn_dhtmeet_stun_server};
+use sha2::{Digest, Sha256};
 
 fn dht_node() -> (ChildGuard, SocketAddr) {
     let mut child = Command::new(dhtmeet_bin())
@@ -33,6 +34,15 @@ fn dht_node() -> (ChildGuard, SocketAddr) {
 
 /// A `dhtmeet join --json` process whose stdout lines arrive on a channel.
 fn member(code: &str, bootstrap: SocketAddr) -> (ChildGuard, mpsc::Receiver<serde_json::Value>) {
+    member_with(code, bootstrap, &[])
+}
+
+/// Like [`member`], with more arguments.
+fn member_with(
+    code: &str,
+    bootstrap: SocketAddr,
+    extra: &[&str],
+) -> (ChildGuard, mpsc::Receiver<serde_json::Value>) {
     let mut child = Command::new(dhtmeet_bin())
         .args([
             "join",
@@ -44,6 +54,9 @@ fn member(code: &str, bootstrap: SocketAddr) -> (ChildGuard, mpsc::Receiver<serd
             "40",
         ])
         .args(["--bootstrap", &bootstrap.to_string()])
+        // The DHT node answers STUN too.
+        .args(["--stun", &bootstrap.to_string()])
+        .args(extra)
         .env_remove("MEETING_CODE")
         .env_remove("STUN_SERVERS")
         .stdin(Stdio::piped())
@@ -169,6 +182,8 @@ fn a_weak_or_mistyped_code_is_refused_before_anything_is_sent() {
             "127.0.0.1:0",
             "--bootstrap",
             "none",
+            "--stun",
+            "none",
         ])
         .env("NODE_ID", "not-hex")
         .output()
@@ -227,4 +242,135 @@ fn ctrl_c_leaves_the_meeting_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("dhtmeet-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn a_file_sent_with_send_arrives_verified_in_the_chosen_directory() {
+    let (_dht, boot) = dht_node();
+    let dir = temp_dir("send");
+    let file = dir.join("payload.bin");
+    // 2.5 MB that no compressor or period would fake: an xorshift stream.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let body: Vec<u8> = (0..2_500_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    std::fs::write(&file, &body).unwrap();
+    let inbox = dir.join("inbox");
+    let code = "zihuk-nirur-zopup-hifat-kipul-bopaj";
+    let (_a, a_events) = member_with(code, boot, &["--send", file.to_str().unwrap()]);
+    let (_b, b_events) = member_with(code, boot, &["--files-dir", inbox.to_str().unwrap()]);
+    let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+    let got = wait_event(
+        &b_events,
+        "file_received",
+        Duration::from_secs(40),
+        &mut seen_b,
+    )
+    .unwrap_or_else(|| panic!("no file_received: {seen_b:?}"));
+    let want = format!("{:x}", Sha256::digest(&body));
+    assert_eq!(got["sha256"], want.as_str());
+    assert_eq!(got["bytes"], body.len());
+    let path = inbox.join("payload.bin");
+    assert_eq!(got["path"], path.to_str().unwrap());
+    assert_eq!(std::fs::read(&path).unwrap(), body, "bytes on disk");
+    assert!(
+        seen_b.iter().any(|v| v["event"] == "file_progress"),
+        "progress is reported"
+    );
+    assert!(
+        wait_event(&a_events, "file_sent", Duration::from_secs(10), &mut seen_a).is_some(),
+        "{seen_a:?}"
+    );
+    // No partial file is left behind.
+    let names: Vec<_> = std::fs::read_dir(&inbox).unwrap().collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn status_reports_a_healthy_private_network() {
+    let (_dht, boot) = dht_node();
+    let (_stun, stun) = spawn_dhtmeet_stun_server();
+    let out = Command::new(dhtmeet_bin())
+        .args([
+            "status",
+            "--json",
+            "--listen",
+            "127.0.0.1:0",
+            "--wait",
+            "20",
+        ])
+        .args([
+            "--stun",
+            &stun.to_string(),
+            "--bootstrap",
+            &boot.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "{v}");
+    assert_eq!(v["stun_reachable"], true, "{v}");
+    assert_eq!(v["public_address"], v["local"], "{v}");
+    assert_eq!(v["dht_ready"], true, "{v}");
+    assert!(v["routing_table_size"].as_u64() >= Some(1), "{v}");
+    assert_eq!(v["problems"], serde_json::json!([]));
+}
+
+#[test]
+fn status_names_an_unreachable_stun_server_and_dht_as_problems() {
+    // Two ports nobody listens on.
+    let (s1, s2) = (
+        std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+        std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+    );
+    let (stun, boot) = (s1.local_addr().unwrap(), s2.local_addr().unwrap());
+    drop((s1, s2));
+    let out = Command::new(dhtmeet_bin())
+        .args(["status", "--listen", "127.0.0.1:0", "--wait", "3"])
+        .args([
+            "--stun",
+            &stun.to_string(),
+            "--bootstrap",
+            &boot.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no STUN server answered"), "{text}");
+    assert!(text.contains("no DHT node answered"), "{text}");
+}
+
+#[test]
+fn a_port_in_use_is_an_error_a_person_can_act_on() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(dhtmeet_bin())
+        .args([
+            "join",
+            "zihuk-nirur-zopup-hifat-kipul-bopaj",
+            "--listen",
+            &addr,
+        ])
+        .args(["--bootstrap", "none", "--stun", "none"])
+        .env_remove("MEETING_CODE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is in use"), "{err}");
 }

@@ -69,6 +69,28 @@ impl std::fmt::Display for MemberId {
     }
 }
 
+/// A member id that is not 16 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a member id is 16 hex digits")]
+pub struct ParseMemberIdError;
+
+impl std::str::FromStr for MemberId {
+    type Err = ParseMemberIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().as_bytes();
+        if s.len() != 16 {
+            return Err(ParseMemberIdError);
+        }
+        let digit = |c: u8| (c as char).to_digit(16).ok_or(ParseMemberIdError);
+        let mut id = [0u8; 8];
+        for (i, pair) in s.chunks(2).enumerate() {
+            id[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+        }
+        Ok(MemberId(id))
+    }
+}
+
 /// What a signaling message says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignalBody {

@@ -209,3 +209,20 @@ fn prop_arbitrary_arguments_never_panic_or_authenticate() {
         .tests(2000)
         .quickcheck(prop as fn(Vec<u8>) -> bool);
 }
+
+#[test]
+fn member_ids_print_and_parse_as_16_hex_digits() {
+    let id = MemberId([0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 0xff]);
+    assert_eq!(id.to_string(), "deadbeef000102ff");
+    assert_eq!("deadbeef000102ff".parse::<MemberId>(), Ok(id));
+    assert_eq!("DEADBEEF000102FF".parse::<MemberId>(), Ok(id));
+    for bad in [
+        "",
+        "deadbeef",
+        "deadbeef000102fg",
+        "deadbeef000102ff00",
+        "+eadbeef000102ff",
+    ] {
+        assert!(bad.parse::<MemberId>().is_err(), "{bad:?}");
+    }
+}

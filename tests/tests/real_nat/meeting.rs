@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, ChildStdout, Command};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
@@ -136,6 +136,8 @@ pub struct MemberState {
     pub ever_connected: BTreeSet<String>,
     /// Messages received: (sender's member id, text).
     pub messages: Vec<(String, String)>,
+    /// Files received and verified: (sender's member id, path, SHA-256 in hex).
+    pub files: Vec<(String, String, String)>,
     /// Every event, for the failure report.
     pub events: Vec<Value>,
 }
@@ -150,7 +152,8 @@ pub struct Meeting {
 }
 
 impl Meeting {
-    /// Starts one `dhtmeet join CODE` in every home network of `net`.
+    /// Starts one `dhtmeet join CODE` in every home network of `net`; member `i` writes
+    /// the files it receives to [`Meeting::inbox`]`(net, i)`.
     pub fn start(net: &mut Internet, code: &str, bootstrap: SocketAddr, stun: SocketAddr) -> Self {
         let (tx, events) = mpsc::channel();
         let mut stdins = Vec::new();
@@ -161,6 +164,8 @@ impl Meeting {
                 .args(["--listen", &format!("0.0.0.0:{MEMBER_PORT}")])
                 .args(["--bootstrap", &bootstrap.to_string()])
                 .args(["--stun", &stun.to_string()])
+                .arg("--files-dir")
+                .arg(Self::inbox(net, i))
                 .env_remove("MEETING_CODE")
                 .env_remove("STUN_SERVERS")
                 .env_remove("NODE_ID");
@@ -174,6 +179,18 @@ impl Meeting {
             events,
             members,
         }
+    }
+
+    /// Where member `i` writes the files it receives.
+    pub fn inbox(net: &Internet, i: usize) -> PathBuf {
+        net.lab.log_path(&format!("inbox{i}"))
+    }
+
+    /// The index of the member with id `id`.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.members
+            .iter()
+            .position(|m| m.id.as_deref() == Some(id))
     }
 
     fn apply(&mut self, i: usize, v: Value) {
@@ -196,6 +213,13 @@ impl Meeting {
             Some("message") => {
                 if let (Some(p), Some(t)) = (text("peer"), text("text")) {
                     m.messages.push((p, t));
+                }
+            }
+            Some("file_received") if v["verified"] == true => {
+                if let (Some(p), Some(path), Some(sha)) =
+                    (text("peer"), text("path"), text("sha256"))
+                {
+                    m.files.push((p, path, sha));
                 }
             }
             _ => {}

@@ -1,16 +1,21 @@
-//! `dhtmeet join`: join a meeting; stdin lines go to every member, messages are printed.
+//! `dhtmeet join`: join a meeting; stdin lines go to every member, messages are printed,
+//! files are sent (`--send`) and received (into `--files-dir`). Built on the embedder API
+//! (`dhtmeet_smol::NodeHandle`), like any application would be.
 
-use std::io::{BufRead, Write};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::ops::ControlFlow;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use dhtmeet_core::dht::DhtConfig;
+use dhtmeet_core::Event;
 use dhtmeet_core::meeting::code::{self, CodeStrength, RECOMMENDED_BITS};
-use dhtmeet_core::{Event, Node, NodeConfig, Seed};
-use dhtmeet_smol::{Driver, random_seed, resolve_all};
+use dhtmeet_core::meeting::signal::MemberId;
+use dhtmeet_smol::{Config, NodeHandle, random_seed};
 
-use crate::stun::STUN_PORT;
+use crate::files::{self, Frame, Incoming, Received};
+use crate::status;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -22,10 +27,11 @@ pub(crate) struct Args {
     /// Mainline routers (the real Internet). `--bootstrap none` starts a new network.
     #[arg(long, value_delimiter = ',')]
     bootstrap: Vec<String>,
-    /// STUN servers (comma-separated host:port; default: $STUN_SERVERS).
+    /// STUN servers (comma-separated host:port; default: $STUN_SERVERS, else public
+    /// servers). `--stun none`: no STUN (members on your own network only).
     #[arg(long, value_delimiter = ',')]
     stun: Vec<String>,
-    /// Local address to bind (default 0.0.0.0:0).
+    /// Local address to bind (default: all interfaces, IPv4 and IPv6, a random port).
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// One JSON object per line per event instead of text.
@@ -41,28 +47,19 @@ pub(crate) struct Args {
     /// public address is known.
     #[arg(long, env = "NODE_ID")]
     node_id: Option<String>,
-}
-
-enum Command {
-    Line(String),
-    Leave,
-}
-
-/// The address of this machine's interface towards `dest`: a UDP `connect` picks the
-/// route and sends nothing.
-fn local_ip_towards(dest: SocketAddr) -> Option<IpAddr> {
-    let bind = if dest.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    };
-    let probe = UdpSocket::bind(bind).ok()?;
-    probe.connect(dest).ok()?;
-    probe
-        .local_addr()
-        .ok()
-        .map(|a| a.ip())
-        .filter(|ip| !ip.is_unspecified())
+    /// Send this file to every member as it connects (or only to `--to`). Also at any
+    /// time: type `/send PATH` on stdin.
+    #[arg(long)]
+    send: Option<PathBuf>,
+    /// With `--send`: only to this member (its 16-hex-digit id).
+    #[arg(long, requires = "send")]
+    to: Option<String>,
+    /// Where received files are written (verified by SHA-256, then renamed into place).
+    #[arg(long, default_value = "dhtmeet-files")]
+    files_dir: PathBuf,
+    /// Print the health snapshot every this many seconds (also: type `/status`).
+    #[arg(long)]
+    status_every: Option<f64>,
 }
 
 fn emit(json: bool, event: &str, fields: serde_json::Value, text: String) {
@@ -76,6 +73,31 @@ fn emit(json: bool, event: &str, fields: serde_json::Value, text: String) {
     let _ = std::io::stdout().flush();
 }
 
+/// What the main loop waits for.
+enum Input {
+    Line(String),
+    Leave,
+    Event(Event),
+    Sent(Outgoing),
+    Tick,
+    Deadline,
+}
+
+/// Progress of a file on its way to one member.
+enum Outgoing {
+    Progress {
+        member: MemberId,
+        name: String,
+        done: u64,
+        size: u64,
+    },
+    Done {
+        member: MemberId,
+        name: String,
+        result: Result<u64, String>,
+    },
+}
+
 pub(crate) async fn run(args: Args) -> Result<(), String> {
     let (code, generated) = match &args.code {
         Some(c) => (c.clone(), false),
@@ -84,7 +106,8 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
             (code::generate(&mut seed.rng()), true)
         }
     };
-    let strength = code::check(&code, args.allow_weak_code).map_err(|e| e.to_string())?;
+    let strength = code::check(&code, args.allow_weak_code)
+        .map_err(|e| format!("{e} (run `dhtmeet join` with no code to make a new one)"))?;
     if let CodeStrength::Custom { estimated_bits } = strength {
         if estimated_bits < RECOMMENDED_BITS {
             eprintln!(
@@ -93,43 +116,35 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
             );
         }
     }
-    let bootstrap_names: Vec<String> = match args.bootstrap.as_slice() {
-        [] => {
-            eprintln!(
-                "note: bootstrapping from the public Mainline routers (give --bootstrap to use your own)"
-            );
-            dhtmeet_smol::MAINLINE_ROUTERS
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        }
-        [none] if none == "none" => Vec::new(),
-        given => given.to_vec(),
+    let to = args
+        .to
+        .as_deref()
+        .map(|t| {
+            t.parse::<MemberId>()
+                .map_err(|e| format!("--to {t:?}: {e}"))
+        })
+        .transpose()?;
+    if let Some(path) = &args.send {
+        std::fs::metadata(path).map_err(|e| format!("--send {}: {e}", path.display()))?;
+    }
+    let mut config = Config {
+        listen: args.listen,
+        ..Config::default()
     };
-    let bootstrap = resolve_all(&bootstrap_names, 6881)
-        .await
-        .map_err(|e| format!("{e} (no network? give --bootstrap with addresses you can reach)"))?;
-    let stun = resolve_all(&crate::servers_from_args_or_env(&args.stun), STUN_PORT)
-        .await
-        .map_err(|e| e.to_string())?;
-    let listen = args
-        .listen
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let socket = UdpSocket::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let bound = socket.local_addr().map_err(|e| e.to_string())?;
-    let local = if bound.ip().is_unspecified() {
-        let towards = bootstrap.iter().chain(&stun).next().copied();
-        let ip = towards.and_then(local_ip_towards).ok_or(
-            "cannot tell this machine's address: give --listen with a specific address, or --bootstrap/--stun",
-        )?;
-        SocketAddr::new(ip, bound.port())
-    } else {
-        bound
-    };
-    let seed: Seed = random_seed().map_err(|e| format!("no OS randomness: {e}"))?;
-    let mut config = NodeConfig::new(seed);
-    config.stun.servers = stun;
-    let node_id = args
+    match crate::servers_from_args_or_env(&args.stun).as_slice() {
+        [] => {}
+        [none] if none == "none" => config.stun_servers.clear(),
+        given => config.stun_servers = given.to_vec(),
+    }
+    match args.bootstrap.as_slice() {
+        [] => eprintln!(
+            "note: bootstrapping from the public Mainline routers (give --bootstrap to use your own)"
+        ),
+        [none] if none == "none" => config.bootstrap.clear(),
+        given => config.bootstrap = given.to_vec(),
+    }
+    let new_network = config.bootstrap.is_empty();
+    config.node_id = args
         .node_id
         .as_deref()
         .map(|h| {
@@ -137,20 +152,13 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
                 .map_err(|e| format!("NODE_ID / --node-id {h:?}: {e}"))
         })
         .transpose()?;
-    config.dht = Some(DhtConfig {
-        bootstrap: bootstrap.clone(),
-        node_id,
-        ..DhtConfig::default()
-    });
-    config.local_addr = Some(local);
-    let mut node = Node::new(config, Instant::now()).map_err(|e| e.to_string())?;
+    let node = Arc::new(NodeHandle::start(config).await.map_err(|e| e.to_string())?);
+    let local = node.local_addr();
     let (me, strength) = node
-        .join(&code, args.allow_weak_code, Instant::now())
+        .join_with(&code, args.allow_weak_code)
+        .await
         .map_err(|e| e.to_string())?;
-    let topic = node
-        .meeting()
-        .map(|m| m.topic().to_string())
-        .unwrap_or_default();
+    let topic = dhtmeet_core::dht::meeting_topic(&code).to_string();
     if generated {
         eprintln!("Your invitation code (give it to the others): {code}");
     }
@@ -164,16 +172,16 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
             strength.bits()
         ),
     );
-    if bootstrap.is_empty() {
+    if new_network {
         eprintln!("note: a new DHT network: others must bootstrap from {local}");
     }
 
-    let (tx, rx) = smol::channel::bounded::<Command>(64);
+    let (tx, rx) = smol::channel::bounded::<Input>(256);
     let stdin_tx = tx.clone();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
-            if stdin_tx.send_blocking(Command::Line(line)).is_err() {
+            if stdin_tx.send_blocking(Input::Line(line)).is_err() {
                 break;
             }
         }
@@ -181,42 +189,114 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
     });
     let ctrl_tx = tx.clone();
     let _ = ctrlc::set_handler(move || {
-        let _ = ctrl_tx.try_send(Command::Leave);
+        let _ = ctrl_tx.try_send(Input::Leave);
     });
-    let deadline = args
-        .exit_after
-        .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
-    let mut driver = Driver::new(socket, node).map_err(|e| e.to_string())?;
-    let json = args.json;
-    let outcome = driver
-        .run_with_input(
-            deadline,
-            Some(&rx),
-            |node, command, _now| match command {
-                Command::Line(line) => {
-                    let full = node.broadcast(line.as_bytes());
-                    for m in full {
-                        eprintln!("warning: {m} is not reading fast enough; line not sent to it");
-                    }
-                    ControlFlow::Continue(())
+    let events = node.events();
+    let event_tx = tx.clone();
+    let forward = smol::spawn(async move {
+        while let Ok(e) = events.recv().await {
+            if event_tx.send(Input::Event(e)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut timers = Vec::new();
+    if let Some(s) = args.exit_after {
+        let t = tx.clone();
+        timers.push(smol::spawn(async move {
+            smol::Timer::after(Duration::from_secs_f64(s.max(0.0))).await;
+            let _ = t.send(Input::Deadline).await;
+        }));
+    }
+    if let Some(s) = args.status_every {
+        let t = tx.clone();
+        let every = Duration::from_secs_f64(s.max(0.1));
+        timers.push(smol::spawn(async move {
+            loop {
+                smol::Timer::after(every).await;
+                if t.send(Input::Tick).await.is_err() {
+                    break;
                 }
-                Command::Leave => ControlFlow::Break(()),
-            },
-            |_, event| {
-                print_event(json, &event);
-                ControlFlow::Continue(())
-            },
-        )
-        .await;
-    let _ = outcome.map_err(|e| format!("socket error: {e}"))?;
-    // Leave cleanly: byes out, sessions closed, then a moment for the byes to leave.
-    driver.machine_mut().leave(Instant::now());
-    let _ = driver
-        .run(Some(Instant::now() + Duration::from_millis(300)), |_, e| {
-            print_event(json, &e);
-            ControlFlow::<()>::Continue(())
-        })
-        .await;
+            }
+        }));
+    }
+
+    let json = args.json;
+    let mut connected = BTreeSet::new();
+    let mut incoming = Incoming::new(args.files_dir.clone());
+    let mut sending: Vec<smol::Task<()>> = Vec::new();
+    let mut next_file_id = 1u32;
+    let mut progress = Progress::new(json);
+    while let Ok(input) = rx.recv().await {
+        match input {
+            Input::Leave | Input::Deadline => break,
+            Input::Tick => print_status(json, &node).await,
+            Input::Line(line) if line.trim() == "/status" => print_status(json, &node).await,
+            Input::Line(line) if line.starts_with("/send ") => {
+                let path = PathBuf::from(line["/send ".len()..].trim());
+                if connected.is_empty() {
+                    eprintln!("! no member is connected yet");
+                }
+                for member in &connected {
+                    sending.push(spawn_send(&node, *member, &path, next_file_id, &tx));
+                    next_file_id += 1;
+                }
+            }
+            Input::Line(line) => {
+                for m in node.broadcast(line.as_bytes()).await {
+                    eprintln!("warning: {m} is not reading fast enough; line not sent to it");
+                }
+            }
+            Input::Sent(out) => progress.outgoing(out),
+            Input::Event(event) => {
+                match &event {
+                    Event::PeerConnected { member } => {
+                        connected.insert(*member);
+                        if let Some(path) = &args.send {
+                            if to.is_none_or(|t| t == *member) {
+                                sending.push(spawn_send(&node, *member, path, next_file_id, &tx));
+                                next_file_id += 1;
+                            }
+                        }
+                    }
+                    Event::PeerDisconnected { member, .. } => {
+                        connected.remove(member);
+                        incoming.abandon(*member);
+                    }
+                    _ => {}
+                }
+                match event {
+                    Event::Message { member, data } => match files::decode(&data) {
+                        Ok(Frame::Text(_)) => print_event(json, &Event::Message { member, data }),
+                        Ok(Frame::Offer {
+                            id,
+                            size,
+                            sha256,
+                            name,
+                        }) => progress
+                            .incoming(member, incoming.offer(member, id, size, sha256, &name)),
+                        Ok(Frame::Data { id, offset, bytes }) => {
+                            if let Some(r) = incoming.data(member, id, offset, bytes) {
+                                progress.incoming(member, r);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(%member, error = %e, "malformed control message dropped")
+                        }
+                    },
+                    other => print_event(json, &other),
+                }
+            }
+        }
+    }
+    // Leave cleanly: stop sending, byes out, sessions closed, socket closed.
+    drop(sending);
+    drop(timers);
+    drop(forward);
+    let node = Arc::into_inner(node).ok_or("a file transfer still holds the node")?;
+    node.shutdown()
+        .await
+        .map_err(|e| format!("socket error: {e}"))?;
     emit(
         json,
         "left",
@@ -224,6 +304,200 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         "* left the meeting".into(),
     );
     Ok(())
+}
+
+async fn print_status(json: bool, node: &NodeHandle) {
+    let Some(h) = node.health().await else {
+        return;
+    };
+    if json {
+        let mut v = status::health_json(&h);
+        v["event"] = "status".into();
+        println!("{v}");
+        let _ = std::io::stdout().flush();
+    } else {
+        print!("{}", status::health_text(&h));
+    }
+}
+
+/// Starts sending `path` to `member` in the background; progress goes to `tx`.
+fn spawn_send(
+    node: &Arc<NodeHandle>,
+    member: MemberId,
+    path: &Path,
+    id: u32,
+    tx: &smol::channel::Sender<Input>,
+) -> smol::Task<()> {
+    let (node, path, tx) = (node.clone(), path.to_owned(), tx.clone());
+    smol::spawn(async move {
+        let name = path
+            .file_name()
+            .map_or("file".into(), |n| n.to_string_lossy().into_owned());
+        let result = send_file(&node, member, &path, id, &name, &tx).await;
+        let _ = tx
+            .send(Input::Sent(Outgoing::Done {
+                member,
+                name,
+                result,
+            }))
+            .await;
+    })
+}
+
+async fn send_file(
+    node: &NodeHandle,
+    member: MemberId,
+    path: &Path,
+    id: u32,
+    name: &str,
+    tx: &smol::channel::Sender<Input>,
+) -> Result<u64, String> {
+    let p = path.to_owned();
+    let (sha256, size) = smol::unblock(move || files::digest_file(&p))
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    node.send(&member, &files::encode_offer(id, size, &sha256, name))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut offset = 0u64;
+    let mut buf = vec![0u8; files::PIECE];
+    while offset < size {
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| e.to_string())?;
+        let want = (size - offset).min(files::PIECE as u64) as usize;
+        file.read_exact(&mut buf[..want])
+            .map_err(|e| format!("{} changed while sending: {e}", path.display()))?;
+        node.send(&member, &files::encode_data(id, offset, &buf[..want]))
+            .await
+            .map_err(|e| e.to_string())?;
+        offset += want as u64;
+        let _ = tx
+            .send(Input::Sent(Outgoing::Progress {
+                member,
+                name: name.to_owned(),
+                done: offset,
+                size,
+            }))
+            .await;
+    }
+    Ok(size)
+}
+
+/// Progress output: a redrawn line on a terminal, a `file_progress` event every 10 %
+/// with `--json`, the final outcome always.
+struct Progress {
+    json: bool,
+    terminal: bool,
+    /// The last tenth reported per (direction, member, name).
+    reported: HashMap<(bool, MemberId, String), u64>,
+}
+
+impl Progress {
+    fn new(json: bool) -> Self {
+        Progress {
+            json,
+            terminal: std::io::stderr().is_terminal(),
+            reported: HashMap::new(),
+        }
+    }
+
+    fn step(&mut self, sending: bool, member: MemberId, name: &str, done: u64, size: u64) {
+        let tenth = (done * 10).checked_div(size).unwrap_or(10);
+        let key = (sending, member, name.to_owned());
+        if self.terminal && !self.json {
+            let verb = if sending { "sending" } else { "receiving" };
+            let bar: String = (0..20)
+                .map(|i| if i < tenth * 2 { '#' } else { '.' })
+                .collect();
+            eprint!(
+                "\r{verb} {name} {} {member} [{bar}] {:.1}/{:.1} MB ",
+                if sending { "to" } else { "from" },
+                done as f64 / 1e6,
+                size as f64 / 1e6
+            );
+        }
+        if self.reported.get(&key) != Some(&tenth) {
+            self.reported.insert(key, tenth);
+            if self.json {
+                emit(
+                    true,
+                    "file_progress",
+                    serde_json::json!({"peer": member.to_string(), "name": name,
+                        "direction": if sending { "send" } else { "receive" },
+                        "bytes": done, "size": size}),
+                    String::new(),
+                );
+            }
+        }
+    }
+
+    fn end_line(&self) {
+        if self.terminal && !self.json {
+            eprintln!();
+        }
+    }
+
+    fn outgoing(&mut self, out: Outgoing) {
+        match out {
+            Outgoing::Progress {
+                member,
+                name,
+                done,
+                size,
+            } => self.step(true, member, &name, done, size),
+            Outgoing::Done {
+                member,
+                name,
+                result,
+            } => {
+                self.end_line();
+                self.reported.remove(&(true, member, name.clone()));
+                match result {
+                    Ok(size) => emit(
+                        self.json,
+                        "file_sent",
+                        serde_json::json!({"peer": member.to_string(), "name": name, "bytes": size}),
+                        format!("* sent {name} ({size} bytes) to {member}"),
+                    ),
+                    Err(e) => emit(
+                        self.json,
+                        "error",
+                        serde_json::json!({"peer": member.to_string(), "name": name, "error": e}),
+                        format!("! could not send {name} to {member}: {e}"),
+                    ),
+                }
+            }
+        }
+    }
+
+    fn incoming(&mut self, member: MemberId, r: Received) {
+        match r {
+            Received::Progress { name, done, size } => self.step(false, member, &name, done, size),
+            Received::Done { path, size, sha256 } => {
+                self.end_line();
+                emit(
+                    self.json,
+                    "file_received",
+                    serde_json::json!({"peer": member.to_string(), "path": path.display().to_string(),
+                        "bytes": size, "sha256": sha256, "verified": true}),
+                    format!(
+                        "* received {} ({size} bytes, SHA-256 {sha256} verified) from {member}",
+                        path.display()
+                    ),
+                );
+            }
+            Received::Failed { name, reason } => {
+                self.end_line();
+                emit(
+                    self.json,
+                    "error",
+                    serde_json::json!({"peer": member.to_string(), "name": name, "error": reason}),
+                    format!("! file {name} from {member} dropped: {reason}"),
+                );
+            }
+        }
+    }
 }
 
 fn print_event(json: bool, event: &Event) {

@@ -2,7 +2,9 @@
 
 mod demo;
 mod dht;
+mod files;
 mod join;
+mod status;
 mod stun;
 mod stun_server;
 
@@ -36,6 +38,8 @@ enum Command {
     /// The Mainline DHT: run a node, announce, look up.
     #[command(subcommand)]
     Dht(dht::Command),
+    /// Check this machine's network: STUN, the DHT, and the health snapshot.
+    Status(status::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Dht(command) => dht::run(command).await,
             Command::Join(args) => join::run(args).await,
+            Command::Status(args) => status::run(args).await,
         }
     });
     match result {
