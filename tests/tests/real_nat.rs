@@ -81,7 +81,10 @@ fn prediction(net: &Internet, a: usize, b: usize) -> Prediction {
 /// real network did; then each member's address and last events, and its log's tail.
 fn report(net: &Internet, m: &Meeting, sim: &BTreeSet<(usize, usize)>) -> String {
     let real = m.connected_pairs();
-    let mut out = format!("simulator seed {SIM_SEED}\n");
+    let mut out = format!(
+        "simulator seed {SIM_SEED}; logs in {} (kept if the test fails)\n",
+        net.lab.logs().display()
+    );
     let n = net.homes.len();
     for a in 0..n {
         for b in a + 1..n {

@@ -144,6 +144,11 @@ impl Lab {
         self.exec(b, "ip", &["link", "set", b_if, "up"]);
     }
 
+    /// The directory of the logs and files (kept if the test fails).
+    pub fn logs(&self) -> &std::path::Path {
+        &self.logs
+    }
+
     /// The file the stderr of the process named `name` goes to.
     pub fn log_path(&self, name: &str) -> PathBuf {
         self.logs.join(format!("{name}.log"))
