@@ -53,10 +53,20 @@ fn can_run(test: &str) -> bool {
                 std::env::var("CI").is_err(),
                 "{test}: {why}, but CI is set: the real-NAT tests must run in CI"
             );
-            eprintln!("\n*** SKIPPED {test}: {why}; the real-NAT test did not run ***\n");
+            skipped(&format!("{test}: {why}"));
             false
         }
     }
+}
+
+/// Says loudly that a test did not run: straight to the process's stderr, which the
+/// test harness does not capture (`eprintln!` would show only with `--nocapture`).
+fn skipped(why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {why}; the real-NAT test did not run ***\n"
+    );
 }
 
 /// The pairs of homes the simulator connects, members behind the kinds' presets.
@@ -293,7 +303,7 @@ fn members_meet_through_coturn_and_a_bittorrent_dht_bootstrap_node() {
             std::env::var("CI").is_err(),
             "tests/js/node_modules is missing but CI is set: .ci/run must run `npm ci --prefix tests/js`"
         );
-        eprintln!("\n*** SKIPPED {test}: run `npm ci --prefix tests/js` first ***\n");
+        skipped(&format!("{test}: run `npm ci --prefix tests/js` first"));
         return;
     }
     let kinds = [
