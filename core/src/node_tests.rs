@@ -363,7 +363,7 @@ fn a_node_refuses_session_settings_that_could_never_send() {
     let mut config = NodeConfig::new(Seed::from_u64(1));
     config.meeting.session.sctp_buffer = 1024;
     assert!(matches!(
-        Node::new(config, Instant::now()),
+        Node::new(config, crate::test_clock::start()),
         Err(ConfigError::Session(_))
     ));
 }

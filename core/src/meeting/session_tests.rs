@@ -659,7 +659,7 @@ fn setup_round_trips_at_50ms_one_way() {
 
 #[test]
 fn a_config_that_could_never_send_is_refused() {
-    let now = Instant::now();
+    let now = crate::test_clock::start();
     let local: SocketAddr = "10.0.0.1:5000".parse().unwrap();
     let small = SessionConfig {
         sctp_buffer: 32 * 1024,
