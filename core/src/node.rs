@@ -18,6 +18,7 @@ use crate::meeting::keys::MeetingKeys;
 use crate::meeting::signal::{self, MemberId};
 use crate::meeting::{
     DisconnectReason, Meeting, MeetingConfig, MeetingEvent, MeetingStats, PeerGone, SendError,
+    SessionConfigError,
 };
 use crate::seed::Seed;
 use crate::stun::wire::{Class, Message};
@@ -68,6 +69,9 @@ pub enum ConfigError {
     /// The DHT settings are invalid.
     #[error("invalid DHT settings: {0}")]
     Dht(#[from] DhtConfigError),
+    /// The WebRTC session settings are invalid.
+    #[error("invalid session settings: {0}")]
+    Session(#[from] SessionConfigError),
 }
 
 /// Why [`Node::join`] refused.
@@ -249,6 +253,7 @@ impl Node {
     /// Validates `config` and starts the node at `now` (STUN discovery begins at once).
     pub fn new(config: NodeConfig, now: Instant) -> Result<Node, ConfigError> {
         config.stun.validate()?;
+        config.meeting.session.validate()?;
         let dht = match config.dht {
             Some(dht) => Some(Dht::new(dht, config.seed.child("dht"), now)?),
             None => None,

@@ -357,3 +357,13 @@ fn joining_before_the_dht_is_ready_waits_for_it_without_spinning() {
         assert_eq!(net.machines[&m].health().peers.len(), 1, "{m}");
     }
 }
+
+#[test]
+fn a_node_refuses_session_settings_that_could_never_send() {
+    let mut config = NodeConfig::new(Seed::from_u64(1));
+    config.meeting.session.sctp_buffer = 1024;
+    assert!(matches!(
+        Node::new(config, crate::test_clock::start()),
+        Err(ConfigError::Session(_))
+    ));
+}

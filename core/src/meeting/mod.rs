@@ -15,8 +15,8 @@ mod state;
 pub use delivery::MAX_UNACKED_BYTES;
 pub use session::{
     CandidateKind, DisconnectReason, DtlsChoice, IceCandidate, MAX_MESSAGE_SIZE, MAX_REMOTE_ADDRS,
-    MAX_REMOTE_CANDIDATES, NewSessionError, SendError, Session, SessionConfig, SessionEvent,
-    SessionParameters, SessionStats, SetRemoteError,
+    MAX_REMOTE_CANDIDATES, NewSessionError, SendError, Session, SessionConfig, SessionConfigError,
+    SessionEvent, SessionParameters, SessionStats, SetRemoteError,
 };
 pub use session_framing::{FRAME_MAX, FramingError};
 pub use session_route::ice_username_recipient;

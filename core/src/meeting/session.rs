@@ -48,7 +48,8 @@ use super::session_framing::{FRAME_MAX, Reassembly, SendQueue};
 use super::session_rtc::remote_candidate;
 pub use super::session_types::{
     CandidateKind, DisconnectReason, DtlsChoice, IceCandidate, NewSessionError, SendError,
-    SessionConfig, SessionEvent, SessionParameters, SessionStats, SetRemoteError,
+    SessionConfig, SessionConfigError, SessionEvent, SessionParameters, SessionStats,
+    SetRemoteError,
 };
 use crate::{SansIo, Seed, Transmit};
 
@@ -72,6 +73,8 @@ const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// The least a session lets str0m's SCTP buffer hold once the path's RTT is known (see
 /// `Session::sctp_budget`); by the formula this is only reached below a 0.65 ms RTT.
 pub(super) const MIN_SCTP_BUDGET: usize = 128 * 1024;
+// A budget below one frame would never let a frame through.
+const _: () = assert!(MIN_SCTP_BUDGET >= super::session_framing::FRAME_MAX);
 /// The rate the SCTP budget is sized for: budget = RTT × this (bytes per second),
 /// between [`MIN_SCTP_BUDGET`] and [`SessionConfig::sctp_buffer`].
 pub(super) const BUDGET_RATE: f64 = 200e6;
@@ -151,6 +154,7 @@ impl Session {
         seed: Seed,
         now: Instant,
     ) -> Result<Session, NewSessionError> {
+        config.validate()?;
         let mut rng = seed.child("session/ice-credentials").rng();
         let mut ice_string = |n: usize| -> String {
             (0..n)

@@ -656,3 +656,25 @@ fn setup_round_trips_at_50ms_one_way() {
         "default setup takes {chosen:?} RTT"
     );
 }
+
+#[test]
+fn a_config_that_could_never_send_is_refused() {
+    let now = crate::test_clock::start();
+    let local: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+    let small = SessionConfig {
+        sctp_buffer: 32 * 1024,
+        ..SessionConfig::default()
+    };
+    assert!(matches!(
+        Session::new(small, true, local, Seed::from_u64(1), now),
+        Err(NewSessionError::Config(
+            SessionConfigError::SctpBufferTooSmall(_)
+        ))
+    ));
+    let zero = SessionConfig {
+        idle_timeout: Duration::ZERO,
+        ..SessionConfig::default()
+    };
+    assert_eq!(zero.validate(), Err(SessionConfigError::ZeroTimeout));
+    assert_eq!(SessionConfig::default().validate(), Ok(()));
+}

@@ -53,6 +53,32 @@ impl Default for SessionConfig {
     }
 }
 
+/// A [`SessionConfig`] a session could not work with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SessionConfigError {
+    /// `sctp_buffer` is smaller than one frame: nothing could ever be written.
+    #[error("sctp_buffer must hold at least one {0}-byte frame")]
+    SctpBufferTooSmall(usize),
+    /// A zero idle or connect timeout would fail every session at once.
+    #[error("idle_timeout and connect_timeout must be longer than zero")]
+    ZeroTimeout,
+}
+
+impl SessionConfig {
+    /// Checks the settings a session cannot work with.
+    pub fn validate(&self) -> Result<(), SessionConfigError> {
+        if self.sctp_buffer < super::session_framing::FRAME_MAX {
+            return Err(SessionConfigError::SctpBufferTooSmall(
+                super::session_framing::FRAME_MAX,
+            ));
+        }
+        if self.idle_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(SessionConfigError::ZeroTimeout);
+        }
+        Ok(())
+    }
+}
+
 /// The kind of an ICE candidate (RFC 8445 §5.1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum CandidateKind {
@@ -146,6 +172,9 @@ pub enum NewSessionError {
     /// The SCTP INIT for SNAP could not be made.
     #[error("could not make the SCTP INIT chunk")]
     Snap,
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] SessionConfigError),
 }
 
 /// Why [`Session::set_remote`] or [`Session::add_remote_candidate`] failed.
