@@ -70,11 +70,18 @@ pub fn require_tool(tool: &str, install_hint: &str) -> bool {
             std::env::var("CI").is_err(),
             "{tool} is not installed but CI is set: .ci/run must install it ({install_hint})"
         );
-        eprintln!(
-            "\n*** SKIPPED: {tool} is not installed ({install_hint}); this test did not run ***\n"
-        );
+        skip_loudly(&format!(
+            "{tool} is not installed ({install_hint}); this test did not run"
+        ));
     }
     found
+}
+
+/// Says loudly that a test did not run: straight to the process's stderr, which the
+/// test harness does not capture (`eprintln!` would show only with `--nocapture`).
+pub fn skip_loudly(why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {why} ***\n");
 }
 
 /// Starts `dhtmeet stun-server --listen 127.0.0.1:0` and returns it with its address,

@@ -80,9 +80,9 @@ fn package_installed() -> bool {
                 return true;
             }
         }
-        eprintln!(
-            "\n*** SKIPPED: the bittorrent-dht npm package is not installed \
-             (npm ci --prefix tests/js); this test did not run ***\n"
+        dhtmeet_tests::skip_loudly(
+            "the bittorrent-dht npm package is not installed \
+             (npm ci --prefix tests/js); this test did not run",
         );
         false
     })

@@ -67,7 +67,7 @@ fn smol_client_discovers_its_address_from_two_std_responders() {
 #[test]
 fn std_client_discovers_its_address_over_ipv6_loopback() {
     let Some(server) = spawn_std_server("[::1]:0") else {
-        eprintln!("*** SKIPPED: no IPv6 loopback on this machine ***");
+        dhtmeet_tests::skip_loudly("no IPv6 loopback on this machine; the IPv6 test did not run");
         return;
     };
     let socket = UdpSocket::bind("[::1]:0").unwrap();
