@@ -151,6 +151,17 @@ fn await_mesh(nodes: &[&dhtmeet_std::NodeHandle], want: usize) {
     }
 }
 
+/// Waits until both members measured the path's round trip (ICE checks every few
+/// seconds): until then a session sizes its SCTP buffer from the handshake's estimate,
+/// and the bench would measure that transient instead of a settled meeting.
+fn await_rtt(rtts: impl Fn() -> [Option<Duration>; 2]) {
+    let until = Instant::now() + SETUP_LIMIT;
+    while rtts().iter().any(Option::is_none) {
+        assert!(Instant::now() < until, "no RTT measured");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A two-member meeting on the std runtime.
 struct StdPair {
     boot: dhtmeet_std::NodeHandle,
@@ -170,7 +181,14 @@ impl StdPair {
         a.join(&code).expect("a joins");
         let (to_b, _) = b.join(&code).expect("b joins");
         await_mesh(&[&a, &b], 1);
-        StdPair { boot, a, b, to_b }
+        let pair = StdPair { boot, a, b, to_b };
+        await_rtt(|| pair.rtts());
+        pair
+    }
+
+    /// The ICE round-trip times A and B measured.
+    fn rtts(&self) -> [Option<Duration>; 2] {
+        [&self.a, &self.b].map(|n| n.health().and_then(|h| h.peers.first().and_then(|p| p.rtt)))
     }
 
     /// A sends `TRANSFER` bytes to B; returns when B has received them all.
@@ -217,7 +235,7 @@ struct SmolPair {
 impl SmolPair {
     fn new() -> SmolPair {
         let boot = bootstrap_node();
-        smol::block_on(async {
+        let pair = smol::block_on(async {
             let a = dhtmeet_smol::NodeHandle::start(member_config(201, boot.local_addr()))
                 .await
                 .expect("member a");
@@ -247,7 +265,17 @@ impl SmolPair {
                 b_events,
                 to_b,
             }
-        })
+        });
+        await_rtt(|| pair.rtts());
+        pair
+    }
+
+    /// The ICE round-trip times A and B measured.
+    fn rtts(&self) -> [Option<Duration>; 2] {
+        while self.a_events.try_recv().is_ok() {}
+        while self.b_events.try_recv().is_ok() {}
+        [&self.a, &self.b]
+            .map(|n| smol::block_on(n.health()).and_then(|h| h.peers.first().and_then(|p| p.rtt)))
     }
 
     /// A sends `TRANSFER` bytes to B; returns when B has received them all.
@@ -406,10 +434,18 @@ fn throughput(c: &mut Criterion) {
 
     let started = Instant::now();
     let std_pair = StdPair::new();
-    eprintln!("std meeting formed in {:?}", started.elapsed());
+    eprintln!(
+        "std meeting formed and settled in {:?}; ICE RTT {:?}",
+        started.elapsed(),
+        std_pair.rtts()
+    );
     let started = Instant::now();
     let smol_pair = SmolPair::new();
-    eprintln!("smol meeting formed in {:?}", started.elapsed());
+    eprintln!(
+        "smol meeting formed and settled in {:?}; ICE RTT {:?}",
+        started.elapsed(),
+        smol_pair.rtts()
+    );
     let mut bare = BareUdp::new();
 
     let mut group = c.benchmark_group("runtime_throughput");
@@ -449,6 +485,11 @@ fn throughput(c: &mut Criterion) {
             bare.timeouts
         );
     }
+    eprintln!(
+        "ICE RTT after the runs: std {:?}, smol {:?}",
+        std_pair.rtts(),
+        smol_pair.rtts()
+    );
     drop(bare);
     std_pair.shutdown();
     smol_pair.shutdown();
