@@ -30,6 +30,8 @@ fn live() -> isize {
     s.bytes_allocated as isize - s.bytes_deallocated as isize + s.bytes_reallocated
 }
 
+/// The floor of a session's SCTP buffer (`MIN_SCTP_BUDGET` in the core's session).
+const MIN_SCTP_BUDGET: usize = 128 * 1024;
 /// Bytes moved per measured iteration.
 const TRANSFER: usize = 4 * 1024 * 1024;
 /// Application message size (one session frame).
@@ -171,12 +173,18 @@ struct StdPair {
 }
 
 impl StdPair {
-    fn new() -> StdPair {
+    /// `sctp_buffer`: a cap on the session's SCTP buffer instead of the default.
+    fn new(sctp_buffer: Option<usize>) -> StdPair {
         let boot = bootstrap_node();
-        let a = dhtmeet_std::NodeHandle::start(member_config(101, boot.local_addr()))
-            .expect("member a");
-        let b = dhtmeet_std::NodeHandle::start(member_config(102, boot.local_addr()))
-            .expect("member b");
+        let config = |seed| {
+            let mut config = member_config(seed, boot.local_addr());
+            if let Some(bytes) = sctp_buffer {
+                config.meeting.session.sctp_buffer = bytes;
+            }
+            config
+        };
+        let a = dhtmeet_std::NodeHandle::start(config(101)).expect("member a");
+        let b = dhtmeet_std::NodeHandle::start(config(102)).expect("member b");
         let code = code::generate(&mut Seed::from_u64(61).rng());
         a.join(&code).expect("a joins");
         let (to_b, _) = b.join(&code).expect("b joins");
@@ -433,7 +441,7 @@ fn throughput(c: &mut Criterion) {
     let datagram = vec![0xa5u8; datagram_size];
 
     let started = Instant::now();
-    let std_pair = StdPair::new();
+    let std_pair = StdPair::new(None);
     eprintln!(
         "std meeting formed and settled in {:?}; ICE RTT {:?}",
         started.elapsed(),
@@ -446,6 +454,7 @@ fn throughput(c: &mut Criterion) {
         started.elapsed(),
         smol_pair.rtts()
     );
+    let capped = StdPair::new(Some(MIN_SCTP_BUDGET));
     let mut bare = BareUdp::new();
 
     let mut group = c.benchmark_group("runtime_throughput");
@@ -460,24 +469,33 @@ fn throughput(c: &mut Criterion) {
     group.bench_function("smol", |b| {
         b.iter(|| black_box(smol_pair.transfer(&message)))
     });
+    // Diagnostic: the std runtime with the SCTP buffer held at its 128 KiB floor, i.e.
+    // what the default would do if the RTT it sizes the buffer from stayed at the path's
+    // (see docs/benchmarks.md: under load ICE measures its own queueing delay).
+    group.bench_function("std_sctp_128k", |b| {
+        b.iter(|| black_box(capped.transfer(&message)))
+    });
     group.finish();
 
     let mbps = |ns: f64| TRANSFER as f64 / (ns * 1e-9) / 1e6;
     let median = |f: &str| median_ns("runtime_throughput", f);
-    if let (Some(bare_ns), Some(std_ns), Some(smol_ns)) =
-        (median("bare_udp"), median("std"), median("smol"))
-    {
-        eprintln!(
-            "runtime_throughput (medians): bare UDP {:.0} MB/s ({datagram_size} B datagrams); \
-             std {:.0} MB/s = {:.3} of bare; smol {:.0} MB/s = {:.3} of bare",
-            mbps(bare_ns),
-            mbps(std_ns),
-            bare_ns / std_ns,
-            mbps(smol_ns),
-            bare_ns / smol_ns,
-        );
-    } else {
-        eprintln!("runtime_throughput: criterion medians not found (run with cargo bench)");
+    match median("bare_udp") {
+        Some(bare_ns) => {
+            eprintln!(
+                "runtime_throughput (medians): bare UDP {:.0} MB/s ({datagram_size} B datagrams)",
+                mbps(bare_ns)
+            );
+            for f in ["std", "smol", "std_sctp_128k"] {
+                if let Some(ns) = median(f) {
+                    eprintln!(
+                        "runtime_throughput (medians): {f} {:.1} MB/s = {:.3} of bare UDP",
+                        mbps(ns),
+                        bare_ns / ns
+                    );
+                }
+            }
+        }
+        None => eprintln!("runtime_throughput: criterion medians not found (run with cargo bench)"),
     }
     if bare.timeouts > 0 {
         eprintln!(
@@ -486,12 +504,14 @@ fn throughput(c: &mut Criterion) {
         );
     }
     eprintln!(
-        "ICE RTT after the runs: std {:?}, smol {:?}",
+        "ICE RTT after the runs: std {:?}, smol {:?}, std_sctp_128k {:?}",
         std_pair.rtts(),
-        smol_pair.rtts()
+        smol_pair.rtts(),
+        capped.rtts()
     );
     drop(bare);
     std_pair.shutdown();
+    capped.shutdown();
     smol_pair.shutdown();
 }
 
