@@ -390,7 +390,7 @@ impl BareUdp {
         }
     }
 
-    /// Sends `TRANSFER` bytes in datagrams of `size` and waits until the receiver has
+    /// Sends `TRANSFER` bytes in datagrams like `datagram` and waits until the receiver has
     /// acknowledged them all.
     fn transfer(&mut self, datagram: &[u8]) -> usize {
         let count = TRANSFER.div_ceil(datagram.len()) as u64;
