@@ -119,6 +119,9 @@ pub struct Session {
     /// round trips, fewer only if the peer started long before us): an RTT estimate
     /// until ICE measures one.
     pub(super) handshake_rtt: Option<Duration>,
+    /// The smallest ICE round trip measured: the path's own delay, without the queueing
+    /// our own data adds (see [`Session::sctp_budget`]).
+    pub(super) min_rtt: Option<Duration>,
     /// The state of the session's own stream that reseeds `fastrand` on every call.
     pub(super) fastrand_state: u64,
     pub(super) remote_addrs: Vec<SocketAddr>,
@@ -230,6 +233,7 @@ impl Session {
             rtc_timeout: None,
             last_received: now,
             handshake_rtt: None,
+            min_rtt: None,
             fastrand_state,
             remote_addrs: Vec::new(),
             send_queue: SendQueue::default(),

@@ -171,6 +171,21 @@ fn sctp_budget_follows_the_round_trip() {
     assert_eq!(session(&mut near, A).queued_bytes(), 0);
 }
 
+/// An ICE check that waited behind our own data measures our queue, not the path: the
+/// budget stays where the smallest round trip puts it, so it cannot feed on itself.
+#[test]
+fn sctp_budget_ignores_round_trips_inflated_by_our_own_queue() {
+    let mut near = pair(SessionConfig::default(), Duration::ZERO, 13);
+    connect(&mut near);
+    let s = session(&mut near, A);
+    s.min_rtt = Some(Duration::from_micros(150));
+    s.stats.rtt = Some(Duration::from_millis(160));
+    assert_eq!(s.sctp_budget(), MIN_SCTP_BUDGET);
+    // A slower path, measured from the start, still gets its bandwidth-delay product.
+    s.min_rtt = Some(Duration::from_millis(2));
+    assert_eq!(s.sctp_budget(), (0.002 * BUDGET_RATE) as usize);
+}
+
 #[test]
 fn large_messages_arrive_intact_both_ways() {
     let mut net = pair(SessionConfig::default(), Duration::from_millis(5), 2);
