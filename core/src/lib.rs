@@ -107,6 +107,7 @@ pub mod dht;
 pub mod meeting;
 mod node;
 mod seed;
+pub mod state;
 pub mod stun;
 mod transmit;
 
@@ -116,6 +117,7 @@ pub mod fuzz;
 pub use demux::PacketKind;
 pub use node::{ConfigError, Event, Health, JoinError, Node, NodeConfig, NodeStats, PeerHealth};
 pub use seed::{Rng, Seed};
+pub use state::{SavedState, StateError};
 pub use transmit::{SansIo, Transmit, canonical_remote, socket_destination};
 
 #[cfg(test)]
