@@ -42,6 +42,7 @@ use futures_lite::future;
 pub use dhtmeet_core::{SansIo, Seed};
 use dhtmeet_core::{canonical_remote, socket_destination};
 pub use dhtmeet_std::{DriverStats, SOCKET_BUFFER, enlarge_buffers, is_transient, random_seed};
+pub use dhtmeet_std::{StateDir, state_dir};
 
 const MAX_DATAGRAM: usize = 65_535;
 /// Datagrams read in one go after a wakeup, before the driver sends and polls.

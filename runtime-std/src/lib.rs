@@ -38,6 +38,9 @@ use std::time::{Duration, Instant};
 pub use dhtmeet_core::{SansIo, Seed};
 use dhtmeet_core::{canonical_remote, socket_destination};
 
+pub mod state_dir;
+pub use state_dir::StateDir;
+
 /// The largest UDP payload; the receive buffer has this size so nothing is truncated.
 const MAX_DATAGRAM: usize = 65_535;
 

@@ -41,11 +41,14 @@ pub(crate) struct Args {
     /// public address is known.
     #[arg(long, env = "NODE_ID")]
     node_id: Option<String>,
+    #[command(flatten)]
+    state: crate::saved_state::StateArgs,
 }
 
 enum Command {
     Line(String),
     Leave,
+    SaveState,
 }
 
 /// The address of this machine's interface towards `dest`: a UDP `connect` picks the
@@ -143,6 +146,8 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         ..DhtConfig::default()
     });
     config.local_addr = Some(local);
+    let (remembered, saved) = crate::saved_state::Remembered::open(&args.state);
+    config.saved_state = saved;
     let mut node = Node::new(config, Instant::now()).map_err(|e| e.to_string())?;
     let (me, strength) = node
         .join(&code, args.allow_weak_code, Instant::now())
@@ -179,6 +184,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         }
         // End of input does not leave the meeting.
     });
+    remembered.spawn_ticker(tx.clone(), || Command::SaveState);
     let ctrl_tx = tx.clone();
     let _ = ctrlc::set_handler(move || {
         let _ = ctrl_tx.try_send(Command::Leave);
@@ -201,9 +207,14 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
                     ControlFlow::Continue(())
                 }
                 Command::Leave => ControlFlow::Break(()),
+                Command::SaveState => {
+                    remembered.save(node);
+                    ControlFlow::Continue(())
+                }
             },
-            |_, event| {
+            |node, event| {
                 print_event(json, &event);
+                remembered.after_event(node, &event);
                 ControlFlow::Continue(())
             },
         )
@@ -211,6 +222,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
     let _ = outcome.map_err(|e| format!("socket error: {e}"))?;
     // Leave cleanly: byes out, sessions closed, then a moment for the byes to leave.
     driver.machine_mut().leave(Instant::now());
+    remembered.save(driver.machine());
     let _ = driver
         .run(Some(Instant::now() + Duration::from_millis(300)), |_, e| {
             print_event(json, &e);

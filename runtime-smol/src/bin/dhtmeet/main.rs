@@ -3,6 +3,7 @@
 mod demo;
 mod dht;
 mod join;
+mod saved_state;
 mod stun;
 mod stun_server;
 
