@@ -75,6 +75,8 @@
 //! * [`dht`]: the Mainline DHT, BEP 5, 32, 42 and 43 (checklist in `docs/dht.md`);
 //! * [`meeting`]: invitation codes, keys, authenticated signaling (`dm_signal`) and
 //!   WebRTC data-channel sessions on str0m; [`Node::join`] puts them together.
+//! * [`state`]: what a node remembers across restarts ([`Node::export_state`],
+//!   [`NodeConfig::saved_state`]) as a bounded, versioned, checksummed byte format.
 //!
 //! A meeting in a few lines (a runtime drives the node as in the loop above):
 //!

@@ -42,6 +42,7 @@ fn member(code: &str, bootstrap: SocketAddr) -> (ChildGuard, mpsc::Receiver<serd
             "127.0.0.1:0",
             "--exit-after",
             "40",
+            "--no-state",
         ])
         .args(["--bootstrap", &bootstrap.to_string()])
         .env_remove("MEETING_CODE")
