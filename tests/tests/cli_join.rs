@@ -170,6 +170,7 @@ fn a_weak_or_mistyped_code_is_refused_before_anything_is_sent() {
             "127.0.0.1:0",
             "--bootstrap",
             "none",
+            "--no-state",
         ])
         .env("NODE_ID", "not-hex")
         .output()

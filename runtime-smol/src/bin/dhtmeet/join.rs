@@ -109,9 +109,9 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         [none] if none == "none" => Vec::new(),
         given => given.to_vec(),
     };
-    let bootstrap = resolve_all(&bootstrap_names, 6881)
-        .await
-        .map_err(|e| format!("{e} (no network? give --bootstrap with addresses you can reach)"))?;
+    let (remembered, saved) = crate::saved_state::Remembered::open(&args.state);
+    let bootstrap = crate::saved_state::resolve_bootstrap(&bootstrap_names, saved.as_ref()).await?;
+    let remembers_nodes = saved.as_ref().is_some_and(|s| !s.nodes.is_empty());
     let stun = resolve_all(&crate::servers_from_args_or_env(&args.stun), STUN_PORT)
         .await
         .map_err(|e| e.to_string())?;
@@ -121,7 +121,12 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
     let socket = UdpSocket::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let bound = socket.local_addr().map_err(|e| e.to_string())?;
     let local = if bound.ip().is_unspecified() {
-        let towards = bootstrap.iter().chain(&stun).next().copied();
+        let towards = bootstrap
+            .iter()
+            .chain(&stun)
+            .next()
+            .copied()
+            .or_else(|| crate::saved_state::first_node(saved.as_ref()));
         let ip = towards.and_then(local_ip_towards).ok_or(
             "cannot tell this machine's address: give --listen with a specific address, or --bootstrap/--stun",
         )?;
@@ -146,7 +151,6 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         ..DhtConfig::default()
     });
     config.local_addr = Some(local);
-    let (remembered, saved) = crate::saved_state::Remembered::open(&args.state);
     config.saved_state = saved;
     let mut node = Node::new(config, Instant::now()).map_err(|e| e.to_string())?;
     let (me, strength) = node
@@ -169,7 +173,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
             strength.bits()
         ),
     );
-    if bootstrap.is_empty() {
+    if bootstrap.is_empty() && !remembers_nodes {
         eprintln!("note: a new DHT network: others must bootstrap from {local}");
     }
 

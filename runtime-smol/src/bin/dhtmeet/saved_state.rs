@@ -3,15 +3,75 @@
 //! [`SAVE_EVERY`], when a member connects and on a clean exit. See `docs/STATE.md`.
 
 use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use dhtmeet_core::{Event, Node, SavedState};
-use dhtmeet_smol::StateDir;
 use dhtmeet_smol::state_dir::default_dir;
+use dhtmeet_smol::{StateDir, resolve_all};
 
 /// How often a running node saves its state.
 pub(crate) const SAVE_EVERY: Duration = Duration::from_secs(60);
+
+/// The DHT port a bootstrap name without one gets.
+const BOOTSTRAP_PORT: u16 = 6881;
+
+/// Resolves the bootstrap names. When that fails (the routers' names are gone, no DNS)
+/// but the saved state remembers DHT nodes, the node starts from those and whatever
+/// names did resolve, after a warning, instead of giving up.
+pub(crate) async fn resolve_bootstrap(
+    names: &[String],
+    saved: Option<&SavedState>,
+) -> Result<Vec<SocketAddr>, String> {
+    let all = resolve_all(names, BOOTSTRAP_PORT).await;
+    let mut each = Vec::new();
+    if all.is_err() && remembers_nodes(saved) {
+        for name in names {
+            each.push(resolve_all(std::slice::from_ref(name), BOOTSTRAP_PORT).await);
+        }
+    }
+    bootstrap_from(all, each, saved)
+}
+
+fn remembers_nodes(saved: Option<&SavedState>) -> bool {
+    saved.is_some_and(|s| !s.nodes.is_empty())
+}
+
+/// [`resolve_bootstrap`]'s decision: `all` is the resolution of every name at once,
+/// `each` of each name alone (only tried after `all` failed with nodes remembered).
+fn bootstrap_from(
+    all: io::Result<Vec<SocketAddr>>,
+    each: Vec<io::Result<Vec<SocketAddr>>>,
+    saved: Option<&SavedState>,
+) -> Result<Vec<SocketAddr>, String> {
+    match all {
+        Ok(found) => Ok(found),
+        Err(e) if remembers_nodes(saved) => {
+            let mut found: Vec<SocketAddr> = Vec::new();
+            for a in each.into_iter().flatten().flatten() {
+                if !found.contains(&a) {
+                    found.push(a);
+                }
+            }
+            eprintln!(
+                "warning: {e}; starting from the remembered DHT nodes and {} bootstrap addresses",
+                found.len()
+            );
+            Ok(found)
+        }
+        Err(e) => Err(format!(
+            "{e} (no network? give --bootstrap with addresses you can reach)"
+        )),
+    }
+}
+
+/// A remembered DHT node's address (to pick the interface to announce when the socket
+/// is bound to the unspecified address and nothing else names a destination).
+pub(crate) fn first_node(saved: Option<&SavedState>) -> Option<SocketAddr> {
+    saved.and_then(|s| s.nodes.first()).map(|n| n.addr)
+}
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct StateArgs {
@@ -111,5 +171,51 @@ impl Remembered {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dhtmeet_core::dht::NodeId;
+    use dhtmeet_core::dht::krpc::CompactNode;
+
+    use super::*;
+
+    fn with_nodes() -> SavedState {
+        SavedState {
+            nodes: vec![CompactNode {
+                id: NodeId([1; 20]),
+                addr: "127.0.0.1:7000".parse().unwrap(),
+            }],
+            ..SavedState::default()
+        }
+    }
+
+    fn gone() -> io::Error {
+        io::Error::new(io::ErrorKind::NotFound, "cannot resolve router.example")
+    }
+
+    #[test]
+    fn unresolvable_bootstrap_names_are_fatal_only_without_remembered_nodes() {
+        let ok: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+        assert!(bootstrap_from(Err(gone()), Vec::new(), None).is_err());
+        assert!(bootstrap_from(Err(gone()), Vec::new(), Some(&SavedState::default())).is_err());
+        assert_eq!(
+            bootstrap_from(
+                Err(gone()),
+                vec![Err(gone()), Ok(vec![ok])],
+                Some(&with_nodes())
+            ),
+            Ok(vec![ok]),
+            "the names that resolve are kept"
+        );
+        assert_eq!(
+            bootstrap_from(Ok(vec![ok]), Vec::new(), Some(&with_nodes())),
+            Ok(vec![ok])
+        );
+        assert_eq!(
+            first_node(Some(&with_nodes())),
+            Some("127.0.0.1:7000".parse().unwrap())
+        );
     }
 }
