@@ -160,6 +160,13 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         .meeting()
         .map(|m| m.topic().to_string())
         .unwrap_or_default();
+    // Ctrl-C leaves cleanly from the moment "joined" is printed (a handler installed
+    // after it let an early Ctrl-C kill the process without a bye or a save).
+    let (tx, rx) = smol::channel::bounded::<Command>(64);
+    let ctrl_tx = tx.clone();
+    let _ = ctrlc::set_handler(move || {
+        let _ = ctrl_tx.try_send(Command::Leave);
+    });
     if generated {
         eprintln!("Your invitation code (give it to the others): {code}");
     }
@@ -177,7 +184,6 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         eprintln!("note: a new DHT network: others must bootstrap from {local}");
     }
 
-    let (tx, rx) = smol::channel::bounded::<Command>(64);
     let stdin_tx = tx.clone();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
@@ -189,10 +195,6 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         // End of input does not leave the meeting.
     });
     remembered.spawn_ticker(tx.clone(), || Command::SaveState);
-    let ctrl_tx = tx.clone();
-    let _ = ctrlc::set_handler(move || {
-        let _ = ctrl_tx.try_send(Command::Leave);
-    });
     let deadline = args
         .exit_after
         .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
