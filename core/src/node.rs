@@ -122,7 +122,8 @@ pub enum Event {
     },
     /// A DHT lookup (or announce) finished.
     LookupDone(LookupSummary),
-    /// The DHT gave an address under our meeting's topic that we had not seen.
+    /// The DHT gave an address under our meeting's topic that we had not seen (or, at a
+    /// re-join, a member's address remembered in the saved state).
     PeerDiscovered {
         /// The address.
         addr: SocketAddr,
