@@ -154,6 +154,9 @@ impl Dht {
             stats: DhtStats::default(),
         };
         for node in &saved.nodes {
+            if dht.config.enforce_bep42 && !bep42::is_valid(&node.id, node.addr.ip()) {
+                continue; // the same rule as for nodes that answer
+            }
             dht.table_for(node.addr).insert_unverified(*node, now);
         }
         dht.bootstrap();

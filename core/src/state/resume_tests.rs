@@ -94,6 +94,29 @@ fn the_dht_resumes_with_its_id_unless_the_config_fixes_one() {
 }
 
 #[test]
+fn a_node_enforcing_bep42_imports_only_valid_ids() {
+    let now = test_clock::start();
+    let public: IpAddr = "203.0.113.9".parse().unwrap();
+    let valid = CompactNode {
+        id: bep42::secure_id(public, [3; 20]),
+        addr: SocketAddr::new(public, 6881),
+    };
+    let invalid = CompactNode {
+        id: NodeId([0x55; 20]),
+        addr: addr("198.51.100.9:6881"),
+    };
+    assert!(!bep42::is_valid(&invalid.id, invalid.addr.ip()));
+    let config = DhtConfig {
+        enforce_bep42: true,
+        ..DhtConfig::default()
+    };
+    let dht =
+        Dht::with_saved(config, Seed::from_u64(5), now, &saved(vec![valid, invalid])).unwrap();
+    let kept: Vec<CompactNode> = dht.routing_table().entries().map(|e| e.node).collect();
+    assert_eq!(kept, vec![valid]);
+}
+
+#[test]
 fn bootstrap_asks_remembered_nodes_and_configured_ones_together() {
     let now = test_clock::start();
     let nodes: Vec<CompactNode> = (1..=8u8)
