@@ -29,6 +29,21 @@ pub fn krpc_decode(data: &[u8]) {
     }
 }
 
+/// Decodes arbitrary bytes as a saved state; whatever decodes must be within every bound,
+/// re-encode to the very same bytes, and start a node without a panic.
+pub fn state_decode(origin: Instant, data: &[u8]) {
+    let Ok(state) = crate::SavedState::decode(data) else {
+        return;
+    };
+    assert_eq!(state.encode(), data, "a state has one encoding");
+    let mut config = NodeConfig::new(Seed::from_u64(0));
+    config.local_addr = Some(SocketAddr::from(([10, 0, 0, 1], 4000)));
+    config.saved_state = Some(state);
+    if let Ok(node) = Node::new(config, origin) {
+        let _ = node.export_state().encode();
+    }
+}
+
 /// Feeds arbitrary datagrams to a node that is mid-discovery, as if from its server.
 /// `origin` is the fuzz harness's fixed starting instant.
 pub fn node_datagrams(origin: Instant, data: &[u8]) {
@@ -58,13 +73,19 @@ mod tests {
         let origin = crate::test_clock::start();
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus");
         let mut replayed = 0;
-        for target in ["stun_decode", "node_datagrams", "krpc_decode"] {
+        for target in [
+            "stun_decode",
+            "node_datagrams",
+            "krpc_decode",
+            "state_decode",
+        ] {
             let dir = std::fs::read_dir(format!("{root}/{target}")).expect("corpus directory");
             for entry in dir {
                 let data = std::fs::read(entry.expect("corpus entry").path()).expect("corpus file");
                 match target {
                     "stun_decode" => super::stun_decode(&data),
                     "krpc_decode" => super::krpc_decode(&data),
+                    "state_decode" => super::state_decode(origin, &data),
                     _ => super::node_datagrams(origin, &data),
                 }
                 replayed += 1;

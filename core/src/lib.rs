@@ -75,6 +75,8 @@
 //! * [`dht`]: the Mainline DHT, BEP 5, 32, 42 and 43 (checklist in `docs/dht.md`);
 //! * [`meeting`]: invitation codes, keys, authenticated signaling (`dm_signal`) and
 //!   WebRTC data-channel sessions on str0m; [`Node::join`] puts them together.
+//! * [`state`]: what a node remembers across restarts ([`Node::export_state`],
+//!   [`NodeConfig::saved_state`]) as a bounded, versioned, checksummed byte format.
 //!
 //! A meeting in a few lines (a runtime drives the node as in the loop above):
 //!
@@ -107,6 +109,7 @@ pub mod dht;
 pub mod meeting;
 mod node;
 mod seed;
+pub mod state;
 pub mod stun;
 mod transmit;
 
@@ -116,6 +119,7 @@ pub mod fuzz;
 pub use demux::PacketKind;
 pub use node::{ConfigError, Event, Health, JoinError, Node, NodeConfig, NodeStats, PeerHealth};
 pub use seed::{Rng, Seed};
+pub use state::{SavedState, StateError};
 pub use transmit::{SansIo, Transmit, canonical_remote, socket_destination};
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use crate::meeting::{
     SessionConfigError,
 };
 use crate::seed::Seed;
+use crate::state::{MAX_SAVED_NODES, SavedState};
 use crate::stun::wire::{Class, Message};
 use crate::stun::{
     AllServersFailed, BindingClient, BindingServer, ClientStats, Mapping, ServerStats, StunConfig,
@@ -44,6 +45,10 @@ pub struct NodeConfig {
     /// to a specific address can leave this `None`: the node learns it from the `local`
     /// argument of `handle_datagram`.
     pub local_addr: Option<SocketAddr>,
+    /// What the node remembered before a restart ([`Node::export_state`]): its DHT id and
+    /// nodes (questionable until they answer) and the members' addresses of meetings it
+    /// joined (greeted at once when it joins the same meeting again).
+    pub saved_state: Option<SavedState>,
 }
 
 impl NodeConfig {
@@ -56,6 +61,7 @@ impl NodeConfig {
             dht: Some(DhtConfig::default()),
             meeting: MeetingConfig::default(),
             local_addr: None,
+            saved_state: None,
         }
     }
 }
@@ -120,7 +126,8 @@ pub enum Event {
     },
     /// A DHT lookup (or announce) finished.
     LookupDone(LookupSummary),
-    /// The DHT gave an address under our meeting's topic that we had not seen.
+    /// The DHT gave an address under our meeting's topic that we had not seen (or, at a
+    /// re-join, a member's address remembered in the saved state).
     PeerDiscovered {
         /// The address.
         addr: SocketAddr,
@@ -244,6 +251,9 @@ pub struct Node {
     meeting_config: MeetingConfig,
     seed: Seed,
     local: Option<SocketAddr>,
+    /// Meetings joined before, with their members' addresses (from a saved state and
+    /// from meetings left since).
+    remembered: SavedState,
     now: Instant,
     events: VecDeque<Event>,
     stats: NodeStats,
@@ -254,8 +264,9 @@ impl Node {
     pub fn new(config: NodeConfig, now: Instant) -> Result<Node, ConfigError> {
         config.stun.validate()?;
         config.meeting.session.validate()?;
+        let saved = config.saved_state.unwrap_or_default();
         let dht = match config.dht {
-            Some(dht) => Some(Dht::new(dht, config.seed.child("dht"), now)?),
+            Some(dht) => Some(Dht::with_saved(dht, config.seed.child("dht"), now, &saved)?),
             None => None,
         };
         let stun_client = if config.stun.servers.is_empty() {
@@ -274,6 +285,10 @@ impl Node {
             meeting_config: config.meeting,
             seed: config.seed,
             local: config.local_addr.filter(|a| !a.ip().is_unspecified()),
+            remembered: SavedState {
+                meetings: saved.meetings,
+                ..SavedState::default()
+            },
             now,
             stun_server: BindingServer::new(),
             latest_report: None,
@@ -303,6 +318,7 @@ impl Node {
         let local = self.local.ok_or(JoinError::NoLocalAddress)?;
         let dht = self.dht.as_mut().ok_or(JoinError::NoDht)?;
         let keys = MeetingKeys::derive(code);
+        let keys_topic = keys.topic;
         dht.watch(keys.topic, LookupKind::Announce { port: None }, self.now)?;
         dht.register_extension(signal::METHOD);
         let node_id = dht.id();
@@ -322,6 +338,13 @@ impl Node {
         if let Some(ext) = dht.external_address() {
             meeting.add_reflexive(ext);
         }
+        // Members remembered from the last time: greeted at once, while the DHT lookup
+        // that `watch` started runs in parallel.
+        let remembered = self.remembered.contacts_of(&keys_topic).to_vec();
+        if !remembered.is_empty() {
+            tracing::debug!(contacts = remembered.len(), "greeting remembered members");
+            meeting.discovered(&remembered, self.now);
+        }
         let me = meeting.member_id();
         self.meeting = Some(meeting);
         self.collect_dht_events();
@@ -335,6 +358,8 @@ impl Node {
         let Some(meeting) = &mut self.meeting else {
             return;
         };
+        self.remembered
+            .remember_meeting(meeting.topic(), &meeting.member_addresses());
         meeting.leave(self.now);
         let topic = meeting.topic();
         if let Some(dht) = &mut self.dht {
@@ -342,6 +367,24 @@ impl Node {
         }
         self.collect_meeting();
         self.meeting = None;
+    }
+
+    /// What is worth keeping across a restart (see [`SavedState`]): the DHT id and the
+    /// public IP it was derived for, the routing table's good nodes, and the members'
+    /// addresses of the meeting we are in and of meetings joined before. A runtime saves
+    /// [`SavedState::encode`] periodically and on a clean exit, and passes the state back
+    /// in [`NodeConfig::saved_state`].
+    pub fn export_state(&self) -> SavedState {
+        let mut state = self.remembered.clone();
+        if let Some(dht) = &self.dht {
+            state.node_id = Some(dht.id());
+            state.id_ip = dht.id_ip();
+            state.nodes = dht.nodes_to_save(MAX_SAVED_NODES);
+        }
+        if let Some(m) = &self.meeting {
+            state.remember_meeting(m.topic(), &m.member_addresses());
+        }
+        state
     }
 
     /// The meeting, if joined.

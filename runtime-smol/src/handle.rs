@@ -10,7 +10,7 @@ use dhtmeet_core::meeting::code::CodeStrength;
 use dhtmeet_core::meeting::signal::MemberId;
 use dhtmeet_core::{Event, Health, JoinError, Node};
 use dhtmeet_std::service::{Command, Reply, Service};
-use dhtmeet_std::{Config, StartError, prepare};
+use dhtmeet_std::{Config, Resumed, StartError, prepare};
 use smol::channel::{Receiver, Sender};
 
 use crate::Driver;
@@ -50,6 +50,7 @@ pub struct NodeHandle {
     commands: Sender<Command>,
     events: Receiver<Event>,
     local: SocketAddr,
+    resumed: Option<Resumed>,
     task: Option<smol::Task<io::Result<()>>>,
 }
 
@@ -60,12 +61,12 @@ impl NodeHandle {
         let queue = config.event_queue.max(1);
         let prepared = smol::unblock(move || prepare(&config)).await?;
         let local = prepared.node.local_addr.ok_or(StartError::NoLocalAddress)?;
+        let prepared_resumed = prepared.resumed.clone();
         let node = Node::new(prepared.node, Instant::now())?;
-        let driver = Driver::new(prepared.socket, Service::new(node)).map_err(|source| {
-            StartError::Bind {
-                addr: local,
-                source,
-            }
+        let service = Service::with_state(node, prepared.state, Instant::now());
+        let driver = Driver::new(prepared.socket, service).map_err(|source| StartError::Bind {
+            addr: local,
+            source,
         })?;
         let (commands, command_rx) = smol::channel::bounded(COMMAND_QUEUE);
         let (event_tx, events) = smol::channel::bounded(queue);
@@ -74,6 +75,7 @@ impl NodeHandle {
             commands,
             events,
             local,
+            resumed: prepared_resumed,
             task: Some(task),
         })
     }
@@ -81,6 +83,11 @@ impl NodeHandle {
     /// The node's own address (its host candidate).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// What the node resumed from, if it keeps state and found a usable saved state.
+    pub fn resumed(&self) -> Option<&Resumed> {
+        self.resumed.as_ref()
     }
 
     /// The node's events, as a stream (clones share one queue). It ends when the node

@@ -42,8 +42,9 @@ use futures_lite::future;
 pub use dhtmeet_core::{SansIo, Seed};
 use dhtmeet_core::{canonical_remote, socket_destination};
 pub use dhtmeet_std::{
-    Config, DHT_PORT, DriverStats, MAINLINE_ROUTERS, PUBLIC_STUN_SERVERS, SOCKET_BUFFER, STUN_PORT,
-    StartError, enlarge_buffers, is_transient, random_seed, service,
+    Config, DHT_PORT, DriverStats, MAINLINE_ROUTERS, PUBLIC_STUN_SERVERS, Resumed, SOCKET_BUFFER,
+    STUN_PORT, StartError, StateDir, enlarge_buffers, is_transient, random_seed, service,
+    state_dir,
 };
 pub use handle::NodeHandle;
 

@@ -4,10 +4,13 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::path::PathBuf;
 
 use dhtmeet_core::dht::{DhtConfig, NodeId};
 use dhtmeet_core::meeting::MeetingConfig;
-use dhtmeet_core::{NodeConfig, Seed};
+use dhtmeet_core::{NodeConfig, SavedState, Seed};
+
+use crate::StateDir;
 
 /// Public STUN servers: the default on the real Internet when none is configured.
 /// Tests, examples and the demo always configure their own.
@@ -48,6 +51,12 @@ pub struct Config {
     /// Events the runtime queues for the application at most; while the queue is full
     /// the node waits for the application to read (back-pressure), so read promptly.
     pub event_queue: usize,
+    /// Where to remember the node's state across restarts (DHT id and nodes, members'
+    /// addresses; `docs/STATE.md`): loaded at start, saved every minute, when a member
+    /// connects and at shutdown. `None` (the default) keeps nothing;
+    /// [`state_dir::default_dir`](crate::state_dir::default_dir) is the platform's
+    /// per-user directory.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -60,6 +69,7 @@ impl Default for Config {
             seed: None,
             meeting: MeetingConfig::default(),
             event_queue: 1024,
+            state_dir: None,
         }
     }
 }
@@ -240,15 +250,92 @@ pub fn host_address(
 pub struct Prepared {
     /// The bound socket.
     pub socket: UdpSocket,
-    /// The node's configuration (addresses resolved, local address set).
+    /// The node's configuration (addresses resolved, local address set, saved state
+    /// loaded).
     pub node: NodeConfig,
+    /// The node's slot in the state directory, if it keeps state.
+    pub state: Option<StateDir>,
+    /// What the saved state held, if the node resumes from one.
+    pub resumed: Option<Resumed>,
 }
 
-/// Resolves names, binds the socket and builds the core configuration (blocking: name
-/// resolution may wait for DNS).
+/// What a node resumed from (see [`Config::state_dir`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resumed {
+    /// The state file.
+    pub file: PathBuf,
+    /// DHT nodes remembered.
+    pub nodes: usize,
+    /// Meetings remembered (with their members' addresses).
+    pub meetings: usize,
+}
+
+/// Opens the state directory and loads what it remembers; a directory that cannot be
+/// used or a bad file is one warning and a fresh start, never an error.
+fn open_state(config: &Config) -> (Option<StateDir>, Option<SavedState>) {
+    let Some(path) = &config.state_dir else {
+        return (None, None);
+    };
+    let dir = match StateDir::open(path) {
+        Ok(dir) => dir,
+        Err(e) => {
+            tracing::warn!("{e}; keeping no state");
+            return (None, None);
+        }
+    };
+    let saved = dir.load_or_warn();
+    if let Some(s) = &saved {
+        tracing::info!(
+            file = %dir.path().display(),
+            nodes = s.nodes.len(),
+            meetings = s.meetings.len(),
+            "resuming from saved state"
+        );
+    }
+    (Some(dir), saved)
+}
+
+/// Resolves the bootstrap names. When that fails but the saved state remembers DHT
+/// nodes, the node starts from those and whatever names did resolve, after a warning.
+fn resolve_bootstrap(
+    names: &[String],
+    saved: Option<&SavedState>,
+) -> Result<Vec<SocketAddr>, StartError> {
+    resolve_bootstrap_with(names, saved, |n| resolve_blocking(n, DHT_PORT))
+}
+
+fn resolve_bootstrap_with(
+    names: &[String],
+    saved: Option<&SavedState>,
+    resolve: impl Fn(&[String]) -> Result<Vec<SocketAddr>, StartError>,
+) -> Result<Vec<SocketAddr>, StartError> {
+    match resolve(names) {
+        Ok(found) => Ok(found),
+        Err(e) if saved.is_some_and(|s| !s.nodes.is_empty()) => {
+            let mut found = Vec::new();
+            for name in names {
+                for addr in resolve(std::slice::from_ref(name)).unwrap_or_default() {
+                    if !found.contains(&addr) {
+                        found.push(addr);
+                    }
+                }
+            }
+            tracing::warn!(
+                "{e}; starting from the remembered DHT nodes and {} bootstrap addresses",
+                found.len()
+            );
+            Ok(found)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Resolves names, binds the socket, loads the saved state and builds the core
+/// configuration (blocking: name resolution may wait for DNS).
 pub fn prepare(config: &Config) -> Result<Prepared, StartError> {
+    let (state, saved) = open_state(config);
     let stun = resolve_blocking(&config.stun_servers, STUN_PORT)?;
-    let bootstrap = resolve_blocking(&config.bootstrap, DHT_PORT)?;
+    let bootstrap = resolve_bootstrap(&config.bootstrap, saved.as_ref())?;
     let socket = bind(config.listen)?;
     let bound = socket.local_addr().map_err(|source| StartError::Bind {
         addr: config
@@ -256,7 +343,11 @@ pub fn prepare(config: &Config) -> Result<Prepared, StartError> {
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
         source,
     })?;
-    let local = host_address(bound, bootstrap.iter().chain(&stun).copied())?;
+    let remembered = saved.iter().flat_map(|s| s.nodes.iter().map(|n| n.addr));
+    let local = host_address(
+        bound,
+        bootstrap.iter().chain(&stun).copied().chain(remembered),
+    )?;
     let seed = match config.seed {
         Some(seed) => seed,
         None => crate::random_seed().map_err(StartError::Random)?,
@@ -270,7 +361,21 @@ pub fn prepare(config: &Config) -> Result<Prepared, StartError> {
     });
     node.meeting = config.meeting.clone();
     node.local_addr = Some(local);
-    Ok(Prepared { socket, node })
+    let resumed = match (&state, &saved) {
+        (Some(dir), Some(s)) => Some(Resumed {
+            file: dir.path().to_path_buf(),
+            nodes: s.nodes.len(),
+            meetings: s.meetings.len(),
+        }),
+        _ => None,
+    };
+    node.saved_state = saved;
+    Ok(Prepared {
+        socket,
+        node,
+        state,
+        resumed,
+    })
 }
 
 #[cfg(test)]
@@ -325,6 +430,37 @@ mod tests {
             host_address(bound, []),
             Err(StartError::NoLocalAddress)
         ));
+    }
+
+    #[test]
+    fn unresolvable_bootstrap_names_are_fatal_only_without_remembered_nodes() {
+        // A resolver that knows literals only: no DNS in tests.
+        let literal = |names: &[String]| -> Result<Vec<SocketAddr>, StartError> {
+            names
+                .iter()
+                .map(|n| {
+                    n.parse().map_err(|_| StartError::Resolve {
+                        name: n.clone(),
+                        source: io::Error::new(io::ErrorKind::NotFound, "unknown"),
+                    })
+                })
+                .collect()
+        };
+        let names = vec!["router.example".to_string(), "127.0.0.1:6881".to_string()];
+        assert!(resolve_bootstrap_with(&names, None, literal).is_err());
+        assert!(resolve_bootstrap_with(&names, Some(&SavedState::default()), literal).is_err());
+        let saved = SavedState {
+            nodes: vec![dhtmeet_core::dht::krpc::CompactNode {
+                id: NodeId([1; 20]),
+                addr: "127.0.0.1:7000".parse().unwrap(),
+            }],
+            ..SavedState::default()
+        };
+        assert_eq!(
+            resolve_bootstrap_with(&names, Some(&saved), literal).unwrap(),
+            vec!["127.0.0.1:6881".parse::<SocketAddr>().unwrap()],
+            "the names that resolve are kept"
+        );
     }
 
     #[test]

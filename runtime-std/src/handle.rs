@@ -14,7 +14,7 @@ use dhtmeet_core::meeting::signal::MemberId;
 use dhtmeet_core::{Event, Health, JoinError, Node};
 
 use crate::service::{Command, Reply, Service};
-use crate::{Config, Driver, StartError, Waker, prepare};
+use crate::{Config, Driver, Resumed, StartError, Waker, prepare};
 
 /// Commands queued to the node thread at most (a sender beyond it waits).
 const COMMAND_QUEUE: usize = 256;
@@ -48,6 +48,7 @@ pub struct NodeHandle {
     waker: Waker,
     events: Mutex<mpsc::Receiver<Event>>,
     local: SocketAddr,
+    resumed: Option<Resumed>,
     stopping: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<io::Result<()>>>>,
 }
@@ -68,12 +69,14 @@ impl NodeHandle {
                         source,
                     })?,
             );
+        let prepared_resumed = prepared.resumed.clone();
         let node = Node::new(prepared.node, Instant::now())?;
         let bind_error = |source| StartError::Bind {
             addr: local,
             source,
         };
-        let mut driver = Driver::new(prepared.socket, Service::new(node)).map_err(bind_error)?;
+        let service = Service::with_state(node, prepared.state, Instant::now());
+        let mut driver = Driver::new(prepared.socket, service).map_err(bind_error)?;
         let waker = driver.waker().map_err(bind_error)?;
         let (commands, command_rx) = mpsc::sync_channel(COMMAND_QUEUE);
         let stopping = Arc::new(AtomicBool::new(false));
@@ -90,6 +93,7 @@ impl NodeHandle {
             waker,
             events: Mutex::new(events),
             local,
+            resumed: prepared_resumed,
             stopping,
             thread: Mutex::new(Some(thread)),
         })
@@ -98,6 +102,11 @@ impl NodeHandle {
     /// The node's own address (its host candidate).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// What the node resumed from, if it keeps state and found a usable saved state.
+    pub fn resumed(&self) -> Option<&Resumed> {
+        self.resumed.as_ref()
     }
 
     /// The node's events, in order: iterating blocks for the next one and ends when

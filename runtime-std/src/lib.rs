@@ -35,8 +35,8 @@ mod handle;
 pub mod service;
 
 pub use config::{
-    Config, DHT_PORT, MAINLINE_ROUTERS, PUBLIC_STUN_SERVERS, Prepared, STUN_PORT, StartError, bind,
-    host_address, local_ip_towards, prepare, resolve_blocking,
+    Config, DHT_PORT, MAINLINE_ROUTERS, PUBLIC_STUN_SERVERS, Prepared, Resumed, STUN_PORT,
+    StartError, bind, host_address, local_ip_towards, prepare, resolve_blocking,
 };
 pub use handle::{Events, NodeHandle};
 
@@ -48,6 +48,9 @@ use std::time::{Duration, Instant};
 
 pub use dhtmeet_core::{SansIo, Seed};
 use dhtmeet_core::{canonical_remote, socket_destination};
+
+pub mod state_dir;
+pub use state_dir::StateDir;
 
 /// The largest UDP payload; the receive buffer has this size so nothing is truncated.
 const MAX_DATAGRAM: usize = 65_535;

@@ -9,12 +9,18 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dhtmeet_core::meeting::SendError;
 use dhtmeet_core::meeting::code::CodeStrength;
 use dhtmeet_core::meeting::signal::MemberId;
 use dhtmeet_core::{Event, Health, JoinError, Node, SansIo, Transmit};
+
+use crate::StateDir;
+
+/// How often a node that keeps state saves it (also: when a member connects, and at
+/// shutdown).
+pub const SAVE_EVERY: Duration = Duration::from_secs(60);
 
 /// How a command's answer travels back: each runtime wraps its own channel.
 pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
@@ -88,11 +94,14 @@ struct Parked {
     reply: Reply<Result<(), SendError>>,
 }
 
-/// The core node plus the sends waiting for room: the state machine a handle's driver
-/// runs.
+/// The core node plus the sends waiting for room and the state file: the state machine
+/// a handle's driver runs.
 pub struct Service {
     node: Node,
     parked: VecDeque<Parked>,
+    state: Option<StateDir>,
+    next_save: Option<Instant>,
+    now: Instant,
 }
 
 impl std::fmt::Debug for Service {
@@ -105,11 +114,32 @@ impl std::fmt::Debug for Service {
 }
 
 impl Service {
-    /// Serves `node`.
-    pub fn new(node: Node) -> Self {
+    /// Serves `node`, keeping no state.
+    pub fn new(node: Node, now: Instant) -> Self {
+        Service::with_state(node, None, now)
+    }
+
+    /// Serves `node`, saving its state into `state` every [`SAVE_EVERY`], when a member
+    /// connects and at shutdown.
+    pub fn with_state(node: Node, state: Option<StateDir>, now: Instant) -> Self {
+        let next_save = state.as_ref().map(|_| now + SAVE_EVERY);
         Service {
             node,
             parked: VecDeque::new(),
+            state,
+            next_save,
+            now,
+        }
+    }
+
+    /// Saves the node's state now (a failure is a warning: the meeting goes on).
+    pub fn save_state(&mut self) {
+        let Some(dir) = &self.state else {
+            return;
+        };
+        self.next_save = Some(self.now + SAVE_EVERY);
+        if let Err(e) = dir.save(&self.node.export_state()) {
+            tracing::warn!(file = %dir.path().display(), error = %e, "cannot save state");
         }
     }
 
@@ -126,6 +156,7 @@ impl Service {
     /// Applies one command at `now`; `Break` asks the runtime to stop (after
     /// [`Service::shutdown`]).
     pub fn apply(&mut self, command: Command, now: Instant) -> ControlFlow<()> {
+        self.now = self.now.max(now);
         match command {
             Command::Join {
                 code,
@@ -163,10 +194,12 @@ impl Service {
         ControlFlow::Continue(())
     }
 
-    /// Leaves the meeting and refuses every waiting send.
+    /// Leaves the meeting, refuses every waiting send and saves the state.
     pub fn shutdown(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         self.node.leave(now);
         self.fail_parked(|_| true);
+        self.save_state();
     }
 
     fn park(
@@ -220,11 +253,16 @@ impl SansIo for Service {
     type Event = Event;
 
     fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, d: &[u8]) {
+        self.now = self.now.max(now);
         self.node.handle_datagram(now, local, remote, d);
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         self.node.handle_timeout(now);
+        if self.next_save.is_some_and(|t| t <= now) {
+            self.save_state();
+        }
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -239,12 +277,17 @@ impl SansIo for Service {
                 let gone = *member;
                 self.fail_parked(|m| *m == gone);
             }
+            // The moment a restart would most like to remember.
+            Event::PeerConnected { .. } => self.save_state(),
             _ => {}
         }
         Some(event)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.node.poll_timeout()
+        match (self.node.poll_timeout(), self.next_save) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }

@@ -52,6 +52,7 @@ fn member_with(
             "127.0.0.1:0",
             "--exit-after",
             "40",
+            "--no-state",
         ])
         .args(["--bootstrap", &bootstrap.to_string()])
         // The DHT node answers STUN too.
@@ -184,6 +185,7 @@ fn a_weak_or_mistyped_code_is_refused_before_anything_is_sent() {
             "none",
             "--stun",
             "none",
+            "--no-state",
         ])
         .env("NODE_ID", "not-hex")
         .output()
@@ -366,7 +368,7 @@ fn a_port_in_use_is_an_error_a_person_can_act_on() {
             "--listen",
             &addr,
         ])
-        .args(["--bootstrap", "none", "--stun", "none"])
+        .args(["--bootstrap", "none", "--stun", "none", "--no-state"])
         .env_remove("MEETING_CODE")
         .output()
         .unwrap();

@@ -18,10 +18,11 @@ use super::id::{InfoHash, NodeId};
 use super::krpc::{Body, CompactNode, Message, Query, Response, Want};
 use super::lookup::{Lookup, LookupId, LookupKind};
 use super::peer_store::PeerStore;
-use super::routing::{Insertion, RoutingTable};
+use super::routing::{Entry, Insertion, NodeStatus, RoutingTable};
 use super::token::Tokens;
 use super::topics::Topic;
 use crate::seed::{Rng, Seed};
+use crate::state::SavedState;
 use crate::transmit::{SansIo, Transmit};
 
 /// Lookups running at once at most (API calls beyond get [`DhtError::TooManyLookups`]).
@@ -72,6 +73,8 @@ struct Announcing {
 pub struct Dht {
     pub(super) config: DhtConfig,
     pub(super) id: NodeId,
+    /// The public IP `id` was derived for, once known.
+    id_ip: Option<std::net::IpAddr>,
     pub(super) rng: Rng,
     pub(super) now: Instant,
     pub(super) table4: RoutingTable,
@@ -100,13 +103,29 @@ pub struct Dht {
 impl Dht {
     /// Validates `config` and starts at `now`: bootstrap begins at once.
     pub fn new(config: DhtConfig, seed: Seed, now: Instant) -> Result<Dht, DhtConfigError> {
+        Dht::with_saved(config, seed, now, &SavedState::default())
+    }
+
+    /// Like [`Dht::new`], resuming from a saved state: its node id (unless the config
+    /// fixes one) and its nodes, which enter the routing table as questionable until they
+    /// answer. Bootstrap asks them together with the configured bootstrap nodes.
+    pub fn with_saved(
+        config: DhtConfig,
+        seed: Seed,
+        now: Instant,
+        saved: &SavedState,
+    ) -> Result<Dht, DhtConfigError> {
         config.validate()?;
         let mut rng = seed.child("dht/rng").rng();
-        let id = config.node_id.unwrap_or_else(|| {
-            let mut b = [0u8; 20];
-            rng.fill_bytes(&mut b);
-            NodeId(b)
-        });
+        let (id, id_ip) = match (config.node_id, saved.node_id) {
+            (Some(fixed), _) => (fixed, None),
+            (None, Some(kept)) => (kept, saved.id_ip),
+            (None, None) => {
+                let mut b = [0u8; 20];
+                rng.fill_bytes(&mut b);
+                (NodeId(b), None)
+            }
+        };
         let mut dht = Dht {
             table4: RoutingTable::new(id, false, now),
             table6: RoutingTable::new(id, true, now),
@@ -115,6 +134,7 @@ impl Dht {
             flood: FloodGuard::new(),
             config,
             id,
+            id_ip,
             rng,
             now,
             pending: BTreeMap::new(),
@@ -133,8 +153,44 @@ impl Dht {
             extensions: Vec::new(),
             stats: DhtStats::default(),
         };
+        for node in &saved.nodes {
+            if dht.config.enforce_bep42 && !bep42::is_valid(&node.id, node.addr.ip()) {
+                continue; // the same rule as for nodes that answer
+            }
+            dht.table_for(node.addr).insert_unverified(*node, now);
+        }
         dht.bootstrap();
         Ok(dht)
+    }
+
+    /// The nodes worth remembering, at most `max`: nodes that have not failed, the good
+    /// ones (answered within 15 minutes) first, each group most recently seen first.
+    /// Remembered nodes not heard from yet are kept too (they were good when saved).
+    pub fn nodes_to_save(&self, max: usize) -> Vec<CompactNode> {
+        let now = self.now;
+        let mut entries: Vec<&Entry> = self
+            .table4
+            .entries()
+            .chain(self.table6.entries())
+            .filter(|e| e.failures == 0)
+            .collect();
+        entries.sort_by_key(|e| {
+            (
+                e.status(now) != NodeStatus::Good,
+                std::cmp::Reverse(e.last_seen),
+            )
+        });
+        entries.into_iter().take(max).map(|e| e.node).collect()
+    }
+
+    /// The public IP our id was derived for (BEP 42), once [`Dht::set_public_ip`] bound it.
+    pub fn id_ip(&self) -> Option<std::net::IpAddr> {
+        self.id_ip
+    }
+
+    /// Routing-table nodes that answered us within the last 15 minutes.
+    pub fn good_nodes(&self) -> usize {
+        self.table4.good_count(self.now) + self.table6.good_count(self.now)
     }
 
     /// Our node id.
@@ -176,19 +232,29 @@ impl Dht {
     /// it, keeping the nodes we know. Call before joining meetings.
     pub fn set_public_ip(&mut self, ip: std::net::IpAddr, now: Instant) {
         self.advance(now);
-        if self.config.node_id.is_some() || bep42::is_valid(&self.id, ip) {
+        if self.config.node_id.is_some() {
+            return;
+        }
+        if bep42::is_valid(&self.id, ip) {
+            self.id_ip = Some(ip);
             return;
         }
         let mut random = [0u8; 20];
         self.rng.fill_bytes(&mut random);
         self.id = bep42::secure_id(ip, random);
+        self.id_ip = Some(ip);
         let old4 = std::mem::replace(
             &mut self.table4,
             RoutingTable::new(self.id, false, self.now),
         );
         let old6 = std::mem::replace(&mut self.table6, RoutingTable::new(self.id, true, self.now));
         for e in old4.entries().chain(old6.entries()) {
-            self.table_for(e.node.addr).on_response(e.node, e.last_seen);
+            let table = self.table_for(e.node.addr);
+            if e.answered {
+                table.on_response(e.node, e.last_seen);
+            } else {
+                table.insert_unverified(e.node, e.last_seen);
+            }
         }
         tracing::debug!(id = %self.id, %ip, "new BEP 42 node id");
     }
@@ -261,8 +327,9 @@ impl Dht {
         let id = LookupId(self.next_lookup);
         self.next_lookup += 1;
         let seeds = self.closest_known(&target, 2 * self.config.k);
-        // Bootstrap addresses join when we know too few nodes to converge alone.
-        let bootstrap: Vec<SocketAddr> = if seeds.len() < self.config.k {
+        // Bootstrap addresses join when we know too few good nodes to converge alone
+        // (nodes remembered from a saved state may all be gone).
+        let bootstrap: Vec<SocketAddr> = if self.good_nodes() < self.config.k {
             self.config.bootstrap.clone()
         } else {
             Vec::new()
@@ -334,7 +401,7 @@ impl Dht {
         };
         if self.bootstrap_lookup == Some(id) {
             self.bootstrap_lookup = None;
-            if self.routing_table_size() > 0 {
+            if self.good_nodes() > 0 {
                 self.ready = true;
                 self.events.push_back(DhtEvent::Ready {
                     nodes: self.routing_table_size(),
@@ -502,6 +569,10 @@ impl Dht {
                     self.external = Some(ip);
                 }
                 let node = CompactNode { id, addr: remote };
+                if let Some(expected) = pending.id.filter(|e| *e != id) {
+                    // The node at that address has a new id (it restarted): forget the old.
+                    self.table_for(remote).forget(&expected, remote);
+                }
                 if msg.read_only {
                     self.table_for(remote).remove(&id);
                 } else if !self.config.enforce_bep42 || bep42::is_valid(&id, remote.ip()) {

@@ -51,6 +51,10 @@ pub struct Entry {
     pub last_seen: Instant,
     /// Unanswered queries in a row.
     pub failures: u8,
+    /// Whether it ever answered us since it entered the table. Nodes imported from a
+    /// saved state ([`RoutingTable::insert_unverified`]) have not: questionable until
+    /// they do.
+    pub answered: bool,
 }
 
 impl Entry {
@@ -58,7 +62,7 @@ impl Entry {
     pub fn status(&self, now: Instant) -> NodeStatus {
         if self.failures >= MAX_FAILURES {
             NodeStatus::Bad
-        } else if now.saturating_duration_since(self.last_seen) >= GOOD_FOR {
+        } else if !self.answered || now.saturating_duration_since(self.last_seen) >= GOOD_FOR {
             NodeStatus::Questionable
         } else {
             NodeStatus::Good
@@ -165,6 +169,18 @@ impl RoutingTable {
 
     /// A node answered one of our queries at `now`: add or refresh it.
     pub fn on_response(&mut self, node: CompactNode, now: Instant) -> Insertion {
+        self.insert(node, now, true)
+    }
+
+    /// A node remembered from a saved state, not heard from yet: it enters a bucket with
+    /// room as *questionable* (so lookups try it) and becomes good only when it answers.
+    /// It never displaces a node, never enters the replacement cache, and a node already
+    /// in the table is left as it is.
+    pub fn insert_unverified(&mut self, node: CompactNode, now: Instant) -> Insertion {
+        self.insert(node, now, false)
+    }
+
+    fn insert(&mut self, node: CompactNode, now: Instant, answered: bool) -> Insertion {
         if node.id == self.own_id || !self.family_matches(&node.addr) || !is_routable(node.addr) {
             return Insertion::Rejected;
         }
@@ -178,10 +194,21 @@ impl RoutingTable {
                     // common practice: an id hijack must not move a good entry).
                     return Insertion::Rejected;
                 }
+                if !answered {
+                    return Insertion::Refreshed;
+                }
                 e.last_seen = now;
                 e.failures = 0;
+                e.answered = true;
                 bucket.last_changed = now;
                 return Insertion::Refreshed;
+            }
+            if answered {
+                // A remembered node that never answered under its old id is stale: the
+                // node at its address now answers with this one.
+                bucket
+                    .nodes
+                    .retain(|e| e.answered || e.node.addr != node.addr);
             }
             if bucket.nodes.iter().any(|e| e.node.addr == node.addr) {
                 // Another id at a known address: the node restarted with a new id, or
@@ -192,17 +219,18 @@ impl RoutingTable {
                 node,
                 last_seen: now,
                 failures: 0,
+                answered,
             };
             if bucket.nodes.len() < K {
                 bucket.nodes.push(entry);
                 bucket.last_changed = now;
                 return Insertion::Added;
             }
-            if let Some(bad) = bucket
+            let bad = bucket
                 .nodes
                 .iter()
-                .position(|e| e.status(now) == NodeStatus::Bad)
-            {
+                .position(|e| e.status(now) == NodeStatus::Bad);
+            if let (Some(bad), true) = (bad, answered) {
                 bucket.nodes[bad] = entry;
                 bucket.last_changed = now;
                 return Insertion::ReplacedBad;
@@ -210,6 +238,9 @@ impl RoutingTable {
             if can_split {
                 self.split_last(now);
                 continue;
+            }
+            if !answered {
+                return Insertion::Rejected;
             }
             let ping = bucket
                 .nodes
@@ -309,6 +340,20 @@ impl RoutingTable {
         let bucket = &mut self.buckets[index];
         bucket.nodes.retain(|e| e.node.id != *id);
         bucket.replacements.retain(|e| e.node.id != *id);
+    }
+
+    /// Removes the node `id` if the table knows it at `addr` (a node there answered with
+    /// another id: it restarted). A lookup candidate's claimed id never removes a node
+    /// known at another address.
+    pub fn forget(&mut self, id: &NodeId, addr: SocketAddr) {
+        let index = self.bucket_index(id);
+        let bucket = &mut self.buckets[index];
+        bucket
+            .nodes
+            .retain(|e| !(e.node.id == *id && e.node.addr == addr));
+        bucket
+            .replacements
+            .retain(|e| !(e.node.id == *id && e.node.addr == addr));
     }
 
     /// The `count` nodes closest to `target` that are not bad, closest first.

@@ -266,6 +266,21 @@ impl Meeting {
             .map(Session::stats)
     }
 
+    /// Addresses worth remembering for the next time we join: those of members with a
+    /// session (connected ones first), then those of contacts that answered as members.
+    /// Addresses only, never anything they said.
+    pub fn member_addresses(&self) -> Vec<SocketAddr> {
+        let mut peers: Vec<&Peer> = self.peers.values().collect();
+        peers.sort_by_key(|p| !p.connected);
+        let mut out: Vec<SocketAddr> = peers.iter().map(|p| p.addr).collect();
+        for (addr, c) in &self.contacts {
+            if c.member.is_some() && !out.contains(addr) {
+                out.push(*addr);
+            }
+        }
+        out
+    }
+
     /// Our address as someone outside saw it (STUN, or DHT nodes): offered to new
     /// sessions as a server-reflexive candidate.
     pub fn add_reflexive(&mut self, addr: SocketAddr) {

@@ -60,6 +60,8 @@ pub(crate) struct Args {
     /// Print the health snapshot every this many seconds (also: type `/status`).
     #[arg(long)]
     status_every: Option<f64>,
+    #[command(flatten)]
+    state: crate::saved_state::StateArgs,
 }
 
 fn emit(json: bool, event: &str, fields: serde_json::Value, text: String) {
@@ -144,6 +146,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         given => config.bootstrap = given.to_vec(),
     }
     let new_network = config.bootstrap.is_empty();
+    config.state_dir = args.state.dir();
     config.node_id = args
         .node_id
         .as_deref()
@@ -152,8 +155,23 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
                 .map_err(|e| format!("NODE_ID / --node-id {h:?}: {e}"))
         })
         .transpose()?;
+    // Ctrl-C is caught from here on (before "joined" is printed), so an early one still
+    // leaves cleanly.
+    let (tx, rx) = smol::channel::bounded::<Input>(256);
+    let ctrl_tx = tx.clone();
+    let _ = ctrlc::set_handler(move || {
+        let _ = ctrl_tx.try_send(Input::Leave);
+    });
     let node = Arc::new(NodeHandle::start(config).await.map_err(|e| e.to_string())?);
     let local = node.local_addr();
+    if let Some(r) = node.resumed() {
+        eprintln!(
+            "note: resuming from {} ({} DHT nodes, {} meetings remembered)",
+            r.file.display(),
+            r.nodes,
+            r.meetings
+        );
+    }
     let (me, strength) = node
         .join_with(&code, args.allow_weak_code)
         .await
@@ -176,7 +194,6 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         eprintln!("note: a new DHT network: others must bootstrap from {local}");
     }
 
-    let (tx, rx) = smol::channel::bounded::<Input>(256);
     let stdin_tx = tx.clone();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
@@ -186,10 +203,6 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
             }
         }
         // End of input does not leave the meeting.
-    });
-    let ctrl_tx = tx.clone();
-    let _ = ctrlc::set_handler(move || {
-        let _ = ctrl_tx.try_send(Input::Leave);
     });
     let events = node.events();
     let event_tx = tx.clone();

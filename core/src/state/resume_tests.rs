@@ -1,0 +1,268 @@
+//! Resuming from a saved state: what the DHT and the meeting do with it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::dht::krpc::CompactNode;
+use crate::dht::routing::{Insertion, NodeStatus, RoutingTable};
+use crate::dht::{Dht, DhtConfig, DhtEvent, InfoHash, NodeId, bep42};
+use crate::meeting::code;
+use crate::test_clock;
+use crate::test_net::Net;
+use crate::{Event, Node, NodeConfig, SansIo, SavedState, Seed};
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn compact(id: u8, a: &str) -> CompactNode {
+    let mut b = [0u8; 20];
+    b[0] = id;
+    CompactNode {
+        id: NodeId(b),
+        addr: addr(a),
+    }
+}
+
+#[test]
+fn a_remembered_node_is_questionable_until_it_answers() {
+    let now = test_clock::start();
+    let mut t = RoutingTable::new(NodeId([0xff; 20]), false, now);
+    let n = compact(1, "192.0.2.1:6881");
+    assert_eq!(t.insert_unverified(n, now), Insertion::Added);
+    let e = t.entries().next().unwrap().clone();
+    assert_eq!(e.status(now), NodeStatus::Questionable);
+    assert_eq!(t.good_count(now), 0);
+    assert_eq!(t.closest(&n.id, 8, now), vec![n], "lookups still try it");
+    assert_eq!(t.on_response(n, now), Insertion::Refreshed);
+    assert_eq!(t.entries().next().unwrap().status(now), NodeStatus::Good);
+}
+
+#[test]
+fn a_remembered_node_never_displaces_a_known_one() {
+    let now = test_clock::start();
+    let mut t = RoutingTable::new(NodeId([0; 20]), false, now);
+    // Eight good nodes in the far half fill bucket 0 after a split by a near node.
+    for i in 0..8u8 {
+        t.on_response(compact(0x80 | i, &format!("192.0.2.{i}:1")), now);
+    }
+    t.on_response(compact(0x01, "192.0.2.100:1"), now);
+    let before: Vec<_> = t.entries().cloned().collect();
+    assert_eq!(
+        t.insert_unverified(compact(0x90, "192.0.2.200:1"), now),
+        Insertion::Rejected
+    );
+    // Nor does it reset a known node's state.
+    t.insert_unverified(compact(0x80, "192.0.2.0:1"), now);
+    assert_eq!(t.entries().cloned().collect::<Vec<_>>(), before);
+}
+
+#[test]
+fn a_node_that_restarted_with_a_new_id_replaces_its_remembered_self() {
+    let now = test_clock::start();
+    let mut t = RoutingTable::new(NodeId([0; 20]), false, now);
+    t.insert_unverified(compact(0x80, "192.0.2.1:6881"), now);
+    assert_eq!(
+        t.on_response(compact(0x81, "192.0.2.1:6881"), now),
+        Insertion::Added
+    );
+    let ids: Vec<NodeId> = t.entries().map(|e| e.node.id).collect();
+    assert_eq!(ids, vec![compact(0x81, "192.0.2.1:6881").id]);
+}
+
+fn saved(nodes: Vec<CompactNode>) -> SavedState {
+    SavedState {
+        node_id: Some(NodeId([0x42; 20])),
+        id_ip: None,
+        nodes,
+        meetings: Vec::new(),
+    }
+}
+
+#[test]
+fn the_dht_resumes_with_its_id_unless_the_config_fixes_one() {
+    let now = test_clock::start();
+    let s = saved(Vec::new());
+    let dht = Dht::with_saved(DhtConfig::default(), Seed::from_u64(1), now, &s).unwrap();
+    assert_eq!(dht.id(), NodeId([0x42; 20]));
+    let fixed = DhtConfig {
+        node_id: Some(NodeId([7; 20])),
+        ..DhtConfig::default()
+    };
+    let dht = Dht::with_saved(fixed, Seed::from_u64(1), now, &s).unwrap();
+    assert_eq!(dht.id(), NodeId([7; 20]));
+}
+
+#[test]
+fn a_node_enforcing_bep42_imports_only_valid_ids() {
+    let now = test_clock::start();
+    let public: IpAddr = "203.0.113.9".parse().unwrap();
+    let valid = CompactNode {
+        id: bep42::secure_id(public, [3; 20]),
+        addr: SocketAddr::new(public, 6881),
+    };
+    let invalid = CompactNode {
+        id: NodeId([0x55; 20]),
+        addr: addr("198.51.100.9:6881"),
+    };
+    assert!(!bep42::is_valid(&invalid.id, invalid.addr.ip()));
+    let config = DhtConfig {
+        enforce_bep42: true,
+        ..DhtConfig::default()
+    };
+    let dht =
+        Dht::with_saved(config, Seed::from_u64(5), now, &saved(vec![valid, invalid])).unwrap();
+    let kept: Vec<CompactNode> = dht.routing_table().entries().map(|e| e.node).collect();
+    assert_eq!(kept, vec![valid]);
+}
+
+#[test]
+fn bootstrap_asks_remembered_nodes_and_configured_ones_together() {
+    let now = test_clock::start();
+    let nodes: Vec<CompactNode> = (1..=8u8)
+        .map(|i| compact(i, &format!("192.0.2.{i}:6881")))
+        .collect();
+    let boot = addr("198.51.100.1:6881");
+    let config = DhtConfig {
+        bootstrap: vec![boot],
+        ..DhtConfig::default()
+    };
+    let mut dht = Dht::with_saved(config, Seed::from_u64(2), now, &saved(nodes)).unwrap();
+    assert_eq!(dht.routing_table_size(), 8);
+    assert_eq!(dht.good_nodes(), 0);
+    let mut to = Vec::new();
+    while let Some(t) = dht.poll_transmit() {
+        to.push(t.destination);
+    }
+    assert!(
+        to.contains(&boot),
+        "k remembered nodes that have not answered do not replace the bootstrap node: {to:?}"
+    );
+    assert!(to.iter().any(|a| a.ip() != boot.ip()), "{to:?}");
+}
+
+#[test]
+fn remembered_nodes_that_are_all_gone_do_not_make_the_dht_ready() {
+    let now = test_clock::start();
+    let nodes = vec![compact(1, "192.0.2.1:6881"), compact(2, "192.0.2.2:6881")];
+    let mut dht =
+        Dht::with_saved(DhtConfig::default(), Seed::from_u64(3), now, &saved(nodes)).unwrap();
+    let mut t = now;
+    let mut failed = false;
+    for _ in 0..100 {
+        while dht.poll_transmit().is_some() {}
+        while let Some(e) = dht.poll_event() {
+            assert!(
+                !matches!(e, DhtEvent::Ready { .. }),
+                "ready with no one answering"
+            );
+            failed |= matches!(e, DhtEvent::BootstrapFailed);
+        }
+        if failed {
+            break;
+        }
+        t = dht.poll_timeout().unwrap().max(t);
+        dht.handle_timeout(t);
+    }
+    assert!(failed);
+    assert!(
+        dht.nodes_to_save(16).is_empty(),
+        "nodes that failed are not remembered again"
+    );
+}
+
+#[test]
+fn a_bep42_id_is_renewed_when_the_public_ip_changes() {
+    let now = test_clock::start();
+    let old_ip: IpAddr = "203.0.113.9".parse().unwrap();
+    let new_ip: IpAddr = "198.51.100.77".parse().unwrap();
+    let id = bep42::secure_id(old_ip, [5; 20]);
+    assert!(
+        !bep42::is_valid(&id, new_ip),
+        "the test needs an id the new IP fails"
+    );
+    let s = SavedState {
+        node_id: Some(id),
+        id_ip: Some(old_ip),
+        ..SavedState::default()
+    };
+    let mut same = Dht::with_saved(DhtConfig::default(), Seed::from_u64(4), now, &s).unwrap();
+    same.set_public_ip(old_ip, now);
+    assert_eq!(same.id(), id, "same IP: same id");
+    assert_eq!(same.id_ip(), Some(old_ip));
+    let mut moved = Dht::with_saved(DhtConfig::default(), Seed::from_u64(4), now, &s).unwrap();
+    moved.set_public_ip(new_ip, now);
+    assert_ne!(moved.id(), id);
+    assert!(bep42::is_valid(&moved.id(), new_ip));
+    assert_eq!(moved.id_ip(), Some(new_ip));
+}
+
+/// Members A and B meet through a bootstrap node; B leaves and exports its state; the
+/// bootstrap node disappears; B restarts from the state and meets A again, through the
+/// address it remembered, with no DHT help at all.
+#[test]
+fn a_member_restarts_from_its_state_and_meets_again_without_the_bootstrap_node() {
+    let seed = 71;
+    let now = test_clock::start();
+    let mut net: Net<Node> = Net::new(now, Duration::from_millis(20), seed);
+    let boot = addr("192.0.2.1:6881");
+    let (a, b) = (addr("198.51.100.2:4000"), addr("198.51.100.3:4000"));
+    net.machines.insert(
+        boot,
+        Node::new(NodeConfig::new(Seed::from_u64(seed)), now).unwrap(),
+    );
+    let member = |s: u64, at: SocketAddr, state: Option<SavedState>| {
+        let mut config = NodeConfig::new(Seed::from_u64(s));
+        config.dht.as_mut().unwrap().bootstrap = vec![boot];
+        config.local_addr = Some(at);
+        config.saved_state = state;
+        Node::new(config, now).unwrap()
+    };
+    net.machines.insert(a, member(seed + 1, a, None));
+    net.machines.insert(b, member(seed + 2, b, None));
+    net.run(Duration::from_secs(2));
+    let code = code::generate(&mut Seed::from_u64(seed).rng());
+    let now = net.now;
+    for m in [a, b] {
+        net.machines
+            .get_mut(&m)
+            .unwrap()
+            .join(&code, false, now)
+            .unwrap();
+    }
+    net.run_until(Duration::from_secs(40), |_| false);
+    assert_eq!(net.machines[&b].health().peers.len(), 1, "seed {seed}");
+    let now = net.now;
+    let node_b = net.machines.get_mut(&b).unwrap();
+    node_b.leave(now);
+    let state = node_b.export_state();
+    let topic = InfoHash(crate::meeting::keys::MeetingKeys::derive(&code).topic.0);
+    assert_eq!(state.contacts_of(&topic), &[a], "seed {seed}");
+    assert!(
+        state.nodes.iter().any(|n| n.addr == a),
+        "A is a DHT node too"
+    );
+    // The state survives its byte form.
+    let state = SavedState::decode(&state.encode()).unwrap();
+    net.run(Duration::from_secs(2));
+    net.machines.remove(&b);
+    net.machines.remove(&boot);
+    net.events.clear();
+    let now = net.now;
+    let mut restarted = member(seed + 3, b, Some(state.clone()));
+    assert_eq!(restarted.dht().unwrap().id(), state.node_id.unwrap());
+    restarted.join(&code, false, now).unwrap();
+    net.machines.insert(b, restarted);
+    let start = net.now;
+    net.run_until(Duration::from_secs(40), |events| {
+        events
+            .iter()
+            .any(|(at, e)| *at == b && matches!(e, Event::PeerConnected { .. }))
+    });
+    let took = net.now - start;
+    assert_eq!(net.machines[&b].health().peers.len(), 1, "seed {seed}");
+    assert!(
+        took < Duration::from_secs(5),
+        "rejoined in {took:?}: the remembered address was greeted at once; seed {seed}"
+    );
+}
