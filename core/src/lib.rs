@@ -109,6 +109,7 @@ mod node;
 mod seed;
 pub mod stun;
 mod transmit;
+pub mod webrtc;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
