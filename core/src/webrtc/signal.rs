@@ -135,8 +135,10 @@ impl Signal {
                 "sdpMLineIndex": c.sdp_m_line_index,
                 "usernameFragment": c.username_fragment,
             }}),
+            // No sdpMid: the peer's mid is unknown here, and the m-line index (the only
+            // m-line, the data channel's) is enough for `addIceCandidate`.
             Signal::EndOfCandidates => json!({"type": "candidate", "candidate": {
-                "candidate": "", "sdpMid": "0", "sdpMLineIndex": 0,
+                "candidate": "", "sdpMLineIndex": 0,
             }}),
         };
         value.to_string()
