@@ -5,6 +5,7 @@ mod dht;
 mod join;
 mod stun;
 mod stun_server;
+mod webrtc;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -36,6 +37,9 @@ enum Command {
     /// The Mainline DHT: run a node, announce, look up.
     #[command(subcommand)]
     Dht(dht::Command),
+    /// A data channel to a browser or any WebRTC stack, by SDP offer/answer passed by hand.
+    #[command(subcommand)]
+    Webrtc(webrtc::Command),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Dht(command) => dht::run(command).await,
             Command::Join(args) => join::run(args).await,
+            Command::Webrtc(command) => webrtc::run(command).await,
         }
     });
     match result {
