@@ -1,11 +1,14 @@
 //! Interop with a real browser: Debian's Chromium, headless, on loopback. A page with a
 //! plain `RTCPeerConnection` (tests/pages/webrtc-peer.html) answers our offer (trickled
 //! candidates), then offers to our answerer (candidates in the SDP); each time text and
-//! binary messages go both ways, binary ones larger than 64 KiB. Skips loudly when the
-//! browser cannot start (fails under `CI=true`).
+//! binary messages go both ways, binary ones larger than 64 KiB. And the README's example
+//! page talks to `dhtmeet webrtc offer` as a user would. Skips loudly when the browser
+//! cannot start (fails under `CI=true`).
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::UdpSocket;
 use std::ops::ControlFlow;
+use std::process::{Command as Process, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,9 +17,12 @@ use dhtmeet_core::Seed;
 use dhtmeet_core::meeting::SessionEvent;
 use dhtmeet_core::webrtc::{PeerConfig, PeerConnection, Signal};
 use dhtmeet_tests::browser::{Browser, browser_or_skip, serve_page};
+use dhtmeet_tests::{ChildGuard, dhtmeet_bin, wait_for};
 use serde_json::{Value, json};
 
 const PAGE: &str = include_str!("../pages/webrtc-peer.html");
+const README_PAGE: &str = include_str!("../pages/readme-tab.html");
+const README: &str = include_str!("../../README.md");
 const LIMIT: Duration = Duration::from_secs(30);
 
 enum Command {
@@ -227,4 +233,71 @@ fn chromium_answers_our_offer_and_offers_to_our_answer() {
     let pc = peer.stop();
     let stats = pc.stats();
     assert_eq!((stats.messages_sent, stats.messages_received), (2, 2));
+}
+
+#[test]
+fn the_readme_page_talks_to_dhtmeet_webrtc_offer() {
+    assert!(
+        README.contains(README_PAGE.trim_end()),
+        "README.md must show tests/pages/readme-tab.html verbatim"
+    );
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let url = serve_page(README_PAGE).unwrap();
+    browser.goto(&url).unwrap();
+
+    let mut child = Process::new(dhtmeet_bin())
+        .args(["webrtc", "offer", "--json", "--listen", "127.0.0.1:0"])
+        .args(["--exit-after", "60"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dhtmeet webrtc offer");
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _guard = ChildGuard(child);
+    let (tx, events) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let next = |name: &str| loop {
+        let v = events.recv_timeout(LIMIT).expect("an event from dhtmeet");
+        if v["event"] == name {
+            return v;
+        }
+    };
+
+    // What a user does: paste the offer into the page, the answer into dhtmeet.
+    let offer = next("signal")["signal"].to_string();
+    let answer = eval(&browser, "answer(args[0])", vec![json!(offer)]);
+    writeln!(stdin, "{}", answer.as_str().unwrap()).unwrap();
+    assert_eq!(next("connected")["framed"], false);
+    wait_for(LIMIT, || {
+        eval(&browser, "channel && channel.readyState === 'open'", vec![])
+            .as_bool()
+            .filter(|open| *open)
+    })
+    .expect("the page's channel opened");
+
+    eval(&browser, "send('hello from the tab')", vec![]);
+    assert_eq!(next("message")["text"], "hello from the tab");
+    writeln!(stdin, "hello from dhtmeet").unwrap();
+    stdin.flush().unwrap();
+    let shown = wait_for(LIMIT, || {
+        let text = eval(
+            &browser,
+            "document.getElementById('log').textContent",
+            vec![],
+        );
+        text.as_str()
+            .filter(|t| t.contains("peer: hello from dhtmeet"))
+            .map(str::to_owned)
+    });
+    assert!(shown.is_some(), "the page never showed the message");
 }
