@@ -24,13 +24,33 @@ fn pair_with(
     seed: u64,
     edit_answer: impl FnOnce(String) -> String,
 ) -> Net<PeerConnection> {
+    pair_at(A, B, a_config, b_config, seed, |s| s, edit_answer)
+}
+
+/// `pair_with` on any two addresses, with the offer editable too.
+fn pair_at(
+    a_addr: &str,
+    b_addr: &str,
+    a_config: PeerConfig,
+    b_config: PeerConfig,
+    seed: u64,
+    edit_offer: impl FnOnce(String) -> String,
+    edit_answer: impl FnOnce(String) -> String,
+) -> Net<PeerConnection> {
     let now = crate::test_clock::start();
     let mut net = Net::new(now, Duration::from_millis(5), seed);
     let root = Seed::from_u64(seed);
-    let (mut a, offer) = PeerConnection::offer(a_config, addr(A), root.child("a"), now).unwrap();
+    let (mut a, offer) =
+        PeerConnection::offer(a_config, addr(a_addr), root.child("a"), now).unwrap();
+    let Signal::Offer { sdp } = offer else {
+        panic!("not an offer")
+    };
+    let offer = Signal::Offer {
+        sdp: edit_offer(sdp),
+    };
     let offer = Signal::parse(offer.to_json().as_bytes()).unwrap();
     let (mut b, answer) =
-        PeerConnection::answer(b_config, addr(B), root.child("b"), &offer, now).unwrap();
+        PeerConnection::answer(b_config, addr(b_addr), root.child("b"), &offer, now).unwrap();
     let Signal::Answer { sdp } = answer else {
         panic!("not an answer")
     };
@@ -46,8 +66,8 @@ fn pair_with(
     while let Some(s) = b.poll_signal() {
         a.handle_signal(&s, now).unwrap();
     }
-    net.machines.insert(addr(A), a);
-    net.machines.insert(addr(B), b);
+    net.machines.insert(addr(a_addr), a);
+    net.machines.insert(addr(b_addr), b);
     net
 }
 
@@ -169,6 +189,58 @@ fn trickled_candidates_connect_like_candidates_in_the_sdp() {
     let mut net = pair(trickle.clone(), trickle, 3);
     connect(&mut net);
     exchange(&mut net, A, B, &[payload(8, 70_000)]);
+}
+
+#[test]
+fn ipv6_candidates_connect() {
+    const A6: &str = "[2001:db8::1]:5000";
+    const B6: &str = "[2001:db8::2]:6000";
+    let config = PeerConfig::default;
+    let mut net = pair_at(A6, B6, config(), config(), 10, |s| s, |s| s);
+    net.run_until(Duration::from_secs(10), |e| {
+        connected(e, A6) && connected(e, B6)
+    });
+    assert!(connected(&net.events, A6) && connected(&net.events, B6));
+    net.machines
+        .get_mut(&addr(A6))
+        .unwrap()
+        .send(b"over IPv6")
+        .unwrap();
+    net.run(Duration::from_secs(1));
+    assert_eq!(messages(&net, B6), vec![b"over IPv6".to_vec()]);
+}
+
+#[test]
+fn every_dtls_role_an_offer_can_state_connects() {
+    // actpass (ours), and an offerer that insists on being the DTLS client (active) or
+    // server (passive): the answerer takes the other role, as RFC 5763 §5 says.
+    for (i, role) in ["actpass", "active", "passive"].into_iter().enumerate() {
+        let mut net = pair_at(
+            A,
+            B,
+            PeerConfig::default(),
+            PeerConfig::default(),
+            20 + i as u64,
+            |sdp| sdp.replace("a=setup:actpass", &format!("a=setup:{role}")),
+            |sdp| {
+                let answered = if role == "passive" {
+                    "active"
+                } else {
+                    "passive"
+                };
+                assert!(sdp.contains(&format!("a=setup:{answered}")), "{sdp}");
+                sdp
+            },
+        );
+        net.run_until(Duration::from_secs(10), |e| {
+            connected(e, A) && connected(e, B)
+        });
+        assert!(
+            connected(&net.events, A) && connected(&net.events, B),
+            "offer with a=setup:{role}: {:?}",
+            net.events
+        );
+    }
 }
 
 #[test]
