@@ -1,6 +1,7 @@
 //! Interop with a real browser: Debian's Chromium, headless, on loopback. A page with a
 //! plain `RTCPeerConnection` (tests/pages/webrtc-peer.html) answers our offer (trickled
-//! candidates), then offers to our answerer (candidates in the SDP); each time text and
+//! candidates), then offers to our answerer twice (candidates in the SDP, then trickled
+//! as `JSON.stringify(event.candidate)`); each time text and
 //! binary messages go both ways, binary ones larger than 64 KiB. And the README's example
 //! page talks to `dhtmeet webrtc offer` as a user would. Skips loudly when the browser
 //! cannot start (fails under `CI=true`).
@@ -233,6 +234,46 @@ fn chromium_answers_our_offer_and_offers_to_our_answer() {
     let pc = peer.stop();
     let stats = pc.stats();
     assert_eq!((stats.messages_sent, stats.messages_received), (2, 2));
+
+    // 3. Chromium offers with trickle ICE: an offer without candidates, then each
+    //    candidate as `JSON.stringify(event.candidate)`; we answer and take them.
+    let offer = eval(&browser, "makeTrickleOffer()", vec![]);
+    let offer = Signal::parse(offer.as_str().unwrap().as_bytes()).unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (pc, answer) = PeerConnection::answer(
+        PeerConfig::default(),
+        socket.local_addr().unwrap(),
+        Seed::from_u64(3),
+        &offer,
+        Instant::now(),
+    )
+    .unwrap();
+    assert_eq!(
+        pc.signaling_stats().candidates_added,
+        0,
+        "nothing in the SDP"
+    );
+    let peer = Peer::spawn(socket, pc);
+    eval(
+        &browser,
+        "acceptAnswer(args[0])",
+        vec![json!(answer.to_json())],
+    );
+    let trickled = eval(&browser, "trickledCandidates()", vec![]);
+    let trickled = trickled.as_array().unwrap();
+    assert!(!trickled.is_empty(), "Chromium trickled no candidate");
+    for c in trickled {
+        let signal = Signal::parse(c.as_str().unwrap().as_bytes()).unwrap();
+        assert!(matches!(
+            signal,
+            Signal::Candidate(_) | Signal::EndOfCandidates
+        ));
+        peer.send(Command::Signal(signal));
+    }
+    connected(&peer);
+    exchange(&browser, &peer);
+    let pc = peer.stop();
+    assert!(pc.signaling_stats().candidates_added >= 1);
 }
 
 #[test]
