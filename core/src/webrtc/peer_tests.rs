@@ -508,3 +508,24 @@ fn any_text_as_an_offer_or_answer_gives_an_error_or_a_session() {
         .tests(200)
         .quickcheck(prop as fn(u64, Vec<(u16, u8)>, String) -> bool);
 }
+
+#[test]
+fn same_seed_same_offer_except_the_certificate() {
+    // ICE credentials, the session id, the mid and candidate foundations come from the
+    // seed; only the DTLS certificate (its fingerprint) is OS-random (docs/webrtc.md).
+    let now = crate::test_clock::start();
+    let offer = |seed| {
+        let (_, offer) =
+            PeerConnection::offer(PeerConfig::default(), addr(A), Seed::from_u64(seed), now)
+                .unwrap();
+        let Signal::Offer { sdp } = offer else {
+            panic!()
+        };
+        sdp.lines()
+            .filter(|l| !l.starts_with("a=fingerprint:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(offer(11), offer(11));
+    assert_ne!(offer(11), offer(12));
+}
