@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::dht::krpc::Message as KrpcMessage;
 use crate::stun::wire::Message;
+use crate::webrtc::{PeerConfig, PeerConnection, Signal, sdp};
 use crate::{Node, NodeConfig, SansIo, Seed};
 
 /// Decodes arbitrary bytes as STUN; re-encoding what decodes must not panic either.
@@ -64,6 +65,44 @@ pub fn node_datagrams(origin: Instant, data: &[u8]) {
     }
 }
 
+/// Parses arbitrary bytes as a JSON signal and, as SDP, through the first pass; a signal
+/// must survive re-encoding, a cleaned SDP must pass again unchanged, and an offer goes
+/// all the way to str0m's SDP parser and `accept_offer` (`origin` as for
+/// [`node_datagrams`]). Every branch must end in a value or an error, never a panic.
+pub fn sdp_signal(origin: Instant, data: &[u8]) {
+    if let Ok(signal) = Signal::parse(data) {
+        let again = Signal::parse(signal.to_json().as_bytes());
+        assert_eq!(
+            again.as_ref(),
+            Ok(&signal),
+            "re-encoding changed the signal"
+        );
+    }
+    let text = String::from_utf8_lossy(data);
+    if let Ok(remote) = sdp::inspect(&text) {
+        let again = sdp::inspect(&remote.cleaned).map(|r| r.cleaned);
+        assert_eq!(
+            again.as_ref(),
+            Ok(&remote.cleaned),
+            "cleaning is not idempotent"
+        );
+        let local = SocketAddr::from(([10, 0, 0, 1], 4000));
+        let offer = Signal::Offer {
+            sdp: text.into_owned(),
+        };
+        if let Ok((mut peer, _)) = PeerConnection::answer(
+            PeerConfig::default(),
+            local,
+            Seed::from_u64(0),
+            &offer,
+            origin,
+        ) {
+            peer.handle_timeout(origin + Duration::from_millis(50));
+            while peer.poll_transmit().is_some() {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// The fuzz bodies run over the committed seed corpus in every test run, so a crash
@@ -78,6 +117,7 @@ mod tests {
             "node_datagrams",
             "krpc_decode",
             "state_decode",
+            "sdp_signal",
         ] {
             let dir = std::fs::read_dir(format!("{root}/{target}")).expect("corpus directory");
             for entry in dir {
@@ -86,6 +126,7 @@ mod tests {
                     "stun_decode" => super::stun_decode(&data),
                     "krpc_decode" => super::krpc_decode(&data),
                     "state_decode" => super::state_decode(origin, &data),
+                    "sdp_signal" => super::sdp_signal(origin, &data),
                     _ => super::node_datagrams(origin, &data),
                 }
                 replayed += 1;

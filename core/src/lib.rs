@@ -74,9 +74,11 @@
 //! * [`stun`]: RFC 8489 Binding client and responder (checklist in its docs);
 //! * [`dht`]: the Mainline DHT, BEP 5, 32, 42 and 43 (checklist in `docs/dht.md`);
 //! * [`meeting`]: invitation codes, keys, authenticated signaling (`dm_signal`) and
-//!   WebRTC data-channel sessions on str0m; [`Node::join`] puts them together.
+//!   WebRTC data-channel sessions on str0m; [`Node::join`] puts them together;
 //! * [`state`]: what a node remembers across restarts ([`Node::export_state`],
 //!   [`NodeConfig::saved_state`]) as a bounded, versioned, checksummed byte format.
+//! * [`webrtc`]: the same data channel to any standard WebRTC peer (a browser tab),
+//!   negotiated by SDP offer/answer passed out of band (`docs/webrtc-sdp.md`).
 //!
 //! A meeting in a few lines (a runtime drives the node as in the loop above):
 //!
@@ -112,6 +114,7 @@ mod seed;
 pub mod state;
 pub mod stun;
 mod transmit;
+pub mod webrtc;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;

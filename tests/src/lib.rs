@@ -1,6 +1,8 @@
 //! The small harness the integration tests in `tests/tests/` share: the `dhtmeet`
 //! binary, child processes that are always killed, free loopback ports, and loud skips.
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;

@@ -8,11 +8,13 @@ mod session;
 mod session_framing;
 mod session_route;
 mod session_rtc;
+pub(crate) mod session_sdp;
 mod session_types;
 pub mod signal;
 mod state;
 
 pub use delivery::MAX_UNACKED_BYTES;
+pub(crate) use session::ICE_CHARS;
 pub use session::{
     CandidateKind, DisconnectReason, DtlsChoice, IceCandidate, MAX_MESSAGE_SIZE, MAX_REMOTE_ADDRS,
     MAX_REMOTE_CANDIDATES, NewSessionError, SendError, Session, SessionConfig, SessionConfigError,
@@ -20,4 +22,5 @@ pub use session::{
 };
 pub use session_framing::{FRAME_MAX, FramingError};
 pub use session_route::ice_username_recipient;
+pub(crate) use session_sdp::MessageMode;
 pub use state::{MAX_CONTACTS, Meeting, MeetingConfig, MeetingEvent, MeetingStats, PeerGone};

@@ -46,6 +46,7 @@ use str0m::{Candidate, Input, Rtc, RtcConfig};
 pub use super::session_framing::MAX_MESSAGE_SIZE;
 use super::session_framing::{FRAME_MAX, Reassembly, SendQueue};
 use super::session_rtc::remote_candidate;
+use super::session_sdp::MessageMode;
 pub use super::session_types::{
     CandidateKind, DisconnectReason, DtlsChoice, IceCandidate, NewSessionError, SendError,
     SessionConfig, SessionConfigError, SessionEvent, SessionParameters, SessionStats,
@@ -79,7 +80,8 @@ const _: () = assert!(MIN_SCTP_BUDGET >= super::session_framing::FRAME_MAX);
 /// between [`MIN_SCTP_BUDGET`] and [`SessionConfig::sctp_buffer`].
 pub(super) const BUDGET_RATE: f64 = 200e6;
 /// Characters of ICE credentials (RFC 8839 §5.4, `ice-char`).
-const ICE_CHARS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+pub(crate) const ICE_CHARS: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -132,6 +134,10 @@ pub struct Session {
     pub(super) transmits: VecDeque<Transmit>,
     pub(super) events: VecDeque<SessionEvent>,
     pub(super) stats: SessionStats,
+    /// Framed (between dhtmeet members) or plain (towards a standard WebRTC peer).
+    pub(crate) mode: MessageMode,
+    /// SDP path: adopt the first channel that opens (the peer may be the one opening it).
+    pub(crate) adopt_channel: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -243,6 +249,8 @@ impl Session {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: SessionStats::default(),
+            mode: MessageMode::Framed,
+            adopt_channel: false,
         };
         // A new Rtc must be kicked at once, or it starts late (field notes).
         session.rtc_input(Input::Timeout(now));
@@ -451,10 +459,15 @@ impl Session {
     /// [`SessionConfig::send_queue_limit`]; otherwise [`SendError::WouldBlock`] and
     /// a [`SessionEvent::Writable`] later.
     pub fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
+        self.send_kind(message, true)
+    }
+
+    /// `send`, as binary or (on a plain channel, see `docs/webrtc-sdp.md`) as text.
+    pub(crate) fn send_kind(&mut self, message: &[u8], binary: bool) -> Result<(), SendError> {
         if self.phase == Phase::Closed {
             return Err(SendError::Closed);
         }
-        if message.len() > MAX_MESSAGE_SIZE {
+        if message.len() > self.max_send_size() {
             return Err(SendError::TooLarge);
         }
         let queued = self.send_queue.queued_bytes();
@@ -462,7 +475,7 @@ impl Session {
             self.want_writable = true;
             return Err(SendError::WouldBlock);
         }
-        self.send_queue.push(message.to_vec());
+        self.send_queue.push_kind(message.to_vec(), binary);
         self.settle();
         Ok(())
     }

@@ -49,6 +49,9 @@ pub enum FramingError {
 #[derive(Debug, Default)]
 pub(crate) struct SendQueue {
     messages: VecDeque<Vec<u8>>,
+    /// Per message: sent as binary (`true`) or as text. Only plain channels (see
+    /// `MessageMode::Plain`) keep the distinction on the wire; frames are always binary.
+    binary: VecDeque<bool>,
     /// How much of the front message has already been framed and written.
     offset: usize,
     /// Bytes not yet framed, over all queued messages.
@@ -65,9 +68,31 @@ impl SendQueue {
         self.messages.is_empty()
     }
 
+    #[cfg(test)]
     pub fn push(&mut self, message: Vec<u8>) {
+        self.push_kind(message, true);
+    }
+
+    /// Queues a message, binary or text.
+    pub fn push_kind(&mut self, message: Vec<u8>, binary: bool) {
         self.queued += message.len();
         self.messages.push_back(message);
+        self.binary.push_back(binary);
+    }
+
+    /// The front message, unframed, and whether it is binary (plain channels).
+    pub fn front(&self) -> Option<(&[u8], bool)> {
+        let m = self.messages.front()?;
+        Some((m, self.binary.front().copied().unwrap_or(true)))
+    }
+
+    /// Takes the front message off the queue whole (plain channels).
+    pub fn pop_front(&mut self) {
+        if let Some(m) = self.messages.pop_front() {
+            self.queued = self.queued.saturating_sub(m.len());
+            self.binary.pop_front();
+            self.offset = 0;
+        }
     }
 
     /// The length of the next frame, header included; `None` if nothing is queued.
@@ -113,6 +138,7 @@ impl SendQueue {
             .is_some_and(|m| self.offset >= m.len());
         if done {
             self.messages.pop_front();
+            self.binary.pop_front();
             self.offset = 0;
         }
         done

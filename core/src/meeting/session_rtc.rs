@@ -21,21 +21,21 @@ impl Session {
     /// session's own stream, then advances the stream. This is the one place where
     /// str0m's draws (ICE tie-breaker, STUN transaction ids) happen, so they depend on
     /// nothing but the seed and the inputs, whatever else runs on the thread.
-    pub(super) fn rtc_call<R>(&mut self, f: impl FnOnce(&mut Rtc) -> R) -> R {
+    pub(crate) fn rtc_call<R>(&mut self, f: impl FnOnce(&mut Rtc) -> R) -> R {
         fastrand::seed(self.fastrand_state);
         let r = f(&mut self.rtc);
         self.fastrand_state = fastrand::u64(..);
         r
     }
 
-    pub(super) fn rtc_input(&mut self, input: Input<'_>) {
+    pub(crate) fn rtc_input(&mut self, input: Input<'_>) {
         if self.rtc_call(|rtc| rtc.handle_input(input)).is_err() && !self.rtc.is_alive() {
             self.drain();
             self.close_with(DisconnectReason::HandshakeFailed);
         }
     }
 
-    pub(super) fn remember_remote(&mut self, addr: SocketAddr) {
+    pub(crate) fn remember_remote(&mut self, addr: SocketAddr) {
         if !self.remote_addrs.contains(&addr) && self.remote_addrs.len() < MAX_REMOTE_ADDRS {
             self.remote_addrs.push(addr);
         }
@@ -43,7 +43,7 @@ impl Session {
 
     /// Drains str0m to its next timeout (str0m's one rule: every mutation is followed
     /// by a full drain).
-    pub(super) fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         // A bounded number of errors in a row: str0m may report several, but a stuck
         // error must not hang the caller.
         let mut errors = 0;
@@ -82,6 +82,14 @@ impl Session {
             RtcEvent::Connected => {
                 self.dtls_connected = true;
                 self.maybe_connected();
+            }
+            RtcEvent::ChannelOpen(id, _) if self.channel.is_none() && self.adopt_channel => {
+                // SDP path: the first channel the peer opens is the session's.
+                self.channel = Some(id);
+                self.on_rtc_event(RtcEvent::ChannelOpen(id, String::new()));
+            }
+            RtcEvent::ChannelData(data) if Some(data.id) == self.channel && self.is_plain() => {
+                self.on_plain_message(data.data);
             }
             RtcEvent::ChannelOpen(id, _) if Some(id) == self.channel => {
                 let low = self.config.sctp_buffer / 2;
@@ -144,7 +152,7 @@ impl Session {
 
     /// Drains str0m, then moves queued frames into SCTP while it takes them and drains
     /// once more, then makes sure the next timeout is in the future.
-    pub(super) fn settle(&mut self) {
+    pub(crate) fn settle(&mut self) {
         self.drain();
         let wrote = self.phase == Phase::Connected && self.write_frames();
         if wrote {
@@ -211,6 +219,9 @@ impl Session {
         let Some(id) = self.channel else {
             return false;
         };
+        if self.is_plain() {
+            return self.write_plain(id);
+        }
         let budget = self.sctp_budget();
         fastrand::seed(self.fastrand_state);
         let mut wrote = false;
@@ -239,7 +250,7 @@ impl Session {
         wrote
     }
 
-    pub(super) fn close_with(&mut self, reason: DisconnectReason) {
+    pub(crate) fn close_with(&mut self, reason: DisconnectReason) {
         if self.phase == Phase::Closed {
             return;
         }

@@ -207,7 +207,8 @@ pub enum SendError {
     /// queued.
     #[error("the send queue is full")]
     WouldBlock,
-    /// The message is larger than [`MAX_MESSAGE_SIZE`].
+    /// The message is larger than [`MAX_MESSAGE_SIZE`] (on a plain channel to a standard
+    /// WebRTC peer: larger than the peer's `a=max-message-size`).
     #[error("message larger than the size bound")]
     TooLarge,
     /// The session is closed.

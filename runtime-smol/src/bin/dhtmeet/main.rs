@@ -8,6 +8,7 @@ mod saved_state;
 mod status;
 mod stun;
 mod stun_server;
+mod webrtc;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -41,6 +42,9 @@ enum Command {
     Dht(dht::Command),
     /// Check this machine's network: STUN, the DHT, and the health snapshot.
     Status(status::Args),
+    /// A data channel to a browser or any WebRTC stack, by SDP offer/answer passed by hand.
+    #[command(subcommand)]
+    Webrtc(webrtc::Command),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
             Command::Dht(command) => dht::run(command).await,
             Command::Join(args) => join::run(args).await,
             Command::Status(args) => status::run(args).await,
+            Command::Webrtc(command) => webrtc::run(command).await,
         }
     });
     match result {
