@@ -219,53 +219,23 @@ impl<M: SansIo> Driver<M> {
 }
 
 /// Resolves `host:port`, `host` (with `default_port`), `ip:port` or `[ipv6]:port`
-/// entries to socket addresses, in order, without duplicates. Name resolution happens
-/// here in the runtime, never in the core.
+/// entries to socket addresses, in order, without duplicates, on smol's blocking pool
+/// ([`dhtmeet_std::resolve_blocking`]). Name resolution happens here in the runtime,
+/// never in the core.
 pub async fn resolve_all(
     entries: &[impl AsRef<str>],
     default_port: u16,
 ) -> io::Result<Vec<SocketAddr>> {
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.as_ref().trim();
-        if entry.is_empty() {
-            continue;
-        }
-        let found = resolve_one(entry, default_port).await?;
-        for addr in found {
-            if !out.contains(&addr) {
-                out.push(addr);
-            }
-        }
-    }
-    Ok(out)
-}
-
-async fn resolve_one(entry: &str, default_port: u16) -> io::Result<Vec<SocketAddr>> {
-    if let Ok(addr) = entry.parse::<SocketAddr>() {
-        return Ok(vec![addr]);
-    }
-    if let Ok(ip) = entry.parse::<std::net::IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, default_port)]);
-    }
-    let with_port = if entry
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        entry.to_owned()
-    } else {
-        format!("{entry}:{default_port}")
-    };
-    let found = smol::net::resolve(with_port.as_str())
+    let entries: Vec<String> = entries.iter().map(|e| e.as_ref().to_owned()).collect();
+    smol::unblock(move || dhtmeet_std::resolve_blocking(&entries, default_port))
         .await
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve {entry}: {e}")))?;
-    if found.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{entry} has no address"),
-        ));
-    }
-    Ok(found)
+        .map_err(|e| {
+            let kind = match &e {
+                dhtmeet_std::StartError::Resolve { source, .. } => source.kind(),
+                _ => io::ErrorKind::Other,
+            };
+            io::Error::new(kind, e.to_string())
+        })
 }
 
 #[cfg(test)]

@@ -110,6 +110,30 @@ pub fn spawn_dhtmeet_stun_server() -> (ChildGuard, SocketAddr) {
     (guard, addr)
 }
 
+/// Starts `dhtmeet dht node --listen 127.0.0.1:0` (a private DHT of one, which also
+/// answers STUN) and returns it with its address, read from its ready line.
+pub fn spawn_dhtmeet_dht_node() -> (ChildGuard, SocketAddr) {
+    let mut child = Command::new(dhtmeet_bin())
+        .args(["dht", "node", "--listen", "127.0.0.1:0"])
+        .env_remove("NODE_ID")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dhtmeet dht node");
+    let stdout = child.stdout.take().expect("stdout");
+    let guard = ChildGuard(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("ready line");
+    let addr = line
+        .split_whitespace()
+        .last()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
+    (guard, addr)
+}
+
 /// Polls `probe` every 50 ms until it returns `Some` or `limit` passes.
 pub fn wait_for<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     let end = Instant::now() + limit;

@@ -12,25 +12,7 @@ use std::time::{Duration, Instant};
 use dhtmeet_tests::{ChildGuard, dhtmeet_bin};
 
 fn dht_node() -> (ChildGuard, SocketAddr) {
-    let mut child = Command::new(dhtmeet_bin())
-        .args(["dht", "node", "--listen", "127.0.0.1:0"])
-        .env_remove("NODE_ID")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn dht node");
-    let stdout = child.stdout.take().expect("stdout");
-    let guard = ChildGuard(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("ready line");
-    let addr = line
-        .split_whitespace()
-        .last()
-        .and_then(|a| a.parse().ok())
-        .expect("address");
-    (guard, addr)
+    dhtmeet_tests::spawn_dhtmeet_dht_node()
 }
 
 /// A `dhtmeet join --json` process with its own state directory (or `--no-state`),

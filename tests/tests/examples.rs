@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use dhtmeet_tests::{ChildGuard, dhtmeet_bin, spawn_dhtmeet_stun_server};
+use dhtmeet_tests::{ChildGuard, spawn_dhtmeet_stun_server};
 
 /// Builds `example` of `package` (as `cargo test` does not) and returns its path.
 fn example(package: &str, example: &str) -> PathBuf {
@@ -65,18 +65,8 @@ fn wait_line(rx: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) 
 
 #[test]
 fn the_std_and_smol_chat_examples_talk_to_each_other() {
-    let mut dht = Command::new(dhtmeet_bin())
-        .args(["dht", "node", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dht node");
-    let mut line = String::new();
-    BufReader::new(dht.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _dht = ChildGuard(dht);
-    let server = line.split_whitespace().last().expect("address").to_owned();
+    let (_dht, server) = dhtmeet_tests::spawn_dhtmeet_dht_node();
+    let server = server.to_string();
     let code = "zihuk-nirur-zopup-hifat-kipul-bopaj";
     let (mut a, a_out) = chat(&example("dhtmeet-std", "std_chat"), code, &server);
     let (mut b, b_out) = chat(&example("dhtmeet-smol", "smol_chat"), code, &server);

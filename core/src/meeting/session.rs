@@ -140,6 +140,21 @@ pub struct Session {
     pub(crate) adopt_channel: bool,
 }
 
+/// What a session is built from: an `Rtc` and its local credentials (made by
+/// [`Session::new`] for meetings, or by the SDP path).
+pub(crate) struct SessionParts {
+    pub config: SessionConfig,
+    pub rtc: Rtc,
+    pub controlling: bool,
+    pub local: SocketAddr,
+    pub ufrag: String,
+    pub pwd: String,
+    pub fingerprint: [u8; 32],
+    pub fastrand_state: u64,
+    pub channel: Option<ChannelId>,
+    pub now: Instant,
+}
+
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
@@ -153,6 +168,55 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// The one place a `Session` value is built, from an `Rtc` and its credentials
+    /// (by [`Session::new`] for meetings and by the SDP path).
+    pub(crate) fn assemble(
+        parts: SessionParts,
+        snap: Option<SctpInitData>,
+        sctp_init: Option<Vec<u8>>,
+        adopt_channel: bool,
+        mode: MessageMode,
+    ) -> Session {
+        Session {
+            config: parts.config,
+            rtc: parts.rtc,
+            controlling: parts.controlling,
+            local: parts.local,
+            local_params: SessionParameters {
+                ufrag: parts.ufrag,
+                pwd: parts.pwd,
+                fingerprint: parts.fingerprint,
+                candidates: vec![IceCandidate {
+                    kind: CandidateKind::Host,
+                    addr: parts.local,
+                }],
+                sctp_init,
+            },
+            snap,
+            phase: Phase::New,
+            channel: parts.channel,
+            dtls_connected: false,
+            channel_open: false,
+            closing_until: None,
+            now: parts.now,
+            rtc_timeout: None,
+            last_received: parts.now,
+            handshake_rtt: None,
+            min_rtt: None,
+            fastrand_state: parts.fastrand_state,
+            remote_addrs: Vec::new(),
+            send_queue: SendQueue::default(),
+            frame: Vec::with_capacity(FRAME_MAX),
+            reassembly: Reassembly::default(),
+            want_writable: false,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: SessionStats::default(),
+            mode,
+            adopt_channel,
+        }
+    }
+
     /// A session on our socket address `local` (our host candidate). `controlling` is
     /// our ICE role; the controlling side is also the DTLS client and the SCTP client.
     /// ICE credentials derive from `seed`.
@@ -214,44 +278,19 @@ impl Session {
             (None, None)
         };
 
-        let mut session = Session {
+        let parts = SessionParts {
             config,
             rtc,
             controlling,
             local,
-            local_params: SessionParameters {
-                ufrag,
-                pwd,
-                fingerprint,
-                candidates: vec![IceCandidate {
-                    kind: CandidateKind::Host,
-                    addr: local,
-                }],
-                sctp_init,
-            },
-            snap,
-            phase: Phase::New,
-            channel: None,
-            dtls_connected: false,
-            channel_open: false,
-            closing_until: None,
-            now,
-            rtc_timeout: None,
-            last_received: now,
-            handshake_rtt: None,
-            min_rtt: None,
+            ufrag,
+            pwd,
+            fingerprint,
             fastrand_state,
-            remote_addrs: Vec::new(),
-            send_queue: SendQueue::default(),
-            frame: Vec::with_capacity(FRAME_MAX),
-            reassembly: Reassembly::default(),
-            want_writable: false,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
-            stats: SessionStats::default(),
-            mode: MessageMode::Framed,
-            adopt_channel: false,
+            channel: None,
+            now,
         };
+        let mut session = Session::assemble(parts, snap, sctp_init, false, MessageMode::Framed);
         // A new Rtc must be kicked at once, or it starts late (field notes).
         session.rtc_input(Input::Timeout(now));
         session.settle();

@@ -3,23 +3,21 @@
 //! path configured, it may adopt the channel the peer opens, and towards a standard
 //! WebRTC peer its messages are plain (one message = one SCTP message) instead of framed.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use str0m::Input;
 use str0m::channel::ChannelId;
-use str0m::{Input, Rtc};
 
+pub(crate) use super::session::SessionParts;
 use super::session::{Phase, Session};
-use super::session_framing::{FRAME_MAX, MAX_MESSAGE_SIZE, Reassembly, SendQueue};
-use super::session_types::{
-    CandidateKind, IceCandidate, SessionConfig, SessionEvent, SessionParameters, SessionStats,
-};
+use super::session_framing::MAX_MESSAGE_SIZE;
+use super::session_types::{IceCandidate, SessionEvent};
 
 /// How application messages map onto the data channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MessageMode {
-    /// Between dhtmeet peers: frames of at most [`FRAME_MAX`] bytes, messages up to
+    /// Between dhtmeet peers: frames of at most [`FRAME_MAX`](super::FRAME_MAX) bytes, messages up to
     /// [`MAX_MESSAGE_SIZE`] (`session_framing.rs`).
     Framed,
     /// Towards a standard WebRTC peer: one message is one SCTP message, string or binary,
@@ -30,63 +28,13 @@ pub(crate) enum MessageMode {
     },
 }
 
-/// Everything the SDP path prepared before the session takes over its `Rtc`.
-pub(crate) struct SdpSessionParts {
-    pub config: SessionConfig,
-    pub rtc: Rtc,
-    pub controlling: bool,
-    pub local: SocketAddr,
-    pub ufrag: String,
-    pub pwd: String,
-    pub fingerprint: [u8; 32],
-    pub fastrand_state: u64,
-    pub channel: Option<ChannelId>,
-    pub now: Instant,
-}
-
 impl Session {
     /// A session around an `Rtc` the SDP path built and negotiated (or is negotiating).
     /// It adopts the first channel that opens if `channel` is `None`. The session stays
     /// `New` until [`Session::start_connecting`].
-    pub(crate) fn from_sdp_parts(parts: SdpSessionParts) -> Session {
-        Session {
-            config: parts.config,
-            rtc: parts.rtc,
-            controlling: parts.controlling,
-            local: parts.local,
-            local_params: SessionParameters {
-                ufrag: parts.ufrag,
-                pwd: parts.pwd,
-                fingerprint: parts.fingerprint,
-                candidates: vec![IceCandidate {
-                    kind: CandidateKind::Host,
-                    addr: parts.local,
-                }],
-                sctp_init: None,
-            },
-            snap: None,
-            phase: Phase::New,
-            adopt_channel: parts.channel.is_none(),
-            channel: parts.channel,
-            dtls_connected: false,
-            channel_open: false,
-            closing_until: None,
-            now: parts.now,
-            rtc_timeout: None,
-            last_received: parts.now,
-            handshake_rtt: None,
-            min_rtt: None,
-            fastrand_state: parts.fastrand_state,
-            remote_addrs: Vec::new(),
-            send_queue: SendQueue::default(),
-            frame: Vec::with_capacity(FRAME_MAX),
-            reassembly: Reassembly::default(),
-            want_writable: false,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
-            stats: SessionStats::default(),
-            mode: MessageMode::Framed,
-        }
+    pub(crate) fn from_sdp_parts(parts: SessionParts) -> Session {
+        let adopt = parts.channel.is_none();
+        Session::assemble(parts, None, None, adopt, MessageMode::Framed)
     }
 
     /// The SDP exchange is complete: connect (the connect timeout starts now).

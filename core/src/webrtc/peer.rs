@@ -18,7 +18,7 @@ use str0m::{Candidate, RtcConfig};
 use super::sdp::{self, CandidateCheck, FRAMING_ATTRIBUTE, RemoteSdp, SdpError, Setup};
 use super::signal::{CandidateInit, Signal};
 use crate::meeting::ICE_CHARS;
-use crate::meeting::session_sdp::SdpSessionParts;
+use crate::meeting::session_sdp::SessionParts;
 use crate::meeting::{
     CandidateKind, IceCandidate, MessageMode, SendError, Session, SessionConfig, SessionEvent,
     SessionStats,
@@ -253,7 +253,7 @@ impl PeerConnection {
             Ok(f) if fingerprint.hash_func.eq_ignore_ascii_case("sha-256") => f,
             _ => return Err(PeerError::Rejected),
         };
-        let mut session = Session::from_sdp_parts(SdpSessionParts {
+        let mut session = Session::from_sdp_parts(SessionParts {
             config: config.session.clone(),
             rtc,
             controlling,

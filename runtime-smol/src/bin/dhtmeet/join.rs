@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, IsTerminal, Read, Seek, SeekFrom, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use std::time::Duration;
 use dhtmeet_core::Event;
 use dhtmeet_core::meeting::code::{self, CodeStrength, RECOMMENDED_BITS};
 use dhtmeet_core::meeting::signal::MemberId;
-use dhtmeet_smol::{Config, NodeHandle, random_seed};
+use dhtmeet_smol::{NodeHandle, random_seed};
 
 use crate::files::{self, Frame, Incoming, Received};
 use crate::status;
@@ -23,17 +22,8 @@ pub(crate) struct Args {
     /// and printed: give it to the others).
     #[arg(env = "MEETING_CODE")]
     code: Option<String>,
-    /// DHT nodes to bootstrap from (comma-separated host:port). Default: the public
-    /// Mainline routers (the real Internet). `--bootstrap none` starts a new network.
-    #[arg(long, value_delimiter = ',')]
-    bootstrap: Vec<String>,
-    /// STUN servers (comma-separated host:port; default: $STUN_SERVERS, else public
-    /// servers). `--stun none`: no STUN (members on your own network only).
-    #[arg(long, value_delimiter = ',')]
-    stun: Vec<String>,
-    /// Local address to bind (default: all interfaces, IPv4 and IPv6, a random port).
-    #[arg(long)]
-    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    net: crate::net_args::NetArgs,
     /// One JSON object per line per event instead of text.
     #[arg(long)]
     json: bool,
@@ -129,22 +119,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
     if let Some(path) = &args.send {
         std::fs::metadata(path).map_err(|e| format!("--send {}: {e}", path.display()))?;
     }
-    let mut config = Config {
-        listen: args.listen,
-        ..Config::default()
-    };
-    match crate::servers_from_args_or_env(&args.stun).as_slice() {
-        [] => {}
-        [none] if none == "none" => config.stun_servers.clear(),
-        given => config.stun_servers = given.to_vec(),
-    }
-    match args.bootstrap.as_slice() {
-        [] => eprintln!(
-            "note: bootstrapping from the public Mainline routers (give --bootstrap to use your own)"
-        ),
-        [none] if none == "none" => config.bootstrap.clear(),
-        given => config.bootstrap = given.to_vec(),
-    }
+    let mut config = args.net.config();
     let new_network = config.bootstrap.is_empty();
     config.state_dir = args.state.dir();
     config.node_id = args

@@ -4,6 +4,7 @@ mod demo;
 mod dht;
 mod files;
 mod join;
+mod net_args;
 mod saved_state;
 mod status;
 mod stun;

@@ -2,26 +2,16 @@
 //! snapshot and what to do about anything that failed. Also the health printer `join`
 //! uses for its `/status` command.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dhtmeet_core::{Event, Health};
-use dhtmeet_smol::{Config, NodeHandle};
+use dhtmeet_smol::NodeHandle;
 use futures_lite::future;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// DHT nodes to bootstrap from (comma-separated host:port). Default: the public
-    /// Mainline routers.
-    #[arg(long, value_delimiter = ',')]
-    bootstrap: Vec<String>,
-    /// STUN servers (comma-separated host:port; default: $STUN_SERVERS, else public
-    /// servers). `--stun none`: no STUN (members on your own network only).
-    #[arg(long, value_delimiter = ',')]
-    stun: Vec<String>,
-    /// Local address to bind (default: all interfaces, a random port).
-    #[arg(long)]
-    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    net: crate::net_args::NetArgs,
     /// Seconds to wait for STUN and the DHT.
     #[arg(long, default_value_t = 10.0)]
     wait: f64,
@@ -115,20 +105,7 @@ pub(crate) fn advice(h: &Health, stun_configured: bool, bootstrap_configured: bo
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), String> {
-    let mut config = Config {
-        listen: args.listen,
-        ..Config::default()
-    };
-    match crate::servers_from_args_or_env(&args.stun).as_slice() {
-        [] => {}
-        [none] if none == "none" => config.stun_servers.clear(),
-        given => config.stun_servers = given.to_vec(),
-    }
-    match args.bootstrap.as_slice() {
-        [] => {}
-        [none] if none == "none" => config.bootstrap.clear(),
-        given => config.bootstrap = given.to_vec(),
-    }
+    let config = args.net.config();
     let (stun_configured, bootstrap_configured) = (
         !config.stun_servers.is_empty(),
         !config.bootstrap.is_empty(),
