@@ -14,7 +14,6 @@ pub mod signal;
 mod state;
 
 pub use delivery::MAX_UNACKED_BYTES;
-pub(crate) use session::ICE_CHARS;
 pub use session::{
     CandidateKind, DisconnectReason, DtlsChoice, IceCandidate, MAX_MESSAGE_SIZE, MAX_REMOTE_ADDRS,
     MAX_REMOTE_CANDIDATES, NewSessionError, SendError, Session, SessionConfig, SessionConfigError,

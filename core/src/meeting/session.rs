@@ -155,6 +155,64 @@ pub(crate) struct SessionParts {
     pub now: Instant,
 }
 
+/// A str0m `Rtc` built with ICE credentials and a `fastrand` state derived from a seed:
+/// the one recipe both paths use (meetings' [`Session::new`] and the SDP path), so that
+/// str0m's own draws depend on nothing but the seed.
+pub(crate) struct SeededRtc {
+    pub rtc: Rtc,
+    pub ufrag: String,
+    pub pwd: String,
+    /// `fastrand`'s state after building (see [`Session::rtc_call`]).
+    pub fastrand_state: u64,
+    /// Our DTLS certificate's SHA-256 fingerprint (`None` if str0m gave another hash).
+    pub fingerprint: Option<[u8; 32]>,
+}
+
+impl SeededRtc {
+    /// Builds the `Rtc` from `seed`'s children `{label}/ice-credentials` and
+    /// `{label}/fastrand`; `configure` adds the path's own settings.
+    pub(crate) fn build(
+        seed: &Seed,
+        label: &str,
+        now: Instant,
+        configure: impl FnOnce(RtcConfig) -> RtcConfig,
+    ) -> SeededRtc {
+        let mut rng = seed.child(&format!("{label}/ice-credentials")).rng();
+        let mut ice_string = |n: usize| -> String {
+            (0..n)
+                .map(|_| ICE_CHARS[(rng.next_u32() % 64) as usize] as char)
+                .collect()
+        };
+        let ufrag = ice_string(8);
+        let pwd = ice_string(24);
+        let fr = seed.child(&format!("{label}/fastrand")).0;
+        let rtc_config = RtcConfig::new()
+            .set_local_ice_credentials(IceCreds {
+                ufrag: ufrag.clone(),
+                pass: pwd.clone(),
+            })
+            .set_stats_interval(Some(Duration::from_secs(1)));
+        fastrand::seed(u64::from_be_bytes([
+            fr[0], fr[1], fr[2], fr[3], fr[4], fr[5], fr[6], fr[7],
+        ]));
+        let mut rtc = configure(rtc_config).build(now);
+        let fastrand_state = fastrand::u64(..);
+        let fp = rtc.direct_api().local_dtls_fingerprint().clone();
+        let fingerprint = fp
+            .hash_func
+            .eq_ignore_ascii_case("sha-256")
+            .then(|| fp.bytes.try_into().ok())
+            .flatten();
+        SeededRtc {
+            rtc,
+            ufrag,
+            pwd,
+            fastrand_state,
+            fingerprint,
+        }
+    }
+}
+
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
@@ -228,48 +286,27 @@ impl Session {
         now: Instant,
     ) -> Result<Session, NewSessionError> {
         config.validate()?;
-        let mut rng = seed.child("session/ice-credentials").rng();
-        let mut ice_string = |n: usize| -> String {
-            (0..n)
-                .map(|_| ICE_CHARS[(rng.next_u32() % 64) as usize] as char)
-                .collect()
-        };
-        let ufrag = ice_string(8);
-        let pwd = ice_string(24);
-        let fr = seed.child("session/fastrand").0;
-        let mut fastrand_state =
-            u64::from_be_bytes([fr[0], fr[1], fr[2], fr[3], fr[4], fr[5], fr[6], fr[7]]);
-
         let dtls_version = match (controlling, config.dtls) {
             // The passive side follows the client's ClientHello.
             (false, _) => DtlsVersion::Auto,
             (true, DtlsChoice::Dtls12) => DtlsVersion::Dtls12,
             (true, DtlsChoice::Dtls13) => DtlsVersion::Dtls13,
         };
-        let rtc_config = RtcConfig::new()
-            .set_local_ice_credentials(IceCreds {
-                ufrag: ufrag.clone(),
-                pass: pwd.clone(),
-            })
-            .set_dtls_version(dtls_version)
-            .set_sctp_max_buffered_amount(config.sctp_buffer)
-            .set_stats_interval(Some(Duration::from_secs(1)));
-        fastrand::seed(fastrand_state);
-        let mut rtc = rtc_config.build(now);
-        fastrand_state = fastrand::u64(..);
-
+        let built = SeededRtc::build(&seed, "session", now, |c| {
+            c.set_dtls_version(dtls_version)
+                .set_sctp_max_buffered_amount(config.sctp_buffer)
+        });
+        let SeededRtc {
+            mut rtc,
+            ufrag,
+            pwd,
+            fastrand_state,
+            fingerprint,
+        } = built;
         let host =
             Candidate::host(local, Protocol::Udp).map_err(|_| NewSessionError::BadLocalAddress)?;
         rtc.add_local_candidate(host);
-        let fingerprint: [u8; 32] = {
-            let fp = rtc.direct_api().local_dtls_fingerprint().clone();
-            if !fp.hash_func.eq_ignore_ascii_case("sha-256") {
-                return Err(NewSessionError::Fingerprint);
-            }
-            fp.bytes
-                .try_into()
-                .map_err(|_| NewSessionError::Fingerprint)?
-        };
+        let fingerprint = fingerprint.ok_or(NewSessionError::Fingerprint)?;
         let (snap, sctp_init) = if config.snap {
             let mut data = SctpInitData::new();
             let init = data.local_init_chunk().map_err(|_| NewSessionError::Snap)?;

@@ -9,8 +9,8 @@ use std::time::Instant;
 use str0m::Input;
 use str0m::channel::ChannelId;
 
-pub(crate) use super::session::SessionParts;
 use super::session::{Phase, Session};
+pub(crate) use super::session::{SeededRtc, SessionParts};
 use super::session_framing::MAX_MESSAGE_SIZE;
 use super::session_types::{IceCandidate, SessionEvent};
 

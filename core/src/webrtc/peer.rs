@@ -5,20 +5,17 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rand_core::Rng as _;
+use str0m::Candidate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, Reliability};
 use str0m::config::DtlsVersion;
-use str0m::ice::IceCreds;
 use str0m::net::Protocol;
-use str0m::{Candidate, RtcConfig};
 
 use super::sdp::{self, CandidateCheck, FRAMING_ATTRIBUTE, RemoteSdp, SdpError, Setup};
 use super::signal::{CandidateInit, Signal};
-use crate::meeting::ICE_CHARS;
-use crate::meeting::session_sdp::SessionParts;
+use crate::meeting::session_sdp::{SeededRtc, SessionParts};
 use crate::meeting::{
     CandidateKind, IceCandidate, MessageMode, SendError, Session, SessionConfig, SessionEvent,
     SessionStats,
@@ -225,34 +222,18 @@ impl PeerConnection {
         controlling: bool,
         now: Instant,
     ) -> Result<PeerConnection, PeerError> {
-        let mut rng = seed.child("webrtc/ice-credentials").rng();
-        let mut ice_string = |n: usize| -> String {
-            (0..n)
-                .map(|_| ICE_CHARS[(rng.next_u32() % 64) as usize] as char)
-                .collect()
-        };
-        let ufrag = ice_string(8);
-        let pwd = ice_string(24);
-        let fr = seed.child("webrtc/fastrand").0;
-        let mut fastrand_state =
-            u64::from_be_bytes([fr[0], fr[1], fr[2], fr[3], fr[4], fr[5], fr[6], fr[7]]);
-        let rtc_config = RtcConfig::new()
-            .set_local_ice_credentials(IceCreds {
-                ufrag: ufrag.clone(),
-                pass: pwd.clone(),
-            })
-            .set_dtls_version(dtls)
-            .set_snap_enabled(config.snap)
-            .set_sctp_max_buffered_amount(config.session.sctp_buffer)
-            .set_stats_interval(Some(Duration::from_secs(1)));
-        fastrand::seed(fastrand_state);
-        let mut rtc = rtc_config.build(now);
-        fastrand_state = fastrand::u64(..);
-        let fingerprint = rtc.direct_api().local_dtls_fingerprint().clone();
-        let fingerprint: [u8; 32] = match fingerprint.bytes.try_into() {
-            Ok(f) if fingerprint.hash_func.eq_ignore_ascii_case("sha-256") => f,
-            _ => return Err(PeerError::Rejected),
-        };
+        let SeededRtc {
+            rtc,
+            ufrag,
+            pwd,
+            fastrand_state,
+            fingerprint,
+        } = SeededRtc::build(&seed, "webrtc", now, |c| {
+            c.set_dtls_version(dtls)
+                .set_snap_enabled(config.snap)
+                .set_sctp_max_buffered_amount(config.session.sctp_buffer)
+        });
+        let fingerprint = fingerprint.ok_or(PeerError::Rejected)?;
         let mut session = Session::from_sdp_parts(SessionParts {
             config: config.session.clone(),
             rtc,
