@@ -9,7 +9,7 @@ use dhtmeet_core::meeting::SendError;
 use dhtmeet_core::meeting::code::CodeStrength;
 use dhtmeet_core::meeting::signal::MemberId;
 use dhtmeet_core::{Event, Health, JoinError, Node};
-use dhtmeet_std::service::{Command, Reply, Service};
+use dhtmeet_std::service::{Command, Reply, Service, may_drop_when_full};
 use dhtmeet_std::{Config, Resumed, StartError, prepare};
 use smol::channel::{Receiver, Sender};
 
@@ -221,8 +221,7 @@ async fn serve(
                     Ok(()) | Err(smol::channel::TrySendError::Closed(_)) => {
                         ControlFlow::Continue(())
                     }
-                    // `Writable` is a hint the next one repeats: never wait for room for it.
-                    Err(smol::channel::TrySendError::Full(Event::Writable { .. })) => {
+                    Err(smol::channel::TrySendError::Full(event)) if may_drop_when_full(&event) => {
                         ControlFlow::Continue(())
                     }
                     Err(smol::channel::TrySendError::Full(event)) => {

@@ -13,7 +13,7 @@ use dhtmeet_core::meeting::code::CodeStrength;
 use dhtmeet_core::meeting::signal::MemberId;
 use dhtmeet_core::{Event, Health, JoinError, Node};
 
-use crate::service::{Command, Reply, Service};
+use crate::service::{Command, Reply, Service, may_drop_when_full};
 use crate::{Config, Driver, Resumed, StartError, Waker, prepare};
 
 /// Commands queued to the node thread at most (a sender beyond it waits).
@@ -57,18 +57,7 @@ impl NodeHandle {
     /// Resolves the configured names, binds the socket and starts the node thread.
     pub fn start(config: Config) -> Result<NodeHandle, StartError> {
         let prepared = prepare(&config)?;
-        let local = prepared
-            .node
-            .local_addr
-            .unwrap_or(
-                prepared
-                    .socket
-                    .local_addr()
-                    .map_err(|source| StartError::Bind {
-                        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-                        source,
-                    })?,
-            );
+        let local = prepared.node.local_addr.ok_or(StartError::NoLocalAddress)?;
         let prepared_resumed = prepared.resumed.clone();
         let node = Node::new(prepared.node, Instant::now())?;
         let bind_error = |source| StartError::Bind {
@@ -268,8 +257,9 @@ fn serve(
             },
             |_, event| match events.try_send(event) {
                 Ok(()) | Err(mpsc::TrySendError::Disconnected(_)) => ControlFlow::Continue(()),
-                // `Writable` is a hint the next one repeats: never wait for room for it.
-                Err(mpsc::TrySendError::Full(Event::Writable { .. })) => ControlFlow::Continue(()),
+                Err(mpsc::TrySendError::Full(event)) if may_drop_when_full(&event) => {
+                    ControlFlow::Continue(())
+                }
                 Err(mpsc::TrySendError::Full(event)) => ControlFlow::Break(Stop::Deliver(event)),
             },
         )?;

@@ -29,6 +29,13 @@ pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
 /// [`SendError::WouldBlock`] at once.
 pub const MAX_PARKED_SENDS: usize = 64;
 
+/// Whether a runtime may drop `event` when the application's event queue is full
+/// instead of waiting for room: `Writable` is a hint the next one repeats, and waiting
+/// for it would let a sender that never reads events stall its own node.
+pub fn may_drop_when_full(event: &Event) -> bool {
+    matches!(event, Event::Writable { .. })
+}
+
 /// A request to the node.
 pub enum Command {
     /// Join the meeting of `code`.

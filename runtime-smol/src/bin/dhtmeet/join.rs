@@ -3,7 +3,7 @@
 //! (`dhtmeet_smol::NodeHandle`), like any application would be.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,16 +169,8 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         eprintln!("note: a new DHT network: others must bootstrap from {local}");
     }
 
-    let stdin_tx = tx.clone();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if stdin_tx.send_blocking(Input::Line(line)).is_err() {
-                break;
-            }
-        }
-        // End of input does not leave the meeting.
-    });
+    // End of input does not leave the meeting.
+    crate::forward_stdin(tx.clone(), Input::Line);
     let events = node.events();
     let event_tx = tx.clone();
     let forward = smol::spawn(async move {

@@ -85,6 +85,23 @@ fn init_logging() {
         .init();
 }
 
+/// Starts a thread that sends every line of stdin, wrapped by `line`, on `tx`; it ends
+/// with stdin or when the channel closes (end of input is not a reason to leave).
+pub(crate) fn forward_stdin<T: Send + 'static>(
+    tx: smol::channel::Sender<T>,
+    line: fn(String) -> T,
+) {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::stdin().lock().lines() {
+            let Ok(l) = l else { break };
+            if tx.send_blocking(line(l)).is_err() {
+                break;
+            }
+        }
+    });
+}
+
 /// Servers from the command line, else from `STUN_SERVERS`.
 pub(crate) fn servers_from_args_or_env(args: &[String]) -> Vec<String> {
     if !args.is_empty() {

@@ -2,7 +2,7 @@
 //! tab, simple-peer, another library), with offer and answer passed by hand. Once
 //! connected it behaves like `join`: stdin lines are sent, messages are printed.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -108,15 +108,7 @@ pub(crate) async fn run(command: Command) -> Result<(), String> {
 
     // stdin: signals first (an offer to answer, or the answer), then lines to send.
     let (tx, rx) = smol::channel::bounded::<Input>(64);
-    let stdin_tx = tx.clone();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if stdin_tx.send_blocking(Input::Line(line)).is_err() {
-                break;
-            }
-        }
-    });
+    crate::forward_stdin(tx.clone(), Input::Line);
     let ctrl_tx = tx.clone();
     let _ = ctrlc::set_handler(move || {
         let _ = ctrl_tx.try_send(Input::Close);
