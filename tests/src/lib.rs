@@ -3,43 +3,107 @@
 
 pub mod browser;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-/// The `dhtmeet` binary, freshly built. `cargo test` only builds the binaries of the
-/// packages it tests, so a test of this package could otherwise run a stale binary: the
-/// first call runs `cargo build` for it (a no-op when it is up to date).
+/// A target of this workspace, freshly built: `kind` is `"bin"` or `"example"`.
+/// `cargo test` only builds the binaries of the packages it tests (and no examples), so
+/// a test could otherwise run a stale or missing program: this runs `cargo build` for it
+/// (a no-op when it is up to date), in the test's own profile.
+pub fn cargo_built(package: &str, kind: &str, name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        package,
+        &format!("--{kind}"),
+        name,
+    ]);
+    if dir.file_name().is_some_and(|p| p == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build");
+    assert!(status.success(), "building {kind} {name} failed");
+    let path = match kind {
+        "example" => dir.join("examples").join(name),
+        _ => dir.join(name),
+    };
+    assert!(
+        path.exists(),
+        "{} is missing after cargo build",
+        path.display()
+    );
+    path
+}
+
+/// The `dhtmeet` binary, freshly built once per test process ([`cargo_built`]).
 pub fn dhtmeet_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        let dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target/<profile>");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "dhtmeet-smol", "--bin", "dhtmeet"]);
-        if dir.file_name().is_some_and(|p| p == "release") {
-            build.arg("--release");
+    BIN.get_or_init(|| cargo_built("dhtmeet-smol", "bin", "dhtmeet"))
+        .clone()
+}
+
+/// The lines a child writes to `output` (its stdout or stderr), as they arrive.
+pub fn lines_of(output: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
         }
-        let status = build
-            .status()
-            .expect("run cargo build for the dhtmeet binary");
-        assert!(status.success(), "building the dhtmeet binary failed");
-        let bin = dir.join("dhtmeet");
-        assert!(
-            bin.exists(),
-            "{} is missing after cargo build",
-            bin.display()
-        );
-        bin
-    })
-    .clone()
+    });
+    rx
+}
+
+/// The JSON objects a child prints one per line on `stdout` (`--json`), as they
+/// arrive; other lines are skipped.
+pub fn json_events(stdout: ChildStdout) -> mpsc::Receiver<serde_json::Value> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Waits up to `limit` for an event named `name`; every event seen (that one too) goes
+/// into `seen`. `None` on time-out or when the child's output ended.
+pub fn wait_event(
+    rx: &mpsc::Receiver<serde_json::Value>,
+    name: &str,
+    limit: Duration,
+    seen: &mut Vec<serde_json::Value>,
+) -> Option<serde_json::Value> {
+    let end = Instant::now() + limit;
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(v) => {
+                seen.push(v.clone());
+                if v["event"] == name {
+                    return Some(v);
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// A child process that is killed and reaped when dropped, even if the test panics.

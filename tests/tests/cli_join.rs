@@ -1,13 +1,13 @@
 //! `dhtmeet join` and `dhtmeet demo` as a user runs them: real processes, real sockets on
 //! loopback, a private DHT node as the only infrastructure.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use dhtmeet_tests::{ChildGuard, dhtmeet_bin, spawn_dhtmeet_stun_server};
+use dhtmeet_tests::{ChildGuard, dhtmeet_bin, spawn_dhtmeet_stun_server, wait_event};
 use sha2::{Digest, Sha256};
 
 fn dht_node() -> (ChildGuard, SocketAddr) {
@@ -48,38 +48,8 @@ fn member_with(
         .spawn()
         .expect("spawn dhtmeet join");
     let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
+    let rx = dhtmeet_tests::json_events(stdout);
     (ChildGuard(child), rx)
-}
-
-/// Waits up to `limit` for an event named `name`; all events seen go into `seen`.
-fn wait_event(
-    rx: &mpsc::Receiver<serde_json::Value>,
-    name: &str,
-    limit: Duration,
-    seen: &mut Vec<serde_json::Value>,
-) -> Option<serde_json::Value> {
-    let end = Instant::now() + limit;
-    while let Some(left) = end.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(v) => {
-                seen.push(v.clone());
-                if v["event"] == name {
-                    return Some(v);
-                }
-            }
-            Err(_) => return None,
-        }
-    }
-    None
 }
 
 #[test]

@@ -2,14 +2,13 @@
 //! while the only bootstrap node is down still finds its meeting, through what it
 //! remembered; a member with no state, started at the same moment, does not.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use dhtmeet_tests::{ChildGuard, dhtmeet_bin};
+use dhtmeet_tests::{ChildGuard, dhtmeet_bin, wait_event};
 
 fn dht_node() -> (ChildGuard, SocketAddr) {
     dhtmeet_tests::spawn_dhtmeet_dht_node()
@@ -46,44 +45,9 @@ fn member(
         .expect("spawn dhtmeet join");
     let stdout = child.stdout.take().expect("stdout");
     let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let (etx, erx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let _ = etx.send(line);
-        }
-    });
+    let rx = dhtmeet_tests::json_events(stdout);
+    let erx = dhtmeet_tests::lines_of(stderr);
     (ChildGuard(child), rx, erx)
-}
-
-fn wait_event(
-    rx: &mpsc::Receiver<serde_json::Value>,
-    name: &str,
-    limit: Duration,
-    seen: &mut Vec<serde_json::Value>,
-) -> Option<serde_json::Value> {
-    let end = Instant::now() + limit;
-    while let Some(left) = end.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(v) => {
-                seen.push(v.clone());
-                if v["event"] == name {
-                    return Some(v);
-                }
-            }
-            Err(_) => return None,
-        }
-    }
-    None
 }
 
 struct TempDir(PathBuf);

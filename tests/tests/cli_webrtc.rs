@@ -2,10 +2,10 @@
 //! the offer and answer passed by hand (through stdin/stdout and through files), lines
 //! sent both ways; and bad offers refused with a clear error.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dhtmeet_tests::{ChildGuard, dhtmeet_bin, spawn_dhtmeet_stun_server};
 use serde_json::Value;
@@ -23,29 +23,14 @@ fn webrtc(args: &[&str]) -> (ChildGuard, ChildStdin, mpsc::Receiver<Value>) {
         .expect("spawn dhtmeet webrtc");
     let stdin = child.stdin.take().expect("stdin");
     let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
+    let rx = dhtmeet_tests::json_events(stdout);
     (ChildGuard(child), stdin, rx)
 }
 
 fn wait_event(rx: &mpsc::Receiver<Value>, name: &str) -> Value {
-    let end = Instant::now() + Duration::from_secs(20);
     let mut seen = Vec::new();
-    while let Some(left) = end.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(v) if v["event"] == name => return v,
-            Ok(v) => seen.push(v),
-            Err(_) => break,
-        }
-    }
-    panic!("no {name} event; saw {seen:?}");
+    dhtmeet_tests::wait_event(rx, name, Duration::from_secs(20), &mut seen)
+        .unwrap_or_else(|| panic!("no {name} event; saw {seen:?}"))
 }
 
 fn send_line(stdin: &mut ChildStdin, line: &str) {

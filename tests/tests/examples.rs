@@ -2,7 +2,7 @@
 //! each other through a private DHT node on loopback, and `own_event_loop` learns its
 //! address from a STUN server.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -10,21 +10,8 @@ use std::time::Duration;
 
 use dhtmeet_tests::{ChildGuard, spawn_dhtmeet_stun_server};
 
-/// Builds `example` of `package` (as `cargo test` does not) and returns its path.
-fn example(package: &str, example: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "--quiet", "-p", package, "--example", example]);
-    if dir.file_name().is_some_and(|p| p == "release") {
-        build.arg("--release");
-    }
-    assert!(build.status().expect("cargo build").success());
-    dir.join("examples").join(example)
+fn example(package: &str, name: &str) -> PathBuf {
+    dhtmeet_tests::cargo_built(package, "example", name)
 }
 
 /// A running chat example whose stdout lines arrive on a channel.
@@ -37,13 +24,7 @@ fn chat(bin: &PathBuf, code: &str, server: &str) -> (ChildGuard, mpsc::Receiver<
         .spawn()
         .expect("spawn example");
     let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (ChildGuard(child), rx)
+    (ChildGuard(child), dhtmeet_tests::lines_of(stdout))
 }
 
 fn wait_line(rx: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) -> bool {

@@ -6,7 +6,7 @@
 //! page talks to `dhtmeet webrtc offer` as a user would. Skips loudly when the browser
 //! cannot start (fails under `CI=true`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::UdpSocket;
 use std::ops::ControlFlow;
 use std::process::{Command as Process, Stdio};
@@ -299,14 +299,7 @@ fn the_readme_page_talks_to_dhtmeet_webrtc_offer() {
     let mut stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let _guard = ChildGuard(child);
-    let (tx, events) = mpsc::channel::<Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
+    let events = dhtmeet_tests::json_events(stdout);
     let next = |name: &str| loop {
         let v = events.recv_timeout(LIMIT).expect("an event from dhtmeet");
         if v["event"] == name {
