@@ -68,7 +68,7 @@ fn the_std_and_smol_chat_examples_talk_to_each_other() {
         wait_line(&a_out, "> from the smol example", &mut seen_a),
         "{seen_a:?}"
     );
-    // End of input: the std example drops its handle and leaves; the other sees it.
+    // End of input: the std example closes its node and exits cleanly.
     drop(a.0.stdin.take());
     let status = a.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
