@@ -257,6 +257,9 @@ pub struct Node {
     now: Instant,
     events: VecDeque<Event>,
     stats: NodeStats,
+    /// The meeting took DTLS datagrams whose outputs are not collected yet (a burst is
+    /// collected once, at the first `poll_*`).
+    meeting_unsettled: bool,
 }
 
 impl Node {
@@ -295,6 +298,7 @@ impl Node {
             stun_reachable: false,
             events: VecDeque::new(),
             stats: NodeStats::default(),
+            meeting_unsettled: false,
         };
         node.collect_dht_events();
         Ok(node)
@@ -419,6 +423,7 @@ impl Node {
 
     /// Moves the meeting's outputs: signaling into the DHT, events to the application.
     fn collect_meeting(&mut self) {
+        self.meeting_unsettled = false;
         let Some(meeting) = &mut self.meeting else {
             return;
         };
@@ -655,7 +660,7 @@ impl SansIo for Node {
                     .as_mut()
                     .is_some_and(|m| m.handle_datagram(now, local, remote, datagram));
                 if taken {
-                    self.collect_meeting();
+                    self.meeting_unsettled = true;
                 } else {
                     self.stats.dropped_dtls += 1;
                 }
@@ -690,6 +695,9 @@ impl SansIo for Node {
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
+        if self.meeting_unsettled {
+            self.collect_meeting();
+        }
         self.stun_server
             .poll_transmit()
             .or_else(|| self.stun_client.as_mut().and_then(|c| c.poll_transmit()))
@@ -698,12 +706,18 @@ impl SansIo for Node {
     }
 
     fn poll_event(&mut self) -> Option<Event> {
+        if self.meeting_unsettled {
+            self.collect_meeting();
+        }
         // Events of API calls made through `dht_mut` are collected here.
         self.collect_dht_events();
         self.events.pop_front()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        if self.meeting_unsettled {
+            return Some(self.now);
+        }
         let stun = self.stun_client.as_ref().and_then(|c| c.poll_timeout());
         let dht = self.dht.as_ref().and_then(|d| d.poll_timeout());
         let meeting = self.meeting.as_ref().and_then(|m| m.poll_timeout());

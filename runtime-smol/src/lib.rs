@@ -42,17 +42,15 @@ use futures_lite::future;
 pub use dhtmeet_core::{SansIo, Seed};
 use dhtmeet_core::{canonical_remote, socket_destination};
 pub use dhtmeet_std::{
-    Config, DHT_PORT, DriverStats, MAINLINE_ROUTERS, PUBLIC_STUN_SERVERS, Resumed, SOCKET_BUFFER,
-    STUN_PORT, StartError, StateDir, enlarge_buffers, is_transient, random_seed, service,
-    state_dir,
+    Config, DHT_PORT, DriverStats, MAINLINE_ROUTERS, MAX_READ_BATCH, PUBLIC_STUN_SERVERS, Resumed,
+    SOCKET_BUFFER, STUN_PORT, StartError, StateDir, enlarge_buffers, is_transient, random_seed,
+    service, state_dir,
 };
 pub use handle::NodeHandle;
 
 mod handle;
 
 const MAX_DATAGRAM: usize = 65_535;
-/// Datagrams read in one go after a wakeup, before the driver sends and polls.
-const MAX_READ_BATCH: usize = 64;
 
 /// An async driver of one state machine over one UDP socket.
 #[derive(Debug)]

@@ -54,6 +54,9 @@ pub use state_dir::StateDir;
 
 /// The largest UDP payload; the receive buffer has this size so nothing is truncated.
 const MAX_DATAGRAM: usize = 65_535;
+/// Datagrams a driver reads in one go after a wakeup, before it sends and polls (both
+/// runtimes): a burst is read while it fits the socket buffer and settled once.
+pub const MAX_READ_BATCH: usize = 64;
 
 /// A seed for a node's randomness from the operating system (the core never reads OS
 /// randomness itself).
@@ -221,21 +224,47 @@ impl<M: SansIo> Driver<M> {
             });
             self.socket.set_read_timeout(wait)?;
             match self.socket.recv_from(&mut self.buf) {
-                Ok((_, from)) if self.wakers.contains(&from) => self.stats.wakeups += 1,
                 Ok((len, from)) => {
-                    self.stats.received += 1;
-                    let remote = canonical_remote(from);
-                    self.machine.handle_datagram(
-                        Instant::now(),
-                        self.local,
-                        remote,
-                        &self.buf[..len],
-                    );
+                    self.deliver(len, from);
+                    self.read_ready()?;
                 }
                 Err(e) if is_transient(&e) => {}
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Hands the datagram in `buf[..len]` to the machine (or counts a wake-up).
+    fn deliver(&mut self, len: usize, from: SocketAddr) {
+        if self.wakers.contains(&from) {
+            self.stats.wakeups += 1;
+            return;
+        }
+        self.stats.received += 1;
+        let remote = canonical_remote(from);
+        self.machine
+            .handle_datagram(Instant::now(), self.local, remote, &self.buf[..len]);
+    }
+
+    /// Takes what else is already waiting (up to [`MAX_READ_BATCH`] datagrams) before
+    /// sending and polling, so a burst is read while it fits the socket's buffer and the
+    /// machine settles it once (see `Session` in the core).
+    fn read_ready(&mut self) -> io::Result<()> {
+        self.socket.set_nonblocking(true)?;
+        let mut result = Ok(());
+        for _ in 0..MAX_READ_BATCH {
+            match self.socket.recv_from(&mut self.buf) {
+                Ok((len, from)) => self.deliver(len, from),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if is_transient(&e) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.socket.set_nonblocking(false)?;
+        result
     }
 
     /// A way for another thread to wake this driver out of its blocking read (after

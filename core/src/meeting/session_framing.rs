@@ -19,6 +19,11 @@ use std::collections::VecDeque;
 /// The largest frame (one SCTP message), header included.
 pub const FRAME_MAX: usize = 64 * 1024;
 
+/// The smallest frame a sender cuts to fit its SCTP budget (see `Session::write_frames`):
+/// below this it waits for acknowledgements instead of writing ever smaller frames.
+pub(crate) const MIN_SPLIT_FRAME: usize = 8 * 1024;
+const _: () = assert!(MIN_SPLIT_FRAME > 5 && MIN_SPLIT_FRAME <= FRAME_MAX);
+
 /// The largest application message a session sends or accepts (16 MiB).
 pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 
@@ -95,28 +100,36 @@ impl SendQueue {
         }
     }
 
-    /// The length of the next frame, header included; `None` if nothing is queued.
-    pub fn next_frame_len(&self) -> Option<usize> {
+    /// The length of the next frame if it may be at most `max` bytes (header included;
+    /// `max` is capped at [`FRAME_MAX`] and must be at least [`MIN_SPLIT_FRAME`]);
+    /// `None` if nothing is queued.
+    pub fn next_frame_len(&self, max: usize) -> Option<usize> {
+        let max = max.clamp(MIN_SPLIT_FRAME, FRAME_MAX);
         // A whole or last frame is the tag and the rest; a first or middle frame is full.
         let rest = self.messages.front()?.len() - self.offset;
-        Some((rest + 1).min(FRAME_MAX))
+        Some((rest + 1).min(max))
     }
 
-    /// Writes the next frame into `frame` (cleared first) and returns the length of the
-    /// message part it carries; `None` if nothing is queued. The part is only taken off
-    /// the queue by [`SendQueue::advance`], once SCTP has accepted the frame.
-    pub fn next_frame(&self, frame: &mut Vec<u8>) -> Option<usize> {
+    /// Writes the next frame, at most `max` bytes (as in [`SendQueue::next_frame_len`]),
+    /// into `frame` (cleared first) and returns the length of the message part it
+    /// carries; `None` if nothing is queued. The part is only taken off the queue by
+    /// [`SendQueue::advance`], once SCTP has accepted the frame.
+    ///
+    /// Frames are cut where the room is: the receiver only checks that the parts add
+    /// up to the announced length, so a sender may size each frame to what its SCTP
+    /// budget has left (see `Session::write_frames`).
+    pub fn next_frame(&self, frame: &mut Vec<u8>, max: usize) -> Option<usize> {
+        let max = max.clamp(MIN_SPLIT_FRAME, FRAME_MAX);
         frame.clear();
         let message = self.messages.front()?;
         let rest = &message[self.offset..];
-        let (tag, body) = if self.offset == 0 && message.len() < FRAME_MAX {
-            (TAG_WHOLE, rest)
-        } else if self.offset == 0 {
-            (TAG_FIRST, &rest[..FRAME_MAX - 5])
-        } else if rest.len() < FRAME_MAX {
-            (TAG_LAST, rest)
-        } else {
-            (TAG_MIDDLE, &rest[..FRAME_MAX - 1])
+        let fits = rest.len() < max;
+        let (tag, body) = match (self.offset == 0, fits) {
+            (true, true) => (TAG_WHOLE, rest),
+            // The first part is shorter than the message (max - 5 < rest.len()).
+            (true, false) => (TAG_FIRST, &rest[..max - 5]),
+            (false, true) => (TAG_LAST, rest),
+            (false, false) => (TAG_MIDDLE, &rest[..max - 1]),
         };
         frame.push(tag);
         if tag == TAG_FIRST {
@@ -215,7 +228,8 @@ impl Reassembly {
 mod tests {
     use super::*;
 
-    fn round_trip(messages: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    /// Frames `messages` with frame limits taken in turn from `limits`, reassembles them.
+    fn round_trip(messages: &[Vec<u8>], limits: &[usize]) -> Vec<Vec<u8>> {
         let mut queue = SendQueue::default();
         for m in messages {
             queue.push(m.clone());
@@ -223,17 +237,22 @@ mod tests {
         let mut out = Vec::new();
         let mut rx = Reassembly::default();
         let mut frame = Vec::new();
-        while let Some(len) = queue.next_frame_len() {
-            let body = queue.next_frame(&mut frame).unwrap();
+        let mut limits = limits.iter().copied().cycle();
+        loop {
+            let max = limits.next().unwrap_or(FRAME_MAX);
+            let Some(len) = queue.next_frame_len(max) else {
+                break;
+            };
+            let body = queue.next_frame(&mut frame, max).unwrap();
             assert_eq!(frame.len(), len);
-            assert!(frame.len() <= FRAME_MAX);
+            assert!(frame.len() <= max.clamp(MIN_SPLIT_FRAME, FRAME_MAX));
             queue.advance(body);
             if let Some(m) = rx.push(frame.clone()).unwrap() {
                 out.push(m);
             }
         }
         assert_eq!(queue.queued_bytes(), 0);
-        assert_eq!(queue.next_frame_len(), None);
+        assert_eq!(queue.next_frame_len(FRAME_MAX), None);
         assert_eq!(rx.buffered(), 0);
         out
     }
@@ -258,7 +277,48 @@ mod tests {
             .enumerate()
             .map(|(i, &n)| (0..n).map(|j| (j * 31 + i) as u8).collect())
             .collect();
-        assert_eq!(round_trip(&messages), messages);
+        assert_eq!(round_trip(&messages, &[FRAME_MAX]), messages);
+    }
+
+    /// A sender cuts frames to whatever room its SCTP budget has (down to
+    /// MIN_SPLIT_FRAME); limits outside the range are clamped. Every message survives
+    /// whatever the sequence of limits.
+    #[test]
+    fn frames_cut_to_any_room_reassemble() {
+        let sizes = [
+            0,
+            1,
+            5,
+            MIN_SPLIT_FRAME - 1,
+            MIN_SPLIT_FRAME,
+            FRAME_MAX + 9,
+            300_000,
+        ];
+        let messages: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (0..n).map(|j| (j * 7 + i) as u8).collect())
+            .collect();
+        let limits = [
+            0,
+            MIN_SPLIT_FRAME,
+            MIN_SPLIT_FRAME + 1,
+            FRAME_MAX - 9,
+            20_000,
+            usize::MAX,
+        ];
+        for start in 0..limits.len() {
+            let rotated: Vec<usize> = limits[start..]
+                .iter()
+                .chain(&limits[..start])
+                .copied()
+                .collect();
+            assert_eq!(
+                round_trip(&messages, &rotated),
+                messages,
+                "limits from {start}"
+            );
+        }
     }
 
     #[test]

@@ -153,6 +153,7 @@ impl Session {
     /// Drains str0m, then moves queued frames into SCTP while it takes them and drains
     /// once more, then makes sure the next timeout is in the future.
     pub(crate) fn settle(&mut self) {
+        self.unsettled = 0;
         self.drain();
         let wrote = self.phase == Phase::Connected && self.write_frames();
         if wrote {
@@ -215,6 +216,12 @@ impl Session {
 
     /// Hands queued frames to SCTP while it takes them and its buffer stays within
     /// [`Session::sctp_budget`]; `true` if it took any.
+    ///
+    /// A frame that does not fit is cut to the room left (down to `MIN_SPLIT_FRAME`)
+    /// rather than held back: the receiver's SCTP delays the acknowledgement of an odd
+    /// last packet by 200 ms, so a sender that waits for a whole frame's room while a
+    /// few bytes are still unacknowledged waits 200 ms per frame (a 64 KiB budget moved
+    /// 16 MiB in 12.8 s of virtual time at zero delay this way, instead of none).
     pub(super) fn write_frames(&mut self) -> bool {
         let Some(id) = self.channel else {
             return false;
@@ -225,16 +232,15 @@ impl Session {
         let budget = self.sctp_budget();
         fastrand::seed(self.fastrand_state);
         let mut wrote = false;
-        while let Some(len) = self.send_queue.next_frame_len() {
-            let Some(mut ch) = self.rtc.channel(id) else {
-                break;
-            };
+        while let Some(mut ch) = self.rtc.channel(id) {
+            let room = budget.saturating_sub(ch.buffered_amount());
             // Checked before the frame is built: a refused frame would be a 64 KiB copy
             // for nothing, on every input while SCTP is full.
-            if ch.buffered_amount() + len > budget {
-                break;
+            match self.send_queue.next_frame_len(room) {
+                Some(len) if len <= room => {}
+                _ => break,
             }
-            let Some(body) = self.send_queue.next_frame(&mut self.frame) else {
+            let Some(body) = self.send_queue.next_frame(&mut self.frame, room) else {
                 break;
             };
             if !ch.write(true, &self.frame).unwrap_or(false) {

@@ -11,7 +11,7 @@ use str0m::channel::ChannelId;
 
 use super::session::{Phase, Session};
 pub(crate) use super::session::{SeededRtc, SessionParts};
-use super::session_framing::MAX_MESSAGE_SIZE;
+use super::session_framing::{MAX_MESSAGE_SIZE, MIN_SPLIT_FRAME};
 use super::session_types::{IceCandidate, SessionEvent};
 
 /// How application messages map onto the data channel.
@@ -88,7 +88,10 @@ impl Session {
     }
 
     /// Plain channel: hands whole queued messages to SCTP while it takes them; `true` if
-    /// it took any. A message larger than the SCTP budget goes alone into an empty buffer.
+    /// it took any. A message larger than the SCTP budget goes alone into a nearly empty
+    /// buffer: less than `MIN_SPLIT_FRAME` (a few packets) left unacknowledged counts as
+    /// empty, so a message never waits for the peer's delayed acknowledgement of the
+    /// last packet (200 ms). Plain messages cannot be cut, unlike frames.
     pub(super) fn write_plain(&mut self, id: ChannelId) -> bool {
         let budget = self.sctp_budget();
         fastrand::seed(self.fastrand_state);
@@ -98,7 +101,7 @@ impl Session {
                 break;
             };
             let buffered = ch.buffered_amount();
-            if buffered > 0 && buffered + message.len() > budget {
+            if buffered >= MIN_SPLIT_FRAME && buffered + message.len() > budget {
                 break;
             }
             if !ch.write(binary, message).unwrap_or(false) {

@@ -264,6 +264,75 @@ fn back_pressure_blocks_then_delivers_everything_in_order() {
     assert_eq!(session(&mut net, A).queued_bytes(), 0);
 }
 
+/// With the smallest SCTP buffer allowed (one frame), a bulk transfer at zero delay
+/// never waits for a timer. It used to: the sender held a whole 64 KiB frame back while
+/// the last few bytes of the previous one were unacknowledged, and the receiver's SCTP
+/// delays the acknowledgement of an odd last packet by 200 ms — 200 ms per frame
+/// (12.8 s of virtual time for 16 MiB). Frames are now cut to the room left.
+#[test]
+fn a_one_frame_sctp_buffer_never_waits_for_delayed_acks() {
+    let config = SessionConfig {
+        sctp_buffer: FRAME_MAX,
+        ..SessionConfig::default()
+    };
+    let mut net = pair(config, Duration::ZERO, 8);
+    connect(&mut net);
+    let sent: Vec<Vec<u8>> = (0..16).map(|i| payload(i, 256 * 1024)).collect();
+    let started = net.now;
+    pump(&mut net, A, B, &sent, Duration::from_secs(60));
+    let took = net.now - started;
+    assert_same(&messages(&net, B), &sent);
+    // 4 MiB through a 64 KiB window is 64 windows; a 1 ms wakeup each is the most a
+    // transfer that never waits for the 200 ms delayed SACK could take.
+    assert!(
+        took < Duration::from_millis(100),
+        "4 MiB at zero delay took {took:?} of virtual time"
+    );
+}
+
+/// A session takes any burst of DTLS datagrams without being polled in between (a
+/// driver that reads every ready datagram first): it settles str0m every
+/// `MAX_UNSETTLED` datagrams, below the 30 that dimpl holds before refusing more. A
+/// refused datagram would be lost and cost SCTP a 1 s retransmission timeout.
+#[test]
+fn a_burst_of_datagrams_without_polls_loses_nothing() {
+    let mut net = pair(SessionConfig::default(), Duration::ZERO, 9);
+    connect(&mut net);
+    // Open SCTP's congestion window first, so one send makes a burst.
+    let warm_up: Vec<Vec<u8>> = (0..8).map(|i| payload(100 + i, 256 * 1024)).collect();
+    pump(&mut net, A, B, &warm_up, Duration::from_secs(60));
+    assert_same(&messages(&net, B), &warm_up);
+    net.events.clear();
+    let message = payload(1, 512 * 1024);
+    session(&mut net, A).send(&message).unwrap();
+    let mut burst = Vec::new();
+    while let Some(t) = session(&mut net, A).poll_transmit() {
+        burst.push(t.contents);
+    }
+    assert!(
+        burst.len() > 3 * MAX_UNSETTLED,
+        "only {} datagrams",
+        burst.len()
+    );
+    let now = net.now;
+    let b = session(&mut net, B);
+    for d in &burst {
+        b.handle_datagram(now, addr(B), addr(A), d);
+    }
+    let started = net.now;
+    net.run_until(Duration::from_secs(10), |e| {
+        e.iter()
+            .any(|(a, ev)| *a == addr(B) && matches!(ev, SessionEvent::Message(_)))
+    });
+    assert_same(&messages(&net, B), &[message]);
+    let took = net.now - started;
+    assert!(
+        took < Duration::from_millis(100),
+        "a datagram of the burst was lost: delivery took {took:?}"
+    );
+    assert_eq!(session(&mut net, B).stats().datagrams_dropped, 0);
+}
+
 #[test]
 fn five_percent_loss_delivers_every_message_once_in_order() {
     let mut net = pair(SessionConfig::default(), Duration::from_millis(10), 4);

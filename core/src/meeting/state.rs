@@ -13,7 +13,7 @@
 //! member id is ICE-controlling, so both sides agree without talking — and sends its
 //! parameters; parameters received start the session's ICE/DTLS/SCTP.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -194,6 +194,9 @@ pub struct Meeting {
     signals: VecDeque<(SocketAddr, Vec<u8>)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<MeetingEvent>,
+    /// Members whose session took datagrams whose outputs are not collected yet: a
+    /// burst of datagrams is settled once, at the first `poll_*` (see `Session`).
+    unsettled: BTreeSet<MemberId>,
     stats: MeetingStats,
     left: bool,
 }
@@ -228,6 +231,7 @@ impl Meeting {
             replay: ReplayGuard::new(),
             signals: VecDeque::new(),
             transmits: VecDeque::new(),
+            unsettled: BTreeSet::new(),
             events: VecDeque::new(),
             stats: MeetingStats::default(),
             left: false,
@@ -608,8 +612,15 @@ impl Meeting {
         if let Some(s) = self.peers.get_mut(&member).and_then(|p| p.session.as_mut()) {
             s.handle_datagram(self.now, local, remote, datagram);
         }
-        self.collect(&member);
+        self.unsettled.insert(member);
         true
+    }
+
+    /// Collects the outputs of the sessions that took datagrams since the last `poll_*`.
+    fn collect_unsettled(&mut self) {
+        while let Some(member) = self.unsettled.pop_first() {
+            self.collect(&member);
+        }
     }
 
     /// Drains one session's outputs into the meeting's.
@@ -703,6 +714,7 @@ impl Meeting {
 
     /// The next signaling message to send as a `dm_signal` query: (address, arguments).
     pub fn poll_signal(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.collect_unsettled();
         self.signals.pop_front()
     }
 }
@@ -723,6 +735,7 @@ impl SansIo for Meeting {
     fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
         let now = self.now;
+        self.collect_unsettled();
         let members: Vec<MemberId> = self.peers.keys().copied().collect();
         for member in members {
             let retry = self
@@ -774,14 +787,19 @@ impl SansIo for Meeting {
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.collect_unsettled();
         self.transmits.pop_front()
     }
 
     fn poll_event(&mut self) -> Option<MeetingEvent> {
+        self.collect_unsettled();
         self.events.pop_front()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        if !self.unsettled.is_empty() {
+            return Some(self.now);
+        }
         let sessions = self
             .peers
             .values()
