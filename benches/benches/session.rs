@@ -1,6 +1,6 @@
 //! WebRTC sessions in memory: setup round trips (virtual time, 50 ms one-way), data-
-//! channel throughput of two `Session`s beside a bare str0m pair in the same run, and
-//! memory per session.
+//! channel throughput of two whole `Node`s (meeting, delivery acks, DHT beside) and of
+//! two bare `Session`s beside a bare str0m pair in the same run, and memory per session.
 
 use std::alloc::System;
 use std::collections::VecDeque;
@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use dhtmeet_core::meeting::{DtlsChoice, Session, SessionConfig, SessionEvent};
-use dhtmeet_core::{SansIo, Seed};
+use dhtmeet_core::meeting::signal::MemberId;
+use dhtmeet_core::meeting::{DtlsChoice, Session, SessionConfig, SessionEvent, code};
+use dhtmeet_core::{Event as NodeEvent, Node, NodeConfig, SansIo, Seed};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability, SctpInitData};
 use str0m::config::DtlsVersion;
@@ -379,37 +380,172 @@ fn connected_bare() -> [Bare; 2] {
     panic!("bare pair never connected");
 }
 
+// ---- whole nodes ----
+
+/// Three whole `Node`s in memory at zero delay: a DHT bootstrap node and two members of
+/// one meeting, with the clock and the datagrams in flight kept across runs (as `Link`).
+struct Nodes {
+    now: Instant,
+    addrs: [SocketAddr; 3],
+    nodes: [Node; 3],
+    in_flight: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+}
+
+const BOOT: usize = 0;
+const NA: usize = 1;
+const NB: usize = 2;
+
+impl Nodes {
+    /// Runs until `on_event` says so or `limit` of virtual time passes; returns the
+    /// virtual time taken.
+    fn drive(
+        &mut self,
+        limit: Duration,
+        mut on_event: impl FnMut(usize, NodeEvent, &mut [Node; 3]) -> bool,
+    ) -> Option<Duration> {
+        let start = self.now;
+        loop {
+            for i in 0..3 {
+                while let Some(t) = self.nodes[i].poll_transmit() {
+                    self.in_flight
+                        .push_back((self.addrs[i], t.destination, t.contents));
+                }
+                while let Some(e) = self.nodes[i].poll_event() {
+                    if on_event(i, e, &mut self.nodes) {
+                        return Some(self.now - start);
+                    }
+                }
+            }
+            if self.now - start > limit {
+                return None;
+            }
+            if !self.in_flight.is_empty() {
+                while let Some((from, to, bytes)) = self.in_flight.pop_front() {
+                    if let Some(i) = self.addrs.iter().position(|a| *a == to) {
+                        self.nodes[i].handle_datagram(self.now, to, from, &bytes);
+                    }
+                }
+                continue;
+            }
+            let next = self.nodes.iter().filter_map(|n| n.poll_timeout()).min()?;
+            self.now = self.now.max(next);
+            for n in self.nodes.iter_mut() {
+                if n.poll_timeout().is_some_and(|t| t <= self.now) {
+                    n.handle_timeout(self.now);
+                }
+            }
+        }
+    }
+
+    /// A bootstrap node and two members that have joined one code and connected; also
+    /// returns B's member id as A knows it.
+    fn meeting() -> (Nodes, MemberId) {
+        let now = Instant::now();
+        let addrs = [
+            SocketAddr::from(([192, 0, 2, 1], 6881)),
+            SocketAddr::from(A),
+            SocketAddr::from(B),
+        ];
+        let node = |i: usize| {
+            let mut config = NodeConfig::new(Seed::from_u64(40 + i as u64));
+            if i != BOOT {
+                if let Some(dht) = config.dht.as_mut() {
+                    dht.bootstrap = vec![addrs[BOOT]];
+                }
+                config.local_addr = Some(addrs[i]);
+            }
+            Node::new(config, now).expect("valid node config")
+        };
+        let mut net = Nodes {
+            now,
+            addrs,
+            nodes: [node(0), node(1), node(2)],
+            in_flight: VecDeque::new(),
+        };
+        let mut ready = 0;
+        net.drive(Duration::from_secs(60), |i, e, _| {
+            ready += usize::from(i != BOOT && matches!(e, NodeEvent::DhtReady { .. }));
+            ready == 2
+        })
+        .expect("DHT never ready");
+        let invitation = code::generate(&mut Seed::from_u64(7).rng());
+        let now = net.now;
+        for i in [NA, NB] {
+            net.nodes[i].join(&invitation, false, now).expect("join");
+        }
+        let mut b_id = None;
+        let mut connected = 0;
+        net.drive(Duration::from_secs(120), |i, e, _| {
+            if let NodeEvent::PeerConnected { member } = e {
+                connected += 1;
+                if i == NA {
+                    b_id = Some(member);
+                }
+            }
+            connected == 2
+        })
+        .expect("members never connected");
+        (net, b_id.expect("A saw B connect"))
+    }
+}
+
+/// Sends `TRANSFER` bytes from node A to node B in `MESSAGE`-byte messages; returns
+/// the bytes received and the virtual time taken.
+fn node_transfer(net: &mut Nodes, to: &MemberId, message: &[u8]) -> (usize, Duration) {
+    let count = TRANSFER / MESSAGE;
+    let mut sent = 0;
+    while sent < count && net.nodes[NA].send(to, message).is_ok() {
+        sent += 1;
+    }
+    let mut received = 0;
+    let mut bytes = 0;
+    let took = net
+        .drive(Duration::from_secs(600), |i, e, nodes| {
+            match e {
+                NodeEvent::Message { data, .. } if i == NB => {
+                    received += 1;
+                    bytes += data.len();
+                }
+                NodeEvent::Writable { .. } if i == NA => {
+                    while sent < count && nodes[NA].send(to, message).is_ok() {
+                        sent += 1;
+                    }
+                }
+                _ => {}
+            }
+            received == count
+        })
+        .expect("node transfer stalled");
+    (bytes, took)
+}
+
 fn throughput(c: &mut Criterion) {
     let message = vec![0x5au8; MESSAGE];
     let chunk = vec![0xa5u8; 64 * 1024];
 
-    // One timed transfer each, side by side, for the ratio.
     let (mut ours, mut link) = connected_sessions();
     let mut bare = connected_bare();
-    session_transfer(&mut ours, &mut link, &message);
+    let (mut nodes, b_id) = Nodes::meeting();
     bare_transfer(&mut bare, &chunk);
-    let t0 = Instant::now();
-    let (n1, v1) = session_transfer(&mut ours, &mut link, &message);
-    let (n2, v2) = session_transfer(&mut ours, &mut link, &message);
-    let n = n1 + n2;
-    let t_ours = t0.elapsed();
-    let t0 = Instant::now();
-    let m = bare_transfer(&mut bare, &chunk) + bare_transfer(&mut bare, &chunk);
-    let t_bare = t0.elapsed();
-    let mb = |bytes: usize, t: Duration| bytes as f64 / t.as_secs_f64() / 1e6;
-    println!(
-        "throughput in memory: Session {:.0} MB/s, bare str0m {:.0} MB/s, ratio {:.2}",
-        mb(n, t_ours),
-        mb(m, t_bare),
-        mb(n, t_ours) / mb(m, t_bare)
-    );
     // At zero delay a transfer that never waits for a timer (a delayed SACK, a
     // retransmission) takes no virtual time but the session's 1 ms wakeups.
-    println!("virtual time of the two 16 MiB transfers at zero delay: {v1:?}, {v2:?}");
+    let virtual_times = [
+        session_transfer(&mut ours, &mut link, &message).1,
+        session_transfer(&mut ours, &mut link, &message).1,
+        node_transfer(&mut nodes, &b_id, &message).1,
+        node_transfer(&mut nodes, &b_id, &message).1,
+    ];
+    println!(
+        "virtual time of 16 MiB transfers at zero delay: Session {:?}, {:?}; Node {:?}, {:?}",
+        virtual_times[0], virtual_times[1], virtual_times[2], virtual_times[3]
+    );
 
     let mut group = c.benchmark_group("data_channel_16MiB");
     group.throughput(Throughput::Bytes(TRANSFER as u64));
     group.sample_size(10);
+    group.bench_function("node", |b| {
+        b.iter(|| black_box(node_transfer(&mut nodes, &b_id, &message)))
+    });
     group.bench_function("session", |b| {
         b.iter(|| black_box(session_transfer(&mut ours, &mut link, &message)))
     });
@@ -417,6 +553,23 @@ fn throughput(c: &mut Criterion) {
         b.iter(|| black_box(bare_transfer(&mut bare, &chunk)))
     });
     group.finish();
+
+    // The ratios, from criterion's medians of this run.
+    let median = |f: &str| dhtmeet_benches::median_ns("data_channel_16MiB", f);
+    let mbps = |ns: f64| TRANSFER as f64 / (ns * 1e-9) / 1e6;
+    if let (Some(node), Some(session), Some(bare)) =
+        (median("node"), median("session"), median("bare_str0m"))
+    {
+        println!(
+            "throughput in memory (medians): Node {:.0} MB/s, Session {:.0} MB/s, bare str0m \
+             {:.0} MB/s; Node/bare {:.2}, Session/bare {:.2}",
+            mbps(node),
+            mbps(session),
+            mbps(bare),
+            bare / node,
+            bare / session
+        );
+    }
 }
 
 fn memory(_c: &mut Criterion) {
