@@ -99,6 +99,10 @@ pub enum JoinError {
     /// The DHT refused to watch the topic.
     #[error(transparent)]
     Dht(#[from] DhtError),
+    /// The node has stopped (a runtime's handle whose thread or task has ended, after
+    /// `close`/`shutdown` or a socket error): nothing can join through it any more.
+    #[error("the node has stopped")]
+    Stopped,
 }
 
 /// What a node tells its application. New kinds of events arrive as the protocol grows:

@@ -115,7 +115,7 @@ impl NodeHandle {
             reply,
         })
         .await
-        .unwrap_or(Err(JoinError::AlreadyJoined))
+        .unwrap_or(Err(JoinError::Stopped))
     }
 
     /// Sends `data` to `member`; waits while its queue is full (back-pressure).

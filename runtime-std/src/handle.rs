@@ -130,7 +130,7 @@ impl NodeHandle {
             allow_weak_code,
             reply,
         })
-        .unwrap_or(Err(JoinError::AlreadyJoined))
+        .unwrap_or(Err(JoinError::Stopped))
     }
 
     /// Sends `data` to `member`, waiting while its queue is full (back-pressure).

@@ -377,6 +377,28 @@ fn a_std_shutdown_joins_the_thread_and_frees_the_socket() {
     boot.shutdown().unwrap();
 }
 
+/// After `close` (through a shared reference) every call says the node stopped: join
+/// answers `Stopped` (not "already joined"), send `Closed`, health `None`, and the event
+/// stream ends once drained.
+#[test]
+fn a_closed_std_handle_says_stopped_to_every_call() {
+    let boot = bootstrap_node();
+    let Member::Std(a) = Member::start(0, 41, boot.local_addr()) else {
+        unreachable!("kind 0 is std")
+    };
+    a.close().unwrap();
+    let code = code::generate(&mut Seed::from_u64(41).rng());
+    assert_eq!(a.join(&code).unwrap_err(), dhtmeet_core::JoinError::Stopped);
+    assert_eq!(a.send(&MemberId([1; 8]), b"x"), Err(SendError::Closed));
+    assert!(a.health().is_none());
+    // Events from before the close can still be read; then the stream ends (a live
+    // node would keep it open for as long as the timeout).
+    let queued = std::iter::from_fn(|| a.next_event(Duration::from_secs(5))).take(2000);
+    assert!(queued.count() < 2000, "the event stream never ended");
+    a.close().unwrap();
+    boot.shutdown().unwrap();
+}
+
 #[test]
 fn sending_to_a_stranger_is_refused_not_queued() {
     let boot = bootstrap_node();
