@@ -4,6 +4,7 @@
 pub mod code;
 mod delivery;
 pub mod keys;
+mod seeded_dtls;
 mod session;
 mod session_framing;
 mod session_route;

@@ -178,8 +178,9 @@ pub(crate) struct SeededRtc {
 }
 
 impl SeededRtc {
-    /// Builds the `Rtc` from `seed`'s children `{label}/ice-credentials` and
-    /// `{label}/fastrand`; `configure` adds the path's own settings.
+    /// Builds the `Rtc` from `seed`'s children `{label}/ice-credentials`,
+    /// `{label}/fastrand` and `{label}/dtls` (dimpl's RNG, see `seeded_dtls`);
+    /// `configure` adds the path's own settings.
     pub(crate) fn build(
         seed: &Seed,
         label: &str,
@@ -195,7 +196,9 @@ impl SeededRtc {
         let ufrag = ice_string(8);
         let pwd = ice_string(24);
         let fr = seed.child(&format!("{label}/fastrand")).0;
+        let dtls = seed.child(&format!("{label}/dtls")).0;
         let rtc_config = RtcConfig::new()
+            .set_crypto_provider(super::seeded_dtls::crypto_provider())
             .set_local_ice_credentials(IceCreds {
                 ufrag: ufrag.clone(),
                 pass: pwd.clone(),
@@ -204,7 +207,11 @@ impl SeededRtc {
         fastrand::seed(u64::from_be_bytes([
             fr[0], fr[1], fr[2], fr[3], fr[4], fr[5], fr[6], fr[7],
         ]));
-        let mut rtc = configure(rtc_config).build(now);
+        let dtls_seed = u64::from_be_bytes([
+            dtls[0], dtls[1], dtls[2], dtls[3], dtls[4], dtls[5], dtls[6], dtls[7],
+        ]);
+        let mut rtc =
+            super::seeded_dtls::build_with_seed(dtls_seed, || configure(rtc_config).build(now));
         let fastrand_state = fastrand::u64(..);
         let fp = rtc.direct_api().local_dtls_fingerprint().clone();
         let fingerprint = fp
