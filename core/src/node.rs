@@ -27,7 +27,7 @@ use crate::stun::{
     AllServersFailed, BindingClient, BindingServer, ClientStats, Mapping, ServerStats, StunConfig,
     StunConfigError, StunEvent, StunReport,
 };
-use crate::transmit::{SansIo, Transmit};
+use crate::transmit::{SansIo, Transmit, canonical_remote};
 
 /// Everything a node is configured with.
 #[derive(Clone, Debug)]
@@ -237,6 +237,9 @@ pub struct Health {
     pub dht_ready: bool,
     /// Nodes in the DHT routing table.
     pub routing_table_size: usize,
+    /// Whether the DHT runs read-only (BEP 43: it queries but answers no DHT queries),
+    /// as it does behind a NAT (`DhtConfig::read_only_behind_nat`).
+    pub dht_read_only: bool,
     /// Members with an open data channel.
     pub peers: Vec<PeerHealth>,
     /// Traffic counters.
@@ -264,6 +267,9 @@ pub struct Node {
     /// The meeting took DTLS datagrams whose outputs are not collected yet (a burst is
     /// collected once, at the first `poll_*`).
     meeting_unsettled: bool,
+    /// The DHT is read-only unless the latest STUN round showed our socket address is
+    /// public (`DhtConfig::read_only_behind_nat`).
+    auto_read_only: bool,
 }
 
 impl Node {
@@ -272,8 +278,17 @@ impl Node {
         config.stun.validate()?;
         config.meeting.session.validate()?;
         let saved = config.saved_state.unwrap_or_default();
+        // BEP 43 until STUN shows we are not behind a NAT (`DhtConfig::read_only_behind_nat`).
+        let auto_read_only = !config.stun.servers.is_empty()
+            && config
+                .dht
+                .as_ref()
+                .is_some_and(|d| d.read_only_behind_nat && !d.read_only);
         let dht = match config.dht {
-            Some(dht) => Some(Dht::with_saved(dht, config.seed.child("dht"), now, &saved)?),
+            Some(mut dht) => {
+                dht.read_only |= auto_read_only;
+                Some(Dht::with_saved(dht, config.seed.child("dht"), now, &saved)?)
+            }
             None => None,
         };
         let stun_client = if config.stun.servers.is_empty() {
@@ -303,6 +318,7 @@ impl Node {
             events: VecDeque::new(),
             stats: NodeStats::default(),
             meeting_unsettled: false,
+            auto_read_only,
         };
         node.collect_dht_events();
         Ok(node)
@@ -517,6 +533,7 @@ impl Node {
                 .map_or(Mapping::Unknown, |r| r.mapping),
             dht_ready: self.dht.as_ref().is_some_and(|d| d.is_ready()),
             routing_table_size: self.dht.as_ref().map_or(0, |d| d.routing_table_size()),
+            dht_read_only: self.dht.as_ref().is_some_and(|d| d.is_read_only()),
             peers,
             stats,
         }
@@ -612,6 +629,16 @@ impl Node {
                 }
                 StunEvent::Finished(Ok(report)) => {
                     self.stun_reachable = true;
+                    if self.auto_read_only {
+                        // Public: the address the world sees is our socket's own. A NAT
+                        // may appear or go away between rounds; follow the latest.
+                        let public = self.local.is_some_and(|l| {
+                            canonical_remote(l) == canonical_remote(report.first.mapped)
+                        });
+                        if let Some(dht) = &mut self.dht {
+                            dht.set_read_only(!public, now);
+                        }
+                    }
                     // BEP 42: a DHT id bound to our public IP, once we know it.
                     if let (Some(dht), Mapping::EndpointIndependent) =
                         (&mut self.dht, report.mapping)

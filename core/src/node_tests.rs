@@ -302,6 +302,58 @@ fn members_of_one_code_meet_through_the_dht_and_talk() {
     assert_eq!(left, 2, "seed {seed}");
 }
 
+/// BEP 43 behind a NAT: a member whose STUN answer differs from its socket address
+/// runs its DHT read-only (it asks, answers no DHT query, and tells others not to store
+/// it), so others' lookups never wait on a node they cannot reach; a member whose STUN
+/// answer is its own address serves the DHT as usual. A node without STUN servers (a
+/// public DHT node) is never read-only.
+#[test]
+fn a_member_behind_a_nat_keeps_out_of_routing_tables() {
+    use crate::test_net::Net;
+    let now = test_clock::start();
+    let seed = 44;
+    let mut net: Net<Node> = Net::new(now, Duration::from_millis(20), seed);
+    let boot = addr("192.0.2.1:6881");
+    net.machines.insert(
+        boot,
+        Node::new(NodeConfig::new(Seed::from_u64(seed)), now).unwrap(),
+    );
+    // `public` sees its own address; `natted` sits at 198.51.100.3 on the network, but its
+    // socket is bound to 10.0.0.3 behind a NAT, so STUN answers another address.
+    let public = addr("198.51.100.2:4000");
+    let natted = addr("198.51.100.3:4000");
+    for (i, (at, socket)) in [(public, public), (natted, addr("10.0.0.3:4000"))]
+        .into_iter()
+        .enumerate()
+    {
+        let mut config = NodeConfig::new(Seed::from_u64(seed + 1 + i as u64));
+        config.stun.servers = vec![boot];
+        config.dht.as_mut().unwrap().bootstrap = vec![boot];
+        config.local_addr = Some(socket);
+        let node = Node::new(config, now).unwrap();
+        // Read-only from the start: nothing is answered before STUN has spoken.
+        assert!(node.health().dht_read_only, "seed {seed}");
+        net.machines.insert(at, node);
+    }
+    net.run(Duration::from_secs(10));
+    let health = |a: SocketAddr| net.machines[&a].health();
+    assert!(!health(boot).dht_read_only, "seed {seed}");
+    assert!(!health(public).dht_read_only, "seed {seed}");
+    assert!(health(natted).dht_read_only, "seed {seed}");
+    assert_eq!(health(natted).public_address, Some(natted), "seed {seed}");
+    let stored: Vec<SocketAddr> = net.machines[&boot]
+        .dht()
+        .unwrap()
+        .routing_table()
+        .entries()
+        .map(|e| e.node.addr)
+        .collect();
+    assert!(stored.contains(&public), "seed {seed}: {stored:?}");
+    assert!(!stored.contains(&natted), "seed {seed}: {stored:?}");
+    // The NAT'd member still uses the DHT: it bootstrapped through the others.
+    assert!(health(natted).dht_ready, "seed {seed}");
+}
+
 #[test]
 fn join_refuses_weak_codes_and_nodes_without_a_dht() {
     let now = test_clock::start();

@@ -100,6 +100,34 @@ fn five_members_behind_cone_and_home_nats_connect_as_rfc_4787_predicts() {
     assert_eq!(o.messages_expected, 20, "{t}");
 }
 
+/// Members who join at the same moment, behind home and cone NATs, are all connected
+/// within a second of virtual time. Two things make it so: the second lookup round of a
+/// new topic comes 0.5 s after the first (both first rounds miss each other's announce),
+/// and members behind NATs keep their DHT read-only (BEP 43), so no lookup waits out RPC
+/// timeouts on a node it cannot reach. Before, over seeds 1–30: median 2.4 s, 90th
+/// percentile 5.3 s.
+#[test]
+fn members_joining_together_behind_nats_connect_within_a_second() {
+    let presets = [
+        NatPreset::Home,
+        NatPreset::PortRestrictedCone,
+        NatPreset::FullCone,
+        NatPreset::Home,
+        NatPreset::PortRestrictedCone,
+    ];
+    let first = common::test_seed(21);
+    for seed in first..first + 4 {
+        let o = run(&presets, 50, seed);
+        assert!(o.all_connected(), "{}", table(&o));
+        let slowest = o.pairs.iter().filter_map(|p| p.connect_time).max();
+        assert!(
+            slowest < Some(std::time::Duration::from_secs(1)),
+            "seed {seed}: slowest pair {slowest:?}\n{}",
+            table(&o)
+        );
+    }
+}
+
 #[test]
 fn the_same_seed_gives_the_same_trace_hash() {
     let seed = common::test_seed(7);

@@ -16,8 +16,16 @@ pub struct DhtConfig {
     /// A fixed node id (`NODE_ID`); otherwise random, and BEP 42-secure once our public
     /// IP is known.
     pub node_id: Option<NodeId>,
-    /// BEP 43 read-only: we query but do not answer, and ask others not to query us.
+    /// BEP 43 read-only, always: we query but do not answer, and ask others not to
+    /// query us (registered extension queries, meeting signaling, still get through).
     pub read_only: bool,
+    /// BEP 43 read-only while the node may be behind a NAT (used by `Node`): with STUN
+    /// servers configured, the DHT starts read-only and answers queries only once STUN
+    /// shows that the node's public address is its own socket address. A node behind a
+    /// NAT that answers would enter others' routing tables while most of them cannot
+    /// reach it, and every lookup that meets it waits out two RPC timeouts. Without
+    /// STUN servers (a public DHT node) this has no effect.
+    pub read_only_behind_nat: bool,
     /// Time to wait for an answer before retransmitting once, then giving up.
     pub rpc_timeout: Duration,
     /// Queries in flight per lookup (α).
@@ -38,6 +46,7 @@ impl Default for DhtConfig {
             bootstrap: Vec::new(),
             node_id: None,
             read_only: false,
+            read_only_behind_nat: true,
             rpc_timeout: Duration::from_millis(1500),
             alpha: 3,
             k: 8,

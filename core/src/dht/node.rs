@@ -228,6 +228,24 @@ impl Dht {
         self.peers.size()
     }
 
+    /// Switches BEP 43 read-only mode: while on, our queries carry `ro=1` (nodes that
+    /// stored us drop us when they see it) and incoming DHT queries are dropped; meeting
+    /// signaling (registered extension queries) still gets through. Switching it off
+    /// looks our own id up again (during the bootstrap too), so that the nodes near us,
+    /// which were told not to store us, learn us now.
+    pub fn set_read_only(&mut self, read_only: bool, now: Instant) {
+        self.advance(now);
+        let was = std::mem::replace(&mut self.config.read_only, read_only);
+        if was && !read_only {
+            let _ = self.start_lookup(self.id, LookupKind::FindNode);
+        }
+    }
+
+    /// Whether the DHT runs read-only (BEP 43).
+    pub fn is_read_only(&self) -> bool {
+        self.config.read_only
+    }
+
     /// Our public IP is known (from STUN): unless the id was fixed, take a BEP 42 id for
     /// it, keeping the nodes we know. Call before joining meetings.
     pub fn set_public_ip(&mut self, ip: std::net::IpAddr, now: Instant) {

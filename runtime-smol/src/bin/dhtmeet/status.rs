@@ -30,6 +30,7 @@ pub(crate) fn health_json(h: &Health) -> serde_json::Value {
         "mapping": h.mapping.as_str(),
         "dht_ready": h.dht_ready,
         "routing_table_size": h.routing_table_size,
+        "dht_read_only": h.dht_read_only,
         "active_peers": h.peers.len(),
         "peers": h.peers.iter().map(|p| serde_json::json!({
             "peer": p.member.to_string(),
@@ -58,11 +59,14 @@ pub(crate) fn health_text(h: &Health) -> String {
         (false, _) => "not reachable (yet)".into(),
     };
     out.push_str(&format!("STUN:     {stun}\n"));
-    let dht = if h.dht_ready {
+    let mut dht = if h.dht_ready {
         format!("ready, {} nodes in the routing table", h.routing_table_size)
     } else {
         format!("not ready ({} nodes so far)", h.routing_table_size)
     };
+    if h.dht_read_only {
+        dht.push_str("; read-only (BEP 43: asks, answers no DHT queries)");
+    }
     out.push_str(&format!("DHT:      {dht}\n"));
     out.push_str(&format!(
         "members:  {} connected; sent {} messages / {} bytes, received {} / {}\n",
