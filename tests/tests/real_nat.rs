@@ -26,7 +26,7 @@ use dhtmeet_tests::require_tool;
 use sha2::{Digest, Sha256};
 
 use internet::Internet;
-use meeting::Meeting;
+use meeting::{Meeting, MemberState};
 use router::RouterKind;
 
 /// The simulator seed of the predictions (any seed gives the same pairs; printed).
@@ -185,6 +185,29 @@ fn meet_as_simulated(
             public.map(|a| a.ip()),
             Some(net.homes[i].public.into()),
             "member {i}'s address, as STUN saw it, is its router's"
+        );
+    }
+    // Behind a NAT, a member's DHT runs read-only (BEP 43): STUN showed an address that
+    // is not its socket's, so it asks but answers no DHT query (and still connected).
+    for i in 0..n {
+        m.say(i, "/status");
+    }
+    let status = |s: &MemberState| {
+        s.events
+            .iter()
+            .rev()
+            .find(|v| v["event"] == "status")
+            .cloned()
+    };
+    let answered = m.wait_until(MESSAGE_LIMIT, |m| {
+        m.members.iter().all(|s| status(s).is_some())
+    });
+    assert!(answered, "not every member answered /status");
+    for (i, s) in m.members.iter().enumerate() {
+        let st = status(s).unwrap_or_default();
+        assert_eq!(
+            st["dht_read_only"], true,
+            "member {i} is behind a NAT: {st}"
         );
     }
 
