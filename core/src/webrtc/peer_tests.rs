@@ -171,6 +171,37 @@ fn towards_a_standard_peer_one_message_is_one_sctp_message() {
     assert_eq!(messages(&net, B).last().unwrap(), b"hello");
 }
 
+/// Plain channels cannot cut a message to the SCTP budget's room as framed ones do, so
+/// a nearly empty buffer (under 8 KiB unacknowledged) counts as empty: a message never
+/// waits for the peer's delayed acknowledgement of the last packet (200 ms). At zero
+/// delay the budget is its 64 KiB floor, and a 200 KiB message after a small one (one
+/// packet, acknowledged late) used to wait that long.
+#[test]
+fn a_plain_channel_never_waits_for_delayed_acks() {
+    let plain = PeerConfig {
+        framing: false,
+        ..PeerConfig::default()
+    };
+    let mut net = pair(plain.clone(), plain, 3);
+    net.latency = Duration::ZERO;
+    connect(&mut net);
+    assert!(!peer(&mut net, A).is_framed());
+    // Give ICE a round trip measured at zero delay, so the budget is the floor.
+    net.run(Duration::from_secs(2));
+    let sent: Vec<Vec<u8>> = (0..8)
+        .map(|i| payload(i, if i % 2 == 0 { 100 } else { 200 * 1024 }))
+        .collect();
+    let started = net.now;
+    exchange(&mut net, A, B, &sent);
+    let took = net.now - started;
+    // With the old rule (any byte unacknowledged blocks a message that overflows the
+    // budget) it took 400 ms: two delayed acknowledgements waited for.
+    assert!(
+        took < Duration::from_millis(100),
+        "8 messages at zero delay took {took:?} of virtual time"
+    );
+}
+
 #[test]
 fn trickled_candidates_connect_like_candidates_in_the_sdp() {
     let trickle = PeerConfig {
