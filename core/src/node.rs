@@ -629,6 +629,13 @@ impl Node {
                 }
                 StunEvent::Finished(Ok(report)) => {
                     self.stun_reachable = true;
+                    // BEP 42: a DHT id bound to our public IP, once we know it.
+                    if let (Some(dht), Mapping::EndpointIndependent) =
+                        (&mut self.dht, report.mapping)
+                    {
+                        dht.set_public_ip(report.first.mapped.ip(), now);
+                    }
+                    // After the BEP 42 id, so that a switch to answering looks the new id up.
                     if self.auto_read_only {
                         // Public: the address the world sees is our socket's own. A NAT
                         // may appear or go away between rounds; follow the latest.
@@ -638,12 +645,6 @@ impl Node {
                         if let Some(dht) = &mut self.dht {
                             dht.set_read_only(!public, now);
                         }
-                    }
-                    // BEP 42: a DHT id bound to our public IP, once we know it.
-                    if let (Some(dht), Mapping::EndpointIndependent) =
-                        (&mut self.dht, report.mapping)
-                    {
-                        dht.set_public_ip(report.first.mapped.ip(), now);
                     }
                     if let Some(m) = &mut self.meeting {
                         for o in &report.observations {
