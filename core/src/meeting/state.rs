@@ -38,6 +38,9 @@ const ACK_DELAY: Duration = Duration::from_millis(50);
 
 /// Addresses from the DHT remembered at most (each gets hellos until it answers).
 pub const MAX_CONTACTS: usize = 256;
+/// The gap after a contact's first hello; it doubles with each hello until
+/// `MeetingConfig::hello_every`.
+const FIRST_HELLO_GAP: Duration = Duration::from_millis(250);
 
 /// Meeting settings; `Default` gives the design's values.
 #[derive(Clone, Debug)]
@@ -155,6 +158,8 @@ pub struct MeetingStats {
 struct Contact {
     member: Option<MemberId>,
     next_hello: Instant,
+    /// Hellos sent so far: the first few follow each other quickly (see `FIRST_HELLO_GAP`).
+    hellos: u32,
     seen: Instant,
 }
 
@@ -319,6 +324,7 @@ impl Meeting {
                 Contact {
                     member: None,
                     next_hello: self.now,
+                    hellos: 0,
                     seen: self.now,
                 },
             );
@@ -356,7 +362,14 @@ impl Meeting {
             .collect();
         for addr in due {
             if let Some(c) = self.contacts.get_mut(&addr) {
-                c.next_hello = now + self.config.hello_every;
+                // 0.25 s, 0.5 s, 1 s, 2 s, 4 s, then `hello_every`: a hello that meets a
+                // NAT that has not yet seen the peer's own hello is dropped, and the next
+                // one should not wait long once that hole is open.
+                let gap = FIRST_HELLO_GAP
+                    .saturating_mul(1 << c.hellos.min(8))
+                    .min(self.config.hello_every);
+                c.hellos = c.hellos.saturating_add(1);
+                c.next_hello = now + gap;
             }
             self.queue_signal(addr, None, SignalBody::Hello);
         }

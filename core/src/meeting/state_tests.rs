@@ -368,3 +368,26 @@ fn messages_sent_across_a_reconnection_arrive_exactly_once_in_order() {
         "it did reconnect"
     );
 }
+
+/// An address that does not answer gets hellos quickly at first (a hole punch: the first
+/// may meet a NAT that has not seen the peer's own hello yet), then every `hello_every`:
+/// at 0, 0.25, 0.75, 1.75, 3.75 and 7.75 s, then 5 s apart.
+#[test]
+fn hellos_to_a_silent_address_ramp_up_then_settle() {
+    let now = test_clock::start();
+    let mut m = member("zihuk-nirur-zopup-hifat-kipul-bopaj", 1, now);
+    let silent = SocketAddr::from(([192, 0, 2, 9], 4000));
+    m.discovered(&[silent], now);
+    let mut sent_at = Vec::new();
+    let mut t = now;
+    while t < now + Duration::from_secs(18) {
+        while let Some((to, _)) = m.poll_signal() {
+            assert_eq!(to, silent);
+            sent_at.push((t - now).as_millis());
+        }
+        let Some(next) = m.poll_timeout() else { break };
+        t = next.max(t + Duration::from_millis(1));
+        m.handle_timeout(t);
+    }
+    assert_eq!(sent_at, [0, 250, 750, 1750, 3750, 7750, 12750, 17750]);
+}
