@@ -49,7 +49,8 @@ pub struct MeetingConfig {
     pub session: SessionConfig,
     /// Members connected at most (sessions are the expensive state).
     pub max_members: usize,
-    /// A discovered address that has not answered gets a hello this often.
+    /// A discovered address that has not answered gets a hello this often, once the
+    /// first few (0.25 s apart, the gap doubling each time) have gone unanswered.
     pub hello_every: Duration,
     /// A discovered address that is not rediscovered for this long is forgotten.
     pub contact_ttl: Duration,
