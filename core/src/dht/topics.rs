@@ -1,4 +1,4 @@
-//! Watched topics: an info-hash kept looked up (or announced) now, three times more
+//! Watched topics: an info-hash kept looked up (or announced) now, four times more
 //! in quick succession (see `QUICK_ROUNDS`), then every refresh interval, until
 //! unwatched.
 
