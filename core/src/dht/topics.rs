@@ -30,7 +30,7 @@ pub(super) struct Topic {
 /// simulator (5 members behind home and cone NATs, seeds 1–30) this took the median
 /// connect time from 2.4 s to 0.36 s, the worst from 5.4 s to 0.93 s (with the
 /// read-only mode of `DhtConfig::read_only_behind_nat`); the `dhtmeet demo` meeting on
-/// loopback from about 2 s to about 40 ms.
+/// loopback from about 2 s to 5–55 ms.
 const QUICK_ROUNDS: u32 = 5;
 
 impl Dht {
