@@ -47,72 +47,80 @@ fn session_pair(config: &SessionConfig, now: Instant, seed: u64) -> [Session; 2]
     [sa, sb]
 }
 
-/// The virtual network between the two sessions: its clock and the datagrams on the
-/// wire. It outlives each `drive` call, so nothing in flight is lost between transfers
-/// (an earlier version dropped them, and each transfer then began with a 1 s SCTP
-/// retransmission timeout) and the clock never runs backwards.
-struct Link {
+/// The virtual network between the machines at `addrs`: its clock, its one-way delay and
+/// the datagrams on the wire. It outlives each `drive` call, so nothing in flight is lost
+/// between transfers (an earlier version dropped them, and each transfer then began with
+/// a 1 s SCTP retransmission timeout) and the clock never runs backwards.
+struct Link<const N: usize> {
     now: Instant,
     one_way: Duration,
-    in_flight: VecDeque<(Instant, usize, Vec<u8>)>,
+    addrs: [SocketAddr; N],
+    /// (due, from, to, bytes), in order of sending (so of arrival: one delay for all).
+    in_flight: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
 }
 
-impl Link {
-    fn new(now: Instant, one_way: Duration) -> Link {
+impl<const N: usize> Link<N> {
+    fn new(now: Instant, one_way: Duration, addrs: [SocketAddr; N]) -> Self {
         Link {
             now,
             one_way,
+            addrs,
             in_flight: VecDeque::new(),
         }
     }
-}
 
-/// Drives two sessions over `link` until `on_event` says so or `limit` of virtual time
-/// passes; returns the virtual time taken.
-fn drive(
-    s: &mut [Session; 2],
-    link: &mut Link,
-    limit: Duration,
-    mut on_event: impl FnMut(usize, SessionEvent, &mut [Session; 2]) -> bool,
-) -> Option<Duration> {
-    let addrs = addrs();
-    let start = link.now;
-    loop {
-        let now = link.now;
-        for i in 0..2 {
-            while let Some(t) = s[i].poll_transmit() {
-                link.in_flight
-                    .push_back((now + link.one_way, 1 - i, t.contents));
-            }
-            while let Some(e) = s[i].poll_event() {
-                if on_event(i, e, s) {
-                    return Some(now - start);
+    /// Drives machine `i` at `addrs[i]` until `on_event` says so or `limit` of virtual
+    /// time passes; returns the virtual time taken.
+    fn drive<M: SansIo>(
+        &mut self,
+        m: &mut [M; N],
+        limit: Duration,
+        mut on_event: impl FnMut(usize, M::Event, &mut [M; N]) -> bool,
+    ) -> Option<Duration> {
+        let start = self.now;
+        loop {
+            let now = self.now;
+            for i in 0..N {
+                while let Some(t) = m[i].poll_transmit() {
+                    self.in_flight.push_back((
+                        now + self.one_way,
+                        self.addrs[i],
+                        t.destination,
+                        t.contents,
+                    ));
+                }
+                while let Some(e) = m[i].poll_event() {
+                    if on_event(i, e, m) {
+                        return Some(now - start);
+                    }
                 }
             }
-        }
-        if now - start > limit {
-            return None;
-        }
-        // Deliver what is due; with zero delay, everything in flight.
-        if link.in_flight.front().is_some_and(|d| d.0 <= now) {
-            while link.in_flight.front().is_some_and(|d| d.0 <= now) {
-                if let Some((_, to, bytes)) = link.in_flight.pop_front() {
-                    s[to].handle_datagram(now, addrs[to], addrs[1 - to], &bytes);
-                }
+            if now - start > limit {
+                return None;
             }
-            continue;
-        }
-        let next = link
-            .in_flight
-            .front()
-            .map(|d| d.0)
-            .into_iter()
-            .chain(s.iter().filter_map(|m| m.poll_timeout()))
-            .min()?;
-        link.now = now.max(next);
-        for m in s.iter_mut() {
-            if m.poll_timeout().is_some_and(|t| t <= link.now) {
-                m.handle_timeout(link.now);
+            // Deliver what is due; with zero delay, everything in flight.
+            if self.in_flight.front().is_some_and(|d| d.0 <= now) {
+                while self.in_flight.front().is_some_and(|d| d.0 <= now) {
+                    if let Some((_, from, to, bytes)) = self.in_flight.pop_front() {
+                        if let Some(j) = self.addrs.iter().position(|a| *a == to) {
+                            m[j].handle_datagram(now, to, from, &bytes);
+                        }
+                    }
+                }
+                continue;
+            }
+            let next = self
+                .in_flight
+                .front()
+                .map(|d| d.0)
+                .into_iter()
+                .chain(m.iter().filter_map(|x| x.poll_timeout()))
+                .min()?;
+            self.now = now.max(next);
+            for x in m.iter_mut() {
+                if x.poll_timeout().is_some_and(|t| t <= self.now) {
+                    x.handle_timeout(self.now);
+                }
             }
         }
     }
@@ -122,9 +130,9 @@ fn drive(
 fn setup_time(config: &SessionConfig, one_way: Duration) -> Duration {
     let start = Instant::now();
     let mut s = session_pair(config, start, 1);
-    let mut link = Link::new(start, one_way);
+    let mut link = Link::new(start, one_way, addrs());
     let mut sent = false;
-    drive(&mut s, &mut link, Duration::from_secs(30), |i, e, s| {
+    link.drive(&mut s, Duration::from_secs(30), |i, e, s| {
         match e {
             SessionEvent::Connected if i == 0 && !sent => {
                 sent = true;
@@ -170,12 +178,12 @@ const TRANSFER: usize = 16 * 1024 * 1024;
 const MESSAGE: usize = 256 * 1024;
 
 /// Two connected sessions at zero delay, and their link.
-fn connected_sessions() -> ([Session; 2], Link) {
+fn connected_sessions() -> ([Session; 2], Link<2>) {
     let start = Instant::now();
     let mut s = session_pair(&SessionConfig::default(), start, 2);
-    let mut link = Link::new(start, Duration::ZERO);
+    let mut link = Link::new(start, Duration::ZERO, addrs());
     let mut up = 0;
-    drive(&mut s, &mut link, Duration::from_secs(30), |_, e, _| {
+    link.drive(&mut s, Duration::from_secs(30), |_, e, _| {
         up += usize::from(e == SessionEvent::Connected);
         up == 2
     })
@@ -185,7 +193,7 @@ fn connected_sessions() -> ([Session; 2], Link) {
 
 /// Sends `TRANSFER` bytes from A to B in `MESSAGE`-byte messages; returns the
 /// bytes received and the virtual time the transfer took.
-fn session_transfer(s: &mut [Session; 2], link: &mut Link, message: &[u8]) -> (usize, Duration) {
+fn session_transfer(s: &mut [Session; 2], link: &mut Link<2>, message: &[u8]) -> (usize, Duration) {
     let count = TRANSFER / MESSAGE;
     let mut sent = 0;
     while sent < count && s[0].send(message).is_ok() {
@@ -193,22 +201,23 @@ fn session_transfer(s: &mut [Session; 2], link: &mut Link, message: &[u8]) -> (u
     }
     let mut received = 0;
     let mut bytes = 0;
-    let took = drive(s, link, Duration::from_secs(600), |i, e, s| {
-        match e {
-            SessionEvent::Message(m) if i == 1 => {
-                received += 1;
-                bytes += m.len();
-            }
-            SessionEvent::Writable if i == 0 => {
-                while sent < count && s[0].send(message).is_ok() {
-                    sent += 1;
+    let took = link
+        .drive(s, Duration::from_secs(600), |i, e, s| {
+            match e {
+                SessionEvent::Message(m) if i == 1 => {
+                    received += 1;
+                    bytes += m.len();
                 }
+                SessionEvent::Writable if i == 0 => {
+                    while sent < count && s[0].send(message).is_ok() {
+                        sent += 1;
+                    }
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        received == count
-    })
-    .expect("transfer stalled");
+            received == count
+        })
+        .expect("transfer stalled");
     (bytes, took)
 }
 
@@ -382,13 +391,11 @@ fn connected_bare() -> [Bare; 2] {
 
 // ---- whole nodes ----
 
-/// Three whole `Node`s in memory at zero delay: a DHT bootstrap node and two members of
-/// one meeting, with the clock and the datagrams in flight kept across runs (as `Link`).
+/// Three whole `Node`s in memory at zero delay, on one `Link`: a DHT bootstrap node and
+/// two members of one meeting.
 struct Nodes {
-    now: Instant,
-    addrs: [SocketAddr; 3],
+    link: Link<3>,
     nodes: [Node; 3],
-    in_flight: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
 }
 
 const BOOT: usize = 0;
@@ -396,47 +403,6 @@ const NA: usize = 1;
 const NB: usize = 2;
 
 impl Nodes {
-    /// Runs until `on_event` says so or `limit` of virtual time passes; returns the
-    /// virtual time taken.
-    fn drive(
-        &mut self,
-        limit: Duration,
-        mut on_event: impl FnMut(usize, NodeEvent, &mut [Node; 3]) -> bool,
-    ) -> Option<Duration> {
-        let start = self.now;
-        loop {
-            for i in 0..3 {
-                while let Some(t) = self.nodes[i].poll_transmit() {
-                    self.in_flight
-                        .push_back((self.addrs[i], t.destination, t.contents));
-                }
-                while let Some(e) = self.nodes[i].poll_event() {
-                    if on_event(i, e, &mut self.nodes) {
-                        return Some(self.now - start);
-                    }
-                }
-            }
-            if self.now - start > limit {
-                return None;
-            }
-            if !self.in_flight.is_empty() {
-                while let Some((from, to, bytes)) = self.in_flight.pop_front() {
-                    if let Some(i) = self.addrs.iter().position(|a| *a == to) {
-                        self.nodes[i].handle_datagram(self.now, to, from, &bytes);
-                    }
-                }
-                continue;
-            }
-            let next = self.nodes.iter().filter_map(|n| n.poll_timeout()).min()?;
-            self.now = self.now.max(next);
-            for n in self.nodes.iter_mut() {
-                if n.poll_timeout().is_some_and(|t| t <= self.now) {
-                    n.handle_timeout(self.now);
-                }
-            }
-        }
-    }
-
     /// A bootstrap node and two members that have joined one code and connected; also
     /// returns B's member id as A knows it.
     fn meeting() -> (Nodes, MemberId) {
@@ -457,34 +423,34 @@ impl Nodes {
             Node::new(config, now).expect("valid node config")
         };
         let mut net = Nodes {
-            now,
-            addrs,
+            link: Link::new(now, Duration::ZERO, addrs),
             nodes: [node(0), node(1), node(2)],
-            in_flight: VecDeque::new(),
         };
         let mut ready = 0;
-        net.drive(Duration::from_secs(60), |i, e, _| {
-            ready += usize::from(i != BOOT && matches!(e, NodeEvent::DhtReady { .. }));
-            ready == 2
-        })
-        .expect("DHT never ready");
+        net.link
+            .drive(&mut net.nodes, Duration::from_secs(60), |i, e, _| {
+                ready += usize::from(i != BOOT && matches!(e, NodeEvent::DhtReady { .. }));
+                ready == 2
+            })
+            .expect("DHT never ready");
         let invitation = code::generate(&mut Seed::from_u64(7).rng());
-        let now = net.now;
+        let now = net.link.now;
         for i in [NA, NB] {
             net.nodes[i].join(&invitation, false, now).expect("join");
         }
         let mut b_id = None;
         let mut connected = 0;
-        net.drive(Duration::from_secs(120), |i, e, _| {
-            if let NodeEvent::PeerConnected { member } = e {
-                connected += 1;
-                if i == NA {
-                    b_id = Some(member);
+        net.link
+            .drive(&mut net.nodes, Duration::from_secs(120), |i, e, _| {
+                if let NodeEvent::PeerConnected { member } = e {
+                    connected += 1;
+                    if i == NA {
+                        b_id = Some(member);
+                    }
                 }
-            }
-            connected == 2
-        })
-        .expect("members never connected");
+                connected == 2
+            })
+            .expect("members never connected");
         (net, b_id.expect("A saw B connect"))
     }
 }
@@ -500,7 +466,8 @@ fn node_transfer(net: &mut Nodes, to: &MemberId, message: &[u8]) -> (usize, Dura
     let mut received = 0;
     let mut bytes = 0;
     let took = net
-        .drive(Duration::from_secs(600), |i, e, nodes| {
+        .link
+        .drive(&mut net.nodes, Duration::from_secs(600), |i, e, nodes| {
             match e {
                 NodeEvent::Message { data, .. } if i == NB => {
                     received += 1;

@@ -150,52 +150,49 @@ pub fn skip_loudly(why: &str) {
     let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {why} ***\n");
 }
 
-/// Starts `dhtmeet stun-server --listen 127.0.0.1:0` and returns it with its address,
-/// read from its ready line.
-pub fn spawn_dhtmeet_stun_server() -> (ChildGuard, SocketAddr) {
-    let mut child = Command::new(dhtmeet_bin())
-        .args(["stun-server", "--listen", "127.0.0.1:0"])
+/// Spawns `cmd` with stdout piped and returns it with its first stdout line: the ready
+/// line our servers print once they listen. Stderr is whatever `cmd` says.
+pub fn spawn_until_ready(cmd: &mut Command, what: &str) -> (ChildGuard, String) {
+    let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
-        .expect("spawn dhtmeet stun-server");
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
     let stdout: ChildStdout = child.stdout.take().expect("piped stdout");
     let guard = ChildGuard(child);
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)
-        .expect("ready line");
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
+        .unwrap_or_else(|e| panic!("{what}'s ready line: {e}"));
+    (guard, line)
+}
+
+/// The address a ready line ends with ("… listening on 127.0.0.1:4242").
+pub fn ready_addr(line: &str) -> SocketAddr {
+    line.split_whitespace()
+        .last()
         .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
-    (guard, addr)
+        .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
+}
+
+/// Starts `dhtmeet stun-server --listen 127.0.0.1:0` and returns it with its address,
+/// read from its ready line.
+pub fn spawn_dhtmeet_stun_server() -> (ChildGuard, SocketAddr) {
+    let mut cmd = Command::new(dhtmeet_bin());
+    cmd.args(["stun-server", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::inherit());
+    let (guard, line) = spawn_until_ready(&mut cmd, "dhtmeet stun-server");
+    (guard, ready_addr(&line))
 }
 
 /// Starts `dhtmeet dht node --listen 127.0.0.1:0` (a private DHT of one, which also
 /// answers STUN) and returns it with its address, read from its ready line.
 pub fn spawn_dhtmeet_dht_node() -> (ChildGuard, SocketAddr) {
-    let mut child = Command::new(dhtmeet_bin())
-        .args(["dht", "node", "--listen", "127.0.0.1:0"])
+    let mut cmd = Command::new(dhtmeet_bin());
+    cmd.args(["dht", "node", "--listen", "127.0.0.1:0"])
         .env_remove("NODE_ID")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn dhtmeet dht node");
-    let stdout = child.stdout.take().expect("stdout");
-    let guard = ChildGuard(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("ready line");
-    let addr = line
-        .split_whitespace()
-        .last()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
-    (guard, addr)
+        .stderr(Stdio::null());
+    let (guard, line) = spawn_until_ready(&mut cmd, "dhtmeet dht node");
+    (guard, ready_addr(&line))
 }
 
 /// Polls `probe` every 50 ms until it returns `Some` or `limit` passes.

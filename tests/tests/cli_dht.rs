@@ -1,10 +1,9 @@
 //! `dhtmeet dht node | announce | lookup` on loopback, as a user runs them.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
 
-use dhtmeet_tests::{ChildGuard, dhtmeet_bin};
+use dhtmeet_tests::{ChildGuard, dhtmeet_bin, spawn_until_ready};
 
 const INFO_HASH: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -16,17 +15,8 @@ fn dht_node(bootstrap: Option<SocketAddr>) -> (ChildGuard, SocketAddr, String) {
     if let Some(b) = bootstrap {
         cmd.args(["--bootstrap", &b.to_string()]);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn dht node");
-    let stdout = child.stdout.take().expect("stdout");
-    let guard = ChildGuard(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("ready line");
+    cmd.stderr(Stdio::null());
+    let (guard, line) = spawn_until_ready(&mut cmd, "dhtmeet dht node");
     // "dht node <id> listening on <addr>"
     let words: Vec<&str> = line.split_whitespace().collect();
     let (id, addr) = match words.as_slice() {

@@ -88,7 +88,6 @@ impl DtlsProvider for SeededDtlsProvider {
             DtlsVersion::Dtls12 => dimpl::Dtls::new_12(config, cert, now),
             DtlsVersion::Dtls13 => dimpl::Dtls::new_13(config, cert, now),
             DtlsVersion::Auto => dimpl::Dtls::new_auto(config, cert, now),
-            #[allow(unreachable_patterns)]
             other => {
                 return Err(CryptoError::Other(format!(
                     "unsupported DTLS version: {other}"

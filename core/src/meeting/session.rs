@@ -160,7 +160,6 @@ pub(crate) struct SessionParts {
     pub pwd: String,
     pub fingerprint: [u8; 32],
     pub fastrand_state: u64,
-    pub channel: Option<ChannelId>,
     pub now: Instant,
 }
 
@@ -229,6 +228,30 @@ impl SeededRtc {
     }
 }
 
+impl SeededRtc {
+    /// The parts of a session around this `Rtc`; `None` if str0m gave a fingerprint
+    /// that is not SHA-256 (the only hash signaling carries).
+    pub(crate) fn into_parts(
+        self,
+        config: SessionConfig,
+        controlling: bool,
+        local: SocketAddr,
+        now: Instant,
+    ) -> Option<SessionParts> {
+        Some(SessionParts {
+            config,
+            rtc: self.rtc,
+            controlling,
+            local,
+            ufrag: self.ufrag,
+            pwd: self.pwd,
+            fingerprint: self.fingerprint?,
+            fastrand_state: self.fastrand_state,
+            now,
+        })
+    }
+}
+
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
@@ -268,7 +291,7 @@ impl Session {
             },
             snap,
             phase: Phase::New,
-            channel: parts.channel,
+            channel: None,
             dtls_connected: false,
             channel_open: false,
             closing_until: None,
@@ -309,40 +332,23 @@ impl Session {
             (true, DtlsChoice::Dtls12) => DtlsVersion::Dtls12,
             (true, DtlsChoice::Dtls13) => DtlsVersion::Dtls13,
         };
-        let built = SeededRtc::build(&seed, "session", now, |c| {
+        let mut built = SeededRtc::build(&seed, "session", now, |c| {
             c.set_dtls_version(dtls_version)
                 .set_sctp_max_buffered_amount(config.sctp_buffer)
         });
-        let SeededRtc {
-            mut rtc,
-            ufrag,
-            pwd,
-            fastrand_state,
-            fingerprint,
-        } = built;
         let host =
             Candidate::host(local, Protocol::Udp).map_err(|_| NewSessionError::BadLocalAddress)?;
-        rtc.add_local_candidate(host);
-        let fingerprint = fingerprint.ok_or(NewSessionError::Fingerprint)?;
-        let (snap, sctp_init) = if config.snap {
+        built.rtc.add_local_candidate(host);
+        let snap_wanted = config.snap;
+        let parts = built
+            .into_parts(config, controlling, local, now)
+            .ok_or(NewSessionError::Fingerprint)?;
+        let (snap, sctp_init) = if snap_wanted {
             let mut data = SctpInitData::new();
             let init = data.local_init_chunk().map_err(|_| NewSessionError::Snap)?;
             (Some(data), Some(init))
         } else {
             (None, None)
-        };
-
-        let parts = SessionParts {
-            config,
-            rtc,
-            controlling,
-            local,
-            ufrag,
-            pwd,
-            fingerprint,
-            fastrand_state,
-            channel: None,
-            now,
         };
         let mut session = Session::assemble(parts, snap, sctp_init, false, MessageMode::Framed);
         // A new Rtc must be kicked at once, or it starts late (field notes).

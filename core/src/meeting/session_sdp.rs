@@ -30,11 +30,10 @@ pub(crate) enum MessageMode {
 
 impl Session {
     /// A session around an `Rtc` the SDP path built and negotiated (or is negotiating).
-    /// It adopts the first channel that opens if `channel` is `None`. The session stays
-    /// `New` until [`Session::start_connecting`].
+    /// It adopts the first channel that opens, unless [`Session::set_channel`] names
+    /// one (an offerer's own). The session stays `New` until [`Session::start_connecting`].
     pub(crate) fn from_sdp_parts(parts: SessionParts) -> Session {
-        let adopt = parts.channel.is_none();
-        Session::assemble(parts, None, None, adopt, MessageMode::Framed)
+        Session::assemble(parts, None, None, true, MessageMode::Framed)
     }
 
     /// The SDP exchange is complete: connect (the connect timeout starts now).

@@ -15,7 +15,7 @@ use str0m::net::Protocol;
 
 use super::sdp::{self, CandidateCheck, FRAMING_ATTRIBUTE, RemoteSdp, SdpError, Setup};
 use super::signal::{CandidateInit, Signal};
-use crate::meeting::session_sdp::{SeededRtc, SessionParts};
+use crate::meeting::session_sdp::SeededRtc;
 use crate::meeting::{
     CandidateKind, IceCandidate, MessageMode, SendError, Session, SessionConfig, SessionEvent,
     SessionStats,
@@ -222,30 +222,14 @@ impl PeerConnection {
         controlling: bool,
         now: Instant,
     ) -> Result<PeerConnection, PeerError> {
-        let SeededRtc {
-            rtc,
-            ufrag,
-            pwd,
-            fastrand_state,
-            fingerprint,
-        } = SeededRtc::build(&seed, "webrtc", now, |c| {
+        let parts = SeededRtc::build(&seed, "webrtc", now, |c| {
             c.set_dtls_version(dtls)
                 .set_snap_enabled(config.snap)
                 .set_sctp_max_buffered_amount(config.session.sctp_buffer)
-        });
-        let fingerprint = fingerprint.ok_or(PeerError::Rejected)?;
-        let mut session = Session::from_sdp_parts(SessionParts {
-            config: config.session.clone(),
-            rtc,
-            controlling,
-            local,
-            ufrag,
-            pwd,
-            fingerprint,
-            fastrand_state,
-            channel: None,
-            now,
-        });
+        })
+        .into_parts(config.session.clone(), controlling, local, now)
+        .ok_or(PeerError::Rejected)?;
+        let mut session = Session::from_sdp_parts(parts);
         let host = Candidate::host(local, Protocol::Udp).map_err(|_| PeerError::BadLocalAddress)?;
         session.rtc_call(|rtc| rtc.add_local_candidate(host).is_some());
         for &addr in config.server_reflexive.iter().take(sdp::MAX_SDP_CANDIDATES) {

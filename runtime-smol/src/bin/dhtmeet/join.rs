@@ -54,17 +54,6 @@ pub(crate) struct Args {
     state: crate::saved_state::StateArgs,
 }
 
-fn emit(json: bool, event: &str, fields: serde_json::Value, text: String) {
-    if json {
-        let mut obj = fields;
-        obj["event"] = event.into();
-        println!("{obj}");
-    } else {
-        println!("{text}");
-    }
-    let _ = std::io::stdout().flush();
-}
-
 /// What the main loop waits for.
 enum Input {
     Line(String),
@@ -155,7 +144,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
     if generated {
         eprintln!("Your invitation code (give it to the others): {code}");
     }
-    emit(
+    crate::emit(
         args.json,
         "joined",
         serde_json::json!({"member": me.to_string(), "topic": topic, "local": local.to_string(),
@@ -277,7 +266,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
     node.shutdown()
         .await
         .map_err(|e| format!("socket error: {e}"))?;
-    emit(
+    crate::emit(
         json,
         "left",
         serde_json::json!({}),
@@ -400,7 +389,7 @@ impl Progress {
         if self.reported.get(&key) != Some(&tenth) {
             self.reported.insert(key, tenth);
             if self.json {
-                emit(
+                crate::emit(
                     true,
                     "file_progress",
                     serde_json::json!({"peer": member.to_string(), "name": name,
@@ -434,13 +423,13 @@ impl Progress {
                 self.end_line();
                 self.reported.remove(&(true, member, name.clone()));
                 match result {
-                    Ok(size) => emit(
+                    Ok(size) => crate::emit(
                         self.json,
                         "file_sent",
                         serde_json::json!({"peer": member.to_string(), "name": name, "bytes": size}),
                         format!("* sent {name} ({size} bytes) to {member}"),
                     ),
-                    Err(e) => emit(
+                    Err(e) => crate::emit(
                         self.json,
                         "error",
                         serde_json::json!({"peer": member.to_string(), "name": name, "error": e}),
@@ -456,7 +445,7 @@ impl Progress {
             Received::Progress { name, done, size } => self.step(false, member, &name, done, size),
             Received::Done { path, size, sha256 } => {
                 self.end_line();
-                emit(
+                crate::emit(
                     self.json,
                     "file_received",
                     serde_json::json!({"peer": member.to_string(), "path": path.display().to_string(),
@@ -469,7 +458,7 @@ impl Progress {
             }
             Received::Failed { name, reason } => {
                 self.end_line();
-                emit(
+                crate::emit(
                     self.json,
                     "error",
                     serde_json::json!({"peer": member.to_string(), "name": name, "error": reason}),
@@ -483,7 +472,7 @@ impl Progress {
 fn print_event(json: bool, event: &Event) {
     let peer = |m: &dhtmeet_core::meeting::signal::MemberId| m.to_string();
     match event {
-        Event::AddressDiscovered(r) => emit(
+        Event::AddressDiscovered(r) => crate::emit(
             json,
             "address_discovered",
             serde_json::json!({"address": r.first.mapped.to_string(), "mapping": r.mapping.as_str()}),
@@ -493,37 +482,37 @@ fn print_event(json: bool, event: &Event) {
                 r.mapping.as_str()
             ),
         ),
-        Event::DhtReady { nodes } => emit(
+        Event::DhtReady { nodes } => crate::emit(
             json,
             "dht_ready",
             serde_json::json!({"nodes": nodes}),
             format!("* DHT ready ({nodes} nodes)"),
         ),
-        Event::DhtBootstrapFailed => emit(
+        Event::DhtBootstrapFailed => crate::emit(
             json,
             "error",
             serde_json::json!({"error": "no DHT bootstrap node answered"}),
             "! no DHT bootstrap node answered; retrying".into(),
         ),
-        Event::StunUnreachable(e) => emit(
+        Event::StunUnreachable(e) => crate::emit(
             json,
             "error",
             serde_json::json!({"error": e.to_string()}),
             format!("! {e}"),
         ),
-        Event::PeerDiscovered { addr } => emit(
+        Event::PeerDiscovered { addr } => crate::emit(
             json,
             "peer_discovered",
             serde_json::json!({"address": addr.to_string()}),
             format!("* found {addr} under the meeting's topic"),
         ),
-        Event::PeerConnecting { member, addr } => emit(
+        Event::PeerConnecting { member, addr } => crate::emit(
             json,
             "peer_connecting",
             serde_json::json!({"peer": peer(member), "address": addr.to_string()}),
             format!("* connecting to member {member} at {addr}"),
         ),
-        Event::PeerConnected { member } => emit(
+        Event::PeerConnected { member } => crate::emit(
             json,
             "peer_connected",
             serde_json::json!({"peer": peer(member)}),
@@ -533,13 +522,13 @@ fn print_event(json: bool, event: &Event) {
             member,
             reason,
             attempt,
-        } => emit(
+        } => crate::emit(
             json,
             "peer_disconnected",
             serde_json::json!({"peer": peer(member), "reason": format!("{reason:?}"), "reconnect_attempt": attempt}),
             format!("* lost member {member} ({reason:?}); reconnecting (attempt {attempt})"),
         ),
-        Event::PeerDisconnected { member, reason } => emit(
+        Event::PeerDisconnected { member, reason } => crate::emit(
             json,
             "peer_disconnected",
             serde_json::json!({"peer": peer(member), "reason": format!("{reason:?}")}),
@@ -547,7 +536,7 @@ fn print_event(json: bool, event: &Event) {
         ),
         Event::Message { member, data } => {
             let text = String::from_utf8_lossy(data);
-            emit(
+            crate::emit(
                 json,
                 "message",
                 serde_json::json!({"peer": peer(member), "text": text, "bytes": data.len()}),

@@ -85,6 +85,20 @@ fn init_logging() {
         .init();
 }
 
+/// Prints one event: a JSON object with `event` added to `fields` under `--json`, else
+/// `text`; flushed at once (scripts and tests read line by line).
+pub(crate) fn emit(json: bool, event: &str, fields: serde_json::Value, text: String) {
+    use std::io::Write as _;
+    if json {
+        let mut obj = fields;
+        obj["event"] = event.into();
+        println!("{obj}");
+    } else {
+        println!("{text}");
+    }
+    let _ = std::io::stdout().flush();
+}
+
 /// Starts a thread that sends every line of stdin, wrapped by `line`, on `tx`; it ends
 /// with stdin or when the channel closes (end of input is not a reason to leave).
 pub(crate) fn forward_stdin<T: Send + 'static>(

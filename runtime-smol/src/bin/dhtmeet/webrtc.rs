@@ -73,17 +73,6 @@ enum Input {
     Close,
 }
 
-fn emit(json: bool, event: &str, fields: serde_json::Value, text: String) {
-    if json {
-        let mut obj = fields;
-        obj["event"] = event.into();
-        println!("{obj}");
-    } else {
-        println!("{text}");
-    }
-    let _ = std::io::stdout().flush();
-}
-
 pub(crate) async fn run(command: Command) -> Result<(), String> {
     let (common, offer_file, answer_file) = match command {
         Command::Offer(a) => (a.common, None, Some(a.answer)),
@@ -135,7 +124,7 @@ pub(crate) async fn run(command: Command) -> Result<(), String> {
         signals.push(s);
     }
     publish(&common, &signals)?;
-    emit(
+    crate::emit(
         common.json,
         "listening",
         serde_json::json!({"local": local.to_string()}),
@@ -221,7 +210,7 @@ pub(crate) async fn run(command: Command) -> Result<(), String> {
             .await;
     }
     let stats = driver.machine().stats();
-    emit(
+    crate::emit(
         json,
         "closed",
         serde_json::json!({"messages_sent": stats.messages_sent, "messages_received": stats.messages_received,
@@ -291,7 +280,7 @@ fn publish(common: &Common, signals: &[Signal]) -> Result<(), String> {
                 if common.json {
                     let signal: serde_json::Value =
                         serde_json::from_str(&line).map_err(|e| e.to_string())?;
-                    emit(
+                    crate::emit(
                         true,
                         "signal",
                         serde_json::json!({ "signal": signal }),
@@ -350,7 +339,7 @@ async fn next_signal(rx: &smol::channel::Receiver<Input>) -> Result<Signal, Stri
 
 fn print_event(json: bool, peer: &PeerConnection, event: &SessionEvent) {
     match event {
-        SessionEvent::Connected => emit(
+        SessionEvent::Connected => crate::emit(
             json,
             "connected",
             serde_json::json!({"framed": peer.is_framed(), "max_message_size": peer.max_message_size()}),
@@ -366,14 +355,14 @@ fn print_event(json: bool, peer: &PeerConnection, event: &SessionEvent) {
         ),
         SessionEvent::Message(data) => {
             let text = String::from_utf8_lossy(data);
-            emit(
+            crate::emit(
                 json,
                 "message",
                 serde_json::json!({"text": text, "bytes": data.len()}),
                 format!("<peer> {text}"),
             )
         }
-        SessionEvent::Disconnected { reason } => emit(
+        SessionEvent::Disconnected { reason } => crate::emit(
             json,
             "disconnected",
             serde_json::json!({"reason": format!("{reason:?}")}),
