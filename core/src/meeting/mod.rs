@@ -12,7 +12,7 @@ mod session_rtc;
 pub(crate) mod session_sdp;
 mod session_types;
 pub mod signal;
-mod state;
+mod meeting_machine;
 
 pub use delivery::MAX_UNACKED_BYTES;
 pub use session::{
@@ -23,4 +23,4 @@ pub use session::{
 pub use session_framing::{FRAME_MAX, FramingError};
 pub use session_route::ice_username_recipient;
 pub(crate) use session_sdp::MessageMode;
-pub use state::{MAX_CONTACTS, Meeting, MeetingConfig, MeetingEvent, MeetingStats, PeerGone};
+pub use meeting_machine::{MAX_CONTACTS, Meeting, MeetingConfig, MeetingEvent, MeetingStats, PeerGone};

@@ -758,5 +758,5 @@ impl SansIo for Node {
 }
 
 #[cfg(test)]
-#[path = "node_tests.rs"]
+#[path = "tests.rs"]
 mod tests;

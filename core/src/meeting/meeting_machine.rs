@@ -833,5 +833,5 @@ impl SansIo for Meeting {
 }
 
 #[cfg(test)]
-#[path = "state_tests.rs"]
+#[path = "meeting_tests.rs"]
 mod tests;
