@@ -436,7 +436,7 @@ impl Nodes {
         let invitation = code::generate(&mut Seed::from_u64(7).rng());
         let now = net.link.now;
         for i in [NA, NB] {
-            net.nodes[i].join(&invitation, false, now).expect("join");
+            net.nodes[i].join(now, &invitation, false).expect("join");
         }
         let mut b_id = None;
         let mut connected = 0;

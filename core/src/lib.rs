@@ -90,7 +90,7 @@
 //! config.local_addr = Some("198.51.100.7:4000".parse().unwrap());
 //! let mut node = Node::new(config, Instant::now()).unwrap();
 //! let code = "zihuk-nirur-zopup-hifat-kipul-bopaj"; // from dhtmeet_core::meeting::code::generate
-//! node.join(code, false, Instant::now()).unwrap();
+//! node.join(Instant::now(), code, false).unwrap();
 //! // … drive it; then, on Event::PeerConnected { member }:
 //! # let member = node.meeting().unwrap().member_id();
 //! node.send(&member, b"hello").ok();
@@ -108,6 +108,7 @@
 
 mod demux;
 pub mod dht;
+mod event;
 pub mod meeting;
 mod node;
 mod seed;
@@ -120,7 +121,10 @@ pub mod webrtc;
 pub mod fuzz;
 
 pub use demux::PacketKind;
-pub use node::{ConfigError, Event, Health, JoinError, Node, NodeConfig, NodeStats, PeerHealth};
+pub use event::{Event, PeerGone};
+pub use node::{
+    ConfigError, Health, JoinError, LookupError, Node, NodeConfig, NodeStats, PeerHealth,
+};
 pub use seed::{Rng, Seed};
 pub use state::{SavedState, StateError};
 pub use transmit::{SansIo, Transmit, canonical_remote, socket_destination};

@@ -169,7 +169,7 @@ impl Service {
                 code,
                 allow_weak_code,
                 reply,
-            } => reply(self.node.join(&code, allow_weak_code, now)),
+            } => reply(self.node.join(now, &code, allow_weak_code)),
             Command::Send {
                 member,
                 data,

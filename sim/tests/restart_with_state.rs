@@ -110,7 +110,7 @@ fn world(seed: u64) -> World {
     sim.run_for(Duration::from_secs(3));
     let code = code::generate(&mut sim.host_seed("code").rng());
     for m in [a, b] {
-        sim.with_machine(m, |n, now| n.join(&code, false, now))
+        sim.with_machine(m, |n, now| n.join(now, &code, false))
             .expect("up")
             .expect("joined");
     }
@@ -147,7 +147,7 @@ fn restart(w: &mut World, saved: Option<SavedState>, boot_down: bool) -> (Option
     w.sim.restart(w.b, node);
     let code = w.code.clone();
     w.sim
-        .with_machine(w.b, |n, now| n.join(&code, false, now))
+        .with_machine(w.b, |n, now| n.join(now, &code, false))
         .expect("up")
         .expect("joined");
     let took = wait_for(&mut w.sim, w.b, DEADLINE, connected);

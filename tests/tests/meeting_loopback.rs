@@ -40,7 +40,7 @@ fn a_std_member_and_a_smol_member_meet_and_exchange_messages() {
     // Member A, blocking runtime, in a thread: waits for B, sends a line and a large
     // message, then waits for B's reply.
     let (a_socket, mut a_node) = member(2, boot);
-    a_node.join(&code, false, Instant::now()).unwrap();
+    a_node.join(Instant::now(), &code, false).unwrap();
     let big_for_a = big.clone();
     let a = std::thread::spawn(move || {
         let mut driver = dhtmeet_std::Driver::new(a_socket, a_node).unwrap();
@@ -63,7 +63,7 @@ fn a_std_member_and_a_smol_member_meet_and_exchange_messages() {
 
     // Member B, async runtime, on this thread.
     let (b_socket, mut b_node) = member(3, boot);
-    b_node.join(&code, false, Instant::now()).unwrap();
+    b_node.join(Instant::now(), &code, false).unwrap();
     let received = smol::block_on(async {
         let mut driver = dhtmeet_smol::Driver::new(b_socket, b_node).unwrap();
         let mut got: Vec<Vec<u8>> = Vec::new();

@@ -2,8 +2,12 @@
 //! and WebRTC sessions between members.
 
 pub mod code;
+mod config;
+mod contacts;
 mod delivery;
 pub mod keys;
+mod machine;
+mod peer;
 mod seeded_dtls;
 mod session;
 mod session_framing;
@@ -12,9 +16,11 @@ mod session_rtc;
 pub(crate) mod session_sdp;
 mod session_types;
 pub mod signal;
-mod meeting_machine;
 
+pub use config::{MeetingConfig, MeetingStats};
+pub use contacts::MAX_CONTACTS;
 pub use delivery::MAX_UNACKED_BYTES;
+pub use machine::Meeting;
 pub use session::{
     CandidateKind, DisconnectReason, DtlsChoice, IceCandidate, MAX_MESSAGE_SIZE, MAX_REMOTE_ADDRS,
     MAX_REMOTE_CANDIDATES, NewSessionError, SendError, Session, SessionConfig, SessionConfigError,
@@ -23,4 +29,3 @@ pub use session::{
 pub use session_framing::{FRAME_MAX, FramingError};
 pub use session_route::ice_username_recipient;
 pub(crate) use session_sdp::MessageMode;
-pub use meeting_machine::{MAX_CONTACTS, Meeting, MeetingConfig, MeetingEvent, MeetingStats, PeerGone};

@@ -1,4 +1,5 @@
 use super::*;
+use crate::stun::StunConfigError;
 use crate::test_clock;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -242,14 +243,14 @@ fn members_of_one_code_meet_through_the_dht_and_talk() {
         net.machines
             .get_mut(m)
             .unwrap()
-            .join(&code, false, now)
+            .join(now, &code, false)
             .unwrap();
     }
     let other = code::generate(&mut Seed::from_u64(seed + 100).rng());
     net.machines
         .get_mut(&stranger)
         .unwrap()
-        .join(&other, false, now)
+        .join(now, &other, false)
         .unwrap();
     net.run(Duration::from_secs(40));
     for m in &members {
@@ -293,7 +294,7 @@ fn members_of_one_code_meet_through_the_dht_and_talk() {
             matches!(
                 e,
                 Event::PeerDisconnected {
-                    reason: crate::meeting::PeerGone::Left,
+                    reason: crate::PeerGone::Left,
                     ..
                 }
             )
@@ -361,20 +362,20 @@ fn join_refuses_weak_codes_and_nodes_without_a_dht() {
     config.local_addr = Some(addr("10.0.0.1:4000"));
     let mut n = Node::new(config.clone(), now).unwrap();
     assert!(matches!(
-        n.join("1234", false, now),
+        n.join(now, "1234", false),
         Err(JoinError::Code(_))
     ));
-    assert!(n.join("1234", true, now).is_ok());
+    assert!(n.join(now, "1234", true).is_ok());
     assert_eq!(
-        n.join("1234", true, now).unwrap_err(),
+        n.join(now, "1234", true).unwrap_err(),
         JoinError::AlreadyJoined
     );
     config.dht = None;
     let mut n = Node::new(config, now).unwrap();
-    assert_eq!(n.join("1234", true, now).unwrap_err(), JoinError::NoDht);
+    assert_eq!(n.join(now, "1234", true).unwrap_err(), JoinError::NoDht);
     let mut n = Node::new(NodeConfig::new(Seed::from_u64(2)), now).unwrap();
     assert_eq!(
-        n.join("1234", true, now).unwrap_err(),
+        n.join(now, "1234", true).unwrap_err(),
         JoinError::NoLocalAddress
     );
 }
@@ -397,7 +398,10 @@ fn joining_before_the_dht_is_ready_waits_for_it_without_spinning() {
         config.local_addr = Some(*m);
         let mut n = Node::new(config, now).unwrap();
         // Joined at once, before the bootstrap lookup has even been answered.
-        n.join(&code, false, now).unwrap();
+        n.join(now, &code, false).unwrap();
+        // Outputs are collected at the first poll (the contract allows deferring work to
+        // it, and `poll_timeout` answers "now" until then): poll as a runtime would.
+        while n.poll_event().is_some() {}
         assert!(
             n.poll_timeout().is_some_and(|t| t > now),
             "nothing is due yet"
@@ -418,4 +422,102 @@ fn a_node_refuses_session_settings_that_could_never_send() {
         Node::new(config, crate::test_clock::start()),
         Err(ConfigError::Session(_))
     ));
+}
+
+/// Two members meet; one leaves and joins the same meeting again in the same process.
+/// It comes back as a new member (new member id, new ICE credentials, signaling
+/// sequence numbers of its own), so the other side neither drops its signaling as
+/// replayed nor mistakes it for the member that left, and they meet again at once.
+#[test]
+fn a_member_that_leaves_and_rejoins_in_one_process_meets_again_as_a_new_member() {
+    use crate::meeting::code;
+    use crate::test_net::Net;
+    let now = test_clock::start();
+    let seed = 57;
+    let mut net: Net<Node> = Net::new(now, Duration::from_millis(20), seed);
+    let boot = addr("192.0.2.1:6881");
+    net.machines.insert(
+        boot,
+        Node::new(NodeConfig::new(Seed::from_u64(seed)), now).unwrap(),
+    );
+    let (a, b) = (addr("198.51.100.2:4000"), addr("198.51.100.3:4000"));
+    for (i, m) in [a, b].into_iter().enumerate() {
+        let mut config = NodeConfig::new(Seed::from_u64(seed + 1 + i as u64));
+        config.dht.as_mut().unwrap().bootstrap = vec![boot];
+        config.local_addr = Some(m);
+        net.machines.insert(m, Node::new(config, now).unwrap());
+    }
+    net.run(Duration::from_secs(3));
+    let code = code::generate(&mut Seed::from_u64(seed).rng());
+    let now = net.now;
+    net.machines
+        .get_mut(&a)
+        .unwrap()
+        .join(now, &code, false)
+        .unwrap();
+    let (first, _) = net
+        .machines
+        .get_mut(&b)
+        .unwrap()
+        .join(now, &code, false)
+        .unwrap();
+    net.run(Duration::from_secs(10));
+    assert_eq!(net.machines[&a].health().peers.len(), 1, "seed {seed}");
+    let first_ufrag = net.machines[&b].meeting().unwrap().local_ufrags();
+
+    let now = net.now;
+    net.machines.get_mut(&b).unwrap().leave(now);
+    net.run(Duration::from_secs(1));
+    assert!(net.machines[&a].health().peers.is_empty(), "seed {seed}");
+    net.events.clear();
+    let now = net.now;
+    let (second, _) = net
+        .machines
+        .get_mut(&b)
+        .unwrap()
+        .join(now, &code, false)
+        .unwrap();
+    assert_ne!(first, second, "a re-join is a new member; seed {seed}");
+    net.run(Duration::from_secs(2));
+    let met_again = net
+        .events
+        .iter()
+        .any(|(at, e)| *at == a && *e == Event::PeerConnected { member: second });
+    assert!(met_again, "{:?}; seed {seed}", net.events);
+    let second_ufrag = net.machines[&b].meeting().unwrap().local_ufrags();
+    assert!(
+        first_ufrag.iter().all(|u| !second_ufrag.contains(u)),
+        "new ICE credentials: {first_ufrag:?} then {second_ufrag:?}; seed {seed}"
+    );
+    assert_eq!(
+        net.machines[&a].health().stats.meeting.dropped_replayed,
+        0,
+        "seed {seed}"
+    );
+}
+
+/// `Health::initialised` says whether start-up is over: false until the first STUN
+/// round ends and the DHT has bootstrapped (or given up), then true.
+#[test]
+fn health_says_initialised_once_stun_and_the_dht_have_started() {
+    use crate::test_net::Net;
+    let now = test_clock::start();
+    let seed = 58;
+    let mut net: Net<Node> = Net::new(now, Duration::from_millis(20), seed);
+    let boot = addr("192.0.2.1:6881");
+    net.machines.insert(
+        boot,
+        Node::new(NodeConfig::new(Seed::from_u64(seed)), now).unwrap(),
+    );
+    let me = addr("198.51.100.2:4000");
+    let mut config = NodeConfig::new(Seed::from_u64(seed + 1));
+    config.dht.as_mut().unwrap().bootstrap = vec![boot];
+    config.stun.servers = vec![boot];
+    config.local_addr = Some(me);
+    net.machines.insert(me, Node::new(config, now).unwrap());
+    assert!(!net.machines[&me].health().initialised);
+    net.run(Duration::from_secs(3));
+    let health = net.machines[&me].health();
+    assert!(health.stun_reachable && health.dht_ready, "{health:?}");
+    assert!(health.initialised);
 }

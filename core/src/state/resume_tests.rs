@@ -227,7 +227,7 @@ fn a_member_restarts_from_its_state_and_meets_again_without_the_bootstrap_node()
         net.machines
             .get_mut(&m)
             .unwrap()
-            .join(&code, false, now)
+            .join(now, &code, false)
             .unwrap();
     }
     net.run_until(Duration::from_secs(40), |_| false);
@@ -251,7 +251,7 @@ fn a_member_restarts_from_its_state_and_meets_again_without_the_bootstrap_node()
     let now = net.now;
     let mut restarted = member(seed + 3, b, Some(state.clone()));
     assert_eq!(restarted.dht().unwrap().id(), state.node_id.unwrap());
-    restarted.join(&code, false, now).unwrap();
+    restarted.join(now, &code, false).unwrap();
     net.machines.insert(b, restarted);
     let start = net.now;
     net.run_until(Duration::from_secs(40), |events| {

@@ -493,7 +493,7 @@ impl Run {
             let joined = self
                 .sim
                 .with_machine(host, |n, now| {
-                    n.join(code, false, now)
+                    n.join(now, code, false)
                         .map(|(id, _)| (id, n.health().public_address))
                 })
                 .ok_or(ScenarioError::Failed {

@@ -111,7 +111,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         let socket = bind()?;
         let local = socket.local_addr().map_err(|e| e.to_string())?;
         let mut n = node(vec![dht_addrs[i % dht_addrs.len()]], vec![stun_addr], local)?;
-        n.join(&code, false, Instant::now())
+        n.join(Instant::now(), &code, false)
             .map_err(|e| e.to_string())?;
         let mut driver = Driver::new(socket, n).map_err(|e| e.to_string())?;
         let (tx, rx) = smol::channel::unbounded::<Command>();

@@ -187,13 +187,10 @@ async fn one_shot(target: Target, announce: Option<Option<u16>>) -> Result<(), S
         None => return Err("timed out while bootstrapping".into()),
     }
     let now = Instant::now();
-    let dht = driver
-        .machine_mut()
-        .dht_mut()
-        .ok_or("the node runs no DHT")?;
+    let node = driver.machine_mut();
     let id: LookupId = match announce {
-        Some(port) => dht.announce(info_hash, port, now),
-        None => dht.get_peers(info_hash, now),
+        Some(port) => node.announce(now, info_hash, port),
+        None => node.get_peers(now, info_hash),
     }
     .map_err(|e| e.to_string())?;
     let summary = driver

@@ -1,5 +1,7 @@
 use super::*;
+use crate::meeting::MeetingConfig;
 use crate::test_clock;
+use std::time::Duration;
 
 /// Members in memory: signaling and datagrams both arrive after `latency`.
 struct Room {
@@ -7,7 +9,7 @@ struct Room {
     now: Instant,
     latency: Duration,
     in_flight: Vec<(Instant, SocketAddr, SocketAddr, Packet)>,
-    events: Vec<(SocketAddr, MeetingEvent)>,
+    events: Vec<(SocketAddr, Event)>,
     /// Datagrams to these addresses vanish (a member that crashed or lost its network).
     blackholes: Vec<SocketAddr>,
     /// Every signaling message seen, for replay tests.
@@ -26,12 +28,12 @@ fn addr(i: u8) -> SocketAddr {
 
 fn member(code: &str, i: u8, now: Instant) -> Meeting {
     Meeting::new(
+        now,
         MeetingConfig::default(),
         MeetingKeys::derive(code),
         NodeId([i; 20]),
         addr(i),
         Seed::from_u64(u64::from(i)),
-        now,
     )
 }
 
@@ -59,7 +61,7 @@ impl Room {
         let all: Vec<SocketAddr> = self.members.keys().copied().collect();
         let now = self.now;
         for m in self.members.values_mut() {
-            m.discovered(&all, now);
+            m.handle_peers_found(now, &all);
         }
     }
 
@@ -110,7 +112,7 @@ impl Room {
                     continue;
                 };
                 match packet {
-                    Packet::Signal(args) => m.handle_signal(from, &args, now),
+                    Packet::Signal(args) => m.handle_signal(now, from, &args),
                     Packet::Datagram(d) => {
                         Meeting::handle_datagram(m, now, to, from, &d);
                     }
@@ -128,7 +130,7 @@ impl Room {
     fn connected_pairs(&self) -> usize {
         self.events
             .iter()
-            .filter(|(_, e)| matches!(e, MeetingEvent::PeerConnected { .. }))
+            .filter(|(_, e)| matches!(e, Event::PeerConnected { .. }))
             .count()
     }
 
@@ -137,7 +139,7 @@ impl Room {
             .iter()
             .filter(|(a, _)| *a == at)
             .filter_map(|(_, e)| match e {
-                MeetingEvent::Message { data, .. } => Some(data),
+                Event::Message { data, .. } => Some(data),
                 _ => None,
             })
             .collect()
@@ -216,7 +218,7 @@ fn a_non_member_who_knows_the_topic_gets_nowhere() {
         !room
             .events
             .iter()
-            .any(|(a, e)| *a == addr(3) && matches!(e, MeetingEvent::PeerConnecting { .. }))
+            .any(|(a, e)| *a == addr(3) && matches!(e, Event::PeerConnecting { .. }))
     );
 }
 
@@ -230,7 +232,7 @@ fn replayed_signaling_is_dropped() {
     let now = room.now;
     for (from, to, args) in &replays {
         if let Some(m) = room.members.get_mut(to) {
-            m.handle_signal(*from, args, now);
+            m.handle_signal(now, *from, args);
         }
     }
     room.run(Duration::from_secs(5));
@@ -267,7 +269,7 @@ fn leaving_says_bye_and_the_other_side_sees_it() {
     assert!(room.events.iter().any(|(a, e)| *a == addr(2)
         && matches!(
             e,
-            MeetingEvent::PeerDisconnected {
+            Event::PeerDisconnected {
                 reason: PeerGone::Left,
                 ..
             }
@@ -282,7 +284,7 @@ fn a_vanished_member_is_retried_three_times_then_given_up() {
     room.run(Duration::from_secs(10));
     room.blackholes.push(addr(2));
     room.run(Duration::from_secs(200));
-    let at_a: Vec<&MeetingEvent> = room
+    let at_a: Vec<&Event> = room
         .events
         .iter()
         .filter(|(a, _)| *a == addr(1))
@@ -290,13 +292,13 @@ fn a_vanished_member_is_retried_three_times_then_given_up() {
         .collect();
     let retries = at_a
         .iter()
-        .filter(|e| matches!(e, MeetingEvent::PeerReconnecting { .. }))
+        .filter(|e| matches!(e, Event::PeerReconnecting { .. }))
         .count();
     assert_eq!(retries, 3, "{at_a:?}");
     assert!(
         matches!(
             at_a.last(),
-            Some(MeetingEvent::PeerDisconnected {
+            Some(Event::PeerDisconnected {
                 reason: PeerGone::Failed(_),
                 ..
             })
@@ -319,10 +321,12 @@ fn garbage_signaling_and_datagrams_never_panic() {
         &[0u8; 300],
         b"\x16\xfe\xfd\x00\x00",
     ] {
-        m.handle_signal(addr(9), junk, now);
-        assert!(!Meeting::handle_datagram(m, now, addr(1), addr(9), junk));
+        m.handle_signal(now, addr(9), junk);
+        assert!(!m.accepts(addr(9), junk));
+        m.handle_datagram(now, addr(1), addr(9), junk);
     }
     assert!(m.stats().dropped_malformed >= 5);
+    assert_eq!(m.stats().dropped_unrouted, 6);
 }
 
 #[test]
@@ -364,7 +368,7 @@ fn messages_sent_across_a_reconnection_arrive_exactly_once_in_order() {
     assert!(
         room.events
             .iter()
-            .any(|(_, e)| matches!(e, MeetingEvent::PeerReconnecting { .. })),
+            .any(|(_, e)| matches!(e, Event::PeerReconnecting { .. })),
         "it did reconnect"
     );
 }
@@ -377,7 +381,7 @@ fn hellos_to_a_silent_address_ramp_up_then_settle() {
     let now = test_clock::start();
     let mut m = member("zihuk-nirur-zopup-hifat-kipul-bopaj", 1, now);
     let silent = SocketAddr::from(([192, 0, 2, 9], 4000));
-    m.discovered(&[silent], now);
+    m.handle_peers_found(now, &[silent]);
     let mut sent_at = Vec::new();
     let mut t = now;
     while t < now + Duration::from_secs(18) {
