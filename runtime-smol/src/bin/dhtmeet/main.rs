@@ -1,4 +1,5 @@
-//! `dhtmeet`: meet peers who share an invitation code, directly (milestone 1: STUN).
+//! `dhtmeet`: meet peers who share an invitation code, directly, with no server of their
+//! own: STUN, the Mainline DHT and WebRTC data channels.
 
 mod demo;
 mod dht;
