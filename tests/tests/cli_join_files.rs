@@ -1,5 +1,5 @@
-//! `dhtmeet join` at its edges: a receiver killed in the middle of a file. Real
-//! processes on loopback.
+//! `dhtmeet join` at its edges: a receiver killed in the middle of a file, and a
+//! `MEETING_CODE` that is set but empty. Real processes on loopback.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -108,4 +108,21 @@ fn a_receiver_killed_mid_transfer_leaves_no_part_file_after_it_restarts() {
     );
     assert!(inbox.join("keep.txt").exists(), "other files are kept");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_empty_meeting_code_variable_is_an_error_not_a_new_meeting() {
+    let out = Command::new(dhtmeet_bin())
+        .args(["join", "--listen", "127.0.0.1:0", "--no-state"])
+        .args(["--bootstrap", "none", "--stun", "none", "--exit-after", "3"])
+        .env("MEETING_CODE", "")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("MEETING_CODE is set but empty"), "{err}");
+    assert!(
+        !err.contains("invitation code (give it"),
+        "no code is made: {err}"
+    );
 }

@@ -25,7 +25,7 @@ use output::{Direction, Output};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The invitation code (default: $MEETING_CODE; with neither, a new code is made
-    /// and printed: give it to the others).
+    /// and printed: give it to the others). An empty MEETING_CODE is an error.
     #[arg(env = "MEETING_CODE")]
     code: Option<String>,
     #[command(flatten)]
@@ -65,6 +65,11 @@ pub(crate) struct Args {
 /// Why `join` could not start or leave cleanly, each with what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum JoinError {
+    #[error(
+        "MEETING_CODE is set but empty: set it to the invitation code, or unset it \
+         (`unset MEETING_CODE`) to make a new meeting"
+    )]
+    EmptyCodeVariable,
     #[error("{0} (run `dhtmeet join` with no code to make a new one)")]
     Code(#[from] CodeError),
     #[error("no OS randomness to make a code: {0}")]
@@ -160,9 +165,15 @@ async fn join(args: Args) -> Result<(), JoinError> {
     app.leave().await
 }
 
-/// The code given (or from `MEETING_CODE`), or a new one (`true`: made here).
+/// The code given, from `MEETING_CODE`, or a new one (`true`: made here).
 fn meeting_code(args: &Args) -> Result<(String, bool), JoinError> {
+    let empty_variable =
+        std::env::var_os("MEETING_CODE").is_some_and(|v| v.to_string_lossy().trim().is_empty());
     let (code, generated) = match args.code.as_deref() {
+        None if empty_variable => return Err(JoinError::EmptyCodeVariable),
+        Some(c) if empty_variable && c.trim().is_empty() => {
+            return Err(JoinError::EmptyCodeVariable);
+        }
         Some(c) => (c.to_owned(), false),
         None => {
             let seed = random_seed().map_err(JoinError::NoRandomness)?;
