@@ -79,6 +79,7 @@
 //!   [`NodeConfig::saved_state`]) as a bounded, versioned, checksummed byte format.
 //! * [`webrtc`]: the same data channel to any standard WebRTC peer (a browser tab),
 //!   negotiated by SDP offer/answer passed out of band (`docs/webrtc-sdp.md`).
+//! * [`transfer`]: files between members over meeting messages, the caller doing the IO.
 //!
 //! A meeting in a few lines (a runtime drives the node as in the loop above):
 //!
@@ -114,6 +115,7 @@ mod node;
 mod seed;
 pub mod state;
 pub mod stun;
+pub mod transfer;
 mod transmit;
 pub mod webrtc;
 
