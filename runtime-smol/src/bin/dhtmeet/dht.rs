@@ -9,6 +9,8 @@ use dhtmeet_core::dht::{DhtConfig, InfoHash, LookupId, LookupSummary, NodeId, me
 use dhtmeet_core::{Event, Node, NodeConfig};
 use dhtmeet_smol::{Driver, random_seed, resolve_all};
 
+use crate::net_args::{Bootstrap, bootstrap_nodes};
+
 /// The Mainline DHT's customary port, used when a bootstrap entry has none.
 const DHT_PORT: u16 = 6881;
 
@@ -37,7 +39,7 @@ pub(crate) struct NodeArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Target {
-    /// Nodes to bootstrap from (comma-separated host:port).
+    /// Nodes to bootstrap from (comma-separated host:port); at least one (not `none`).
     #[arg(long, value_delimiter = ',', required = true)]
     bootstrap: Vec<String>,
     /// The info-hash (40 hex characters).
@@ -122,7 +124,11 @@ async fn bind_node(
 
 async fn run_node(args: NodeArgs) -> Result<(), String> {
     let node_id = parse_node_id(args.node_id.as_deref())?;
-    let mut driver = bind_node(args.listen, &args.bootstrap, node_id, false).await?;
+    let bootstrap = match bootstrap_nodes(&args.bootstrap) {
+        Bootstrap::Given(nodes) => nodes,
+        Bootstrap::Default | Bootstrap::None => Vec::new(),
+    };
+    let mut driver = bind_node(args.listen, &bootstrap, node_id, false).await?;
     let id = driver
         .machine()
         .dht()
@@ -163,10 +169,15 @@ async fn one_shot(target: Target, announce: Option<Option<u16>>) -> Result<(), S
             target.timeout
         ));
     }
+    let Bootstrap::Given(bootstrap) = bootstrap_nodes(&target.bootstrap) else {
+        return Err(
+            "--bootstrap none: a lookup needs a DHT node to ask; give --bootstrap HOST:PORT".into(),
+        );
+    };
     let listen = target
         .listen
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut driver = bind_node(listen, &target.bootstrap, None, true).await?;
+    let mut driver = bind_node(listen, &bootstrap, None, true).await?;
     let deadline = Instant::now() + Duration::from_secs_f64(target.timeout);
     let ready = driver
         .run(Some(deadline), |_, event| match event {
@@ -181,7 +192,7 @@ async fn one_shot(target: Target, announce: Option<Option<u16>>) -> Result<(), S
         Some(Err(())) => {
             return Err(format!(
                 "no DHT node reachable: none of {} answered",
-                target.bootstrap.join(", ")
+                bootstrap.join(", ")
             ));
         }
         None => return Err("timed out while bootstrapping".into()),

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 /// dhtmeet: serverless peer-to-peer meetings over the Mainline DHT and WebRTC.
 ///
 /// Environment: STUN_SERVERS (comma-separated host:port list used when no server is
-/// given), MEETING_CODE (the code `join` uses when none is given), NODE_ID (a fixed DHT
+/// given; set but empty is the same as unset, `none` means no STUN), MEETING_CODE (the code `join` uses when none is given), NODE_ID (a fixed DHT
 /// node id, 40 hex characters), DEBUG (any value but 0/false: detailed logs on stderr).
 #[derive(Debug, Parser)]
 #[command(name = "dhtmeet", version, about, long_about)]
@@ -114,23 +114,4 @@ pub(crate) fn forward_stdin<T: Send + 'static>(
             }
         }
     });
-}
-
-/// Servers from the command line, else from `STUN_SERVERS`.
-pub(crate) fn servers_from_args_or_env(args: &[String]) -> Vec<String> {
-    if !args.is_empty() {
-        return args
-            .iter()
-            .flat_map(|a| a.split(','))
-            .map(|s| s.trim().to_owned())
-            .collect();
-    }
-    std::env::var("STUN_SERVERS")
-        .map(|v| {
-            v.split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use dhtmeet_core::stun::{BindingClient, Observation, StunConfig, StunEvent, StunReport};
 use dhtmeet_smol::{Driver, random_seed, resolve_all};
 
+use crate::net_args::StunServers;
+
 /// The well-known STUN port (RFC 8489 §18.6), used when a server has no port.
 pub(crate) const STUN_PORT: u16 = 3478;
 
@@ -21,16 +23,19 @@ pub(crate) struct Args {
     /// Give up on a server after this many seconds.
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
-    /// STUN servers (host, host:port, ip:port); default: $STUN_SERVERS.
+    /// STUN servers (host, host:port, ip:port); default: $STUN_SERVERS (empty: unset).
     #[arg(value_name = "SERVER")]
     servers: Vec<String>,
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), String> {
-    let names = crate::servers_from_args_or_env(&args.servers);
-    if names.is_empty() {
-        return Err("no STUN server given: pass SERVER... or set STUN_SERVERS".into());
-    }
+    let names = match crate::net_args::stun_servers(&args.servers) {
+        StunServers::Given(names) => names,
+        StunServers::Default => {
+            return Err("no STUN server given: pass SERVER... or set STUN_SERVERS".into());
+        }
+        StunServers::None => return Err("STUN servers set to none: nothing to ask".into()),
+    };
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         return Err(format!(
             "--timeout must be a positive number of seconds, not {}",
