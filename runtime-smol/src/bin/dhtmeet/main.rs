@@ -53,21 +53,37 @@ fn main() -> ExitCode {
     init_logging();
     let result = smol::block_on(async {
         match cli.command {
-            Command::Stun(args) => stun::run(args).await,
-            Command::StunServer(args) => stun_server::run(args).await,
-            Command::Demo(args) => demo::run(args).await,
-            Command::Dht(command) => dht::run(command).await,
-            Command::Join(args) => join::run(args).await,
-            Command::Status(args) => status::run(args).await,
-            Command::Webrtc(command) => webrtc::run(command).await,
+            Command::Stun(args) => stun::run(args).await.map_err(Failure::from),
+            Command::StunServer(args) => stun_server::run(args).await.map_err(Failure::from),
+            Command::Demo(args) => demo::run(args).await.map_err(Failure::from),
+            Command::Dht(command) => dht::run(command).await.map_err(Failure::from),
+            Command::Join(args) => join::run(args).await.map_err(Failure::from),
+            Command::Status(args) => status::run(args).await.map_err(Failure::from),
+            Command::Webrtc(command) => webrtc::run(command).await.map_err(Failure::from),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(failure) => {
+            eprintln!("error: {failure}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Why a subcommand failed: its own error type, or a message from the subcommands that
+/// still report one as text.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Webrtc(#[from] webrtc::WebrtcError),
+    #[error("{0}")]
+    Message(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Message(message)
     }
 }
 
