@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use dhtmeet_core::stun::{BindingClient, StunConfig, StunEvent};
 use dhtmeet_core::webrtc::{PeerConfig, PeerConnection, Signal};
 use dhtmeet_smol::{Driver, random_seed, resolve_all};
+use smol::channel::{Receiver, Sender};
 
 use self::app::{App, Input};
 pub(crate) use self::error::WebrtcError;
@@ -88,7 +89,6 @@ pub(crate) async fn run(command: Command) -> Result<(), WebrtcError> {
     };
     let (socket, local) = bind(common.listen)?;
     let config = peer_config(&common, &socket, local).await?;
-
     let (tx, rx) = smol::channel::bounded::<Input>(64);
     crate::forward_stdin(tx.clone(), Input::Line);
     let ctrl_tx = tx.clone();
@@ -96,46 +96,20 @@ pub(crate) async fn run(command: Command) -> Result<(), WebrtcError> {
         let _ = ctrl_tx.try_send(Input::Close);
     });
 
-    let seed = random_seed().map_err(WebrtcError::Randomness)?;
-    let now = Instant::now();
-    let (mut app, peer, ours) = match answer_file {
-        Some(answer_file) => {
-            let (peer, offer) =
-                PeerConnection::offer(config, local, seed, now).map_err(WebrtcError::Offer)?;
-            if let Some(path) = answer_file {
-                signals::follow(path, 0, true, tx.clone());
-            } else {
-                eprintln!("paste the answer (one line of JSON), then any candidates:");
-            }
-            (App::offerer(common.json), peer, offer)
-        }
-        None => {
-            let mut early = Vec::new();
-            let offer = match offer_file {
-                Some(path) => {
-                    let (mut found, consumed) = signals::read_offer_file(&path)?;
-                    if !found.iter().any(|s| matches!(s, Signal::EndOfCandidates)) {
-                        signals::follow(path, consumed, false, tx.clone());
-                    }
-                    let offer = found.remove(0);
-                    early = found;
-                    offer
-                }
-                None => {
-                    eprintln!("paste the offer (one line of JSON), then any candidates:");
-                    signals::await_offer(&rx, &mut early).await?
-                }
-            };
-            let (peer, answer) = PeerConnection::answer(config, local, seed, &offer, now)
-                .map_err(WebrtcError::BadOffer)?;
-            (App::answerer(common.json, early), peer, answer)
-        }
+    let start = Start {
+        config,
+        local,
+        seed: random_seed().map_err(WebrtcError::Randomness)?,
+        json: common.json,
+        tx,
     };
-    drop(tx);
-    let mut peer = peer;
-    app.take_early(&mut peer, now);
-    let mut ours = vec![ours];
-    ours.extend(std::iter::from_fn(|| peer.poll_signal()));
+    let (app, mut peer, ours) = match answer_file {
+        Some(answer_file) => start.offer(answer_file)?,
+        None => start.answer(offer_file, &rx).await?,
+    };
+    let ours: Vec<Signal> = std::iter::once(ours)
+        .chain(std::iter::from_fn(|| peer.poll_signal()))
+        .collect();
     signals::publish(common.out.as_deref(), common.json, &ours)?;
     crate::emit(
         common.json,
@@ -164,6 +138,63 @@ pub(crate) async fn run(command: Command) -> Result<(), WebrtcError> {
     }
     close(&mut driver, common.json).await;
     Ok(())
+}
+
+/// What starting either side takes; `tx` feeds signal files into the run's input.
+struct Start {
+    config: PeerConfig,
+    local: SocketAddr,
+    seed: dhtmeet_core::Seed,
+    json: bool,
+    tx: Sender<Input>,
+}
+
+impl Start {
+    /// The offerer: the connection, our offer, and the answer file followed if given.
+    fn offer(
+        self,
+        answer_file: Option<PathBuf>,
+    ) -> Result<(App, PeerConnection, Signal), WebrtcError> {
+        let (peer, offer) =
+            PeerConnection::offer(self.config, self.local, self.seed, Instant::now())
+                .map_err(WebrtcError::Offer)?;
+        match answer_file {
+            Some(path) => signals::follow(path, 0, true, self.tx),
+            None => eprintln!("paste the answer (one line of JSON), then any candidates:"),
+        }
+        Ok((App::offerer(self.json), peer, offer))
+    }
+
+    /// The answerer: waits for the offer (in `offer_file`, else on stdin), answers it,
+    /// and hands it the candidates that came with or before the offer.
+    async fn answer(
+        self,
+        offer_file: Option<PathBuf>,
+        rx: &Receiver<Input>,
+    ) -> Result<(App, PeerConnection, Signal), WebrtcError> {
+        let mut early = Vec::new();
+        let offer = match offer_file {
+            Some(path) => {
+                let (mut found, taken) = signals::read_offer_file(&path)?;
+                if !found.contains(&Signal::EndOfCandidates) {
+                    signals::follow(path, taken, false, self.tx);
+                }
+                early = found.split_off(1);
+                found.remove(0)
+            }
+            None => {
+                eprintln!("paste the offer (one line of JSON), then any candidates:");
+                signals::await_offer(rx, &mut early).await?
+            }
+        };
+        let now = Instant::now();
+        let (mut peer, answer) =
+            PeerConnection::answer(self.config, self.local, self.seed, &offer, now)
+                .map_err(WebrtcError::BadOffer)?;
+        let mut app = App::answerer(self.json, early);
+        app.take_early(&mut peer, now);
+        Ok((app, peer, answer))
+    }
 }
 
 /// Closes gracefully (if the peer did not) and prints the counters.
