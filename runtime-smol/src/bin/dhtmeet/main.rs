@@ -71,12 +71,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Why a subcommand failed: its own error type, or a message from the subcommands that
-/// still report one as text.
+/// Why a subcommand failed: its own error type (each case says what to do), or a
+/// message from the subcommands that still report one as text.
 #[derive(Debug, thiserror::Error)]
 enum Failure {
     #[error(transparent)]
     Webrtc(#[from] webrtc::WebrtcError),
+    #[error(transparent)]
+    Dht(#[from] dht::DhtCliError),
+    #[error(transparent)]
+    Stun(#[from] stun::StunCliError),
     #[error("{0}")]
     Message(String),
 }
