@@ -171,3 +171,36 @@ fn a_meeting_code_looks_up_its_topic() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "127.0.0.1:999");
 }
+
+#[test]
+fn a_node_with_bootstrap_none_starts_a_new_network() {
+    let mut cmd = Command::new(dhtmeet_bin());
+    cmd.args([
+        "dht",
+        "node",
+        "--listen",
+        "127.0.0.1:0",
+        "--bootstrap",
+        "none",
+    ])
+    .env_remove("NODE_ID")
+    .stderr(Stdio::null());
+    let (_node, line) = spawn_until_ready(&mut cmd, "dhtmeet dht node --bootstrap none");
+    assert!(line.starts_with("dht node "), "ready line {line:?}");
+}
+
+#[test]
+fn a_lookup_with_bootstrap_none_says_it_needs_a_node() {
+    let out = dhtmeet(&[
+        "dht",
+        "lookup",
+        "--bootstrap",
+        "none",
+        "--info-hash",
+        INFO_HASH,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!stderr.contains("cannot resolve"), "{stderr}");
+    assert!(stderr.contains("--bootstrap"), "{stderr}");
+}

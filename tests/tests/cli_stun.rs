@@ -73,6 +73,19 @@ fn stun_without_servers_says_how_to_give_some() {
 }
 
 #[test]
+fn an_empty_stun_servers_is_unset_and_the_error_says_it_is_empty() {
+    for empty in ["", " , "] {
+        let out = dhtmeet(&["stun"], &[("STUN_SERVERS", empty)]);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("STUN_SERVERS is empty"),
+            "{empty:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
 fn stun_with_no_answer_fails_with_a_clear_message_after_the_timeout() {
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = silent.local_addr().unwrap().to_string();

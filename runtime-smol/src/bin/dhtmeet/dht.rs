@@ -5,9 +5,13 @@ use std::net::{SocketAddr, UdpSocket};
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use dhtmeet_core::dht::{DhtConfig, InfoHash, LookupId, LookupSummary, NodeId, meeting_topic};
-use dhtmeet_core::{Event, Node, NodeConfig};
+use dhtmeet_core::dht::{
+    DhtConfig, InfoHash, LookupId, LookupSummary, NodeId, ParseIdError, meeting_topic,
+};
+use dhtmeet_core::{ConfigError, Event, LookupError, Node, NodeConfig};
 use dhtmeet_smol::{Driver, random_seed, resolve_all};
+
+use crate::net_args::{Bootstrap, bootstrap_nodes};
 
 /// The Mainline DHT's customary port, used when a bootstrap entry has none.
 const DHT_PORT: u16 = 6881;
@@ -37,7 +41,7 @@ pub(crate) struct NodeArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Target {
-    /// Nodes to bootstrap from (comma-separated host:port).
+    /// Nodes to bootstrap from (comma-separated host:port); at least one (not `none`).
     #[arg(long, value_delimiter = ',', required = true)]
     bootstrap: Vec<String>,
     /// The info-hash (40 hex characters).
@@ -75,13 +79,57 @@ pub(crate) struct LookupArgs {
     target: Target,
 }
 
-pub(crate) async fn run(command: Command) -> Result<(), String> {
+/// Why a `dhtmeet dht` command failed, each case saying what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DhtCliError {
+    #[error("{0} (check --bootstrap)")]
+    Resolve(std::io::Error),
+    #[error("cannot listen on {addr}: {source} (give another --listen address)")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("no OS randomness: {0}")]
+    Randomness(std::io::Error),
+    #[error("invalid node settings: {0}")]
+    Config(ConfigError),
+    #[error("socket error: {0}")]
+    Socket(std::io::Error),
+    #[error("the DHT node stopped")]
+    Stopped,
+    #[error("NODE_ID / --node-id {given:?}: {error}")]
+    BadNodeId { given: String, error: ParseIdError },
+    #[error("--info-hash {given:?}: {error}")]
+    BadInfoHash { given: String, error: ParseIdError },
+    #[error("give --info-hash or --code")]
+    NoTarget,
+    #[error("--port must be between 1 and 65535")]
+    BadPort,
+    #[error("--timeout must be a positive number of seconds, not {0}")]
+    BadTimeout(f64),
+    #[error("--bootstrap none: a lookup needs a DHT node to ask; give --bootstrap HOST:PORT")]
+    NoBootstrap,
+    #[error("no DHT node reachable: none of {0} answered")]
+    Unreachable(String),
+    #[error("timed out while bootstrapping (a longer --timeout, or other --bootstrap nodes)")]
+    BootstrapTimeout,
+    #[error("the DHT refused the lookup: {0}")]
+    Lookup(LookupError),
+    #[error("timed out during the lookup (a longer --timeout may help)")]
+    LookupTimeout,
+    #[error("no DHT node answered the lookup")]
+    NoAnswer,
+    #[error("no node accepted the announce ({asked} nodes asked)")]
+    NotAccepted { asked: usize },
+}
+
+pub(crate) async fn run(command: Command) -> Result<(), DhtCliError> {
     match command {
         Command::Node(args) => run_node(args).await,
         Command::Announce(args) => {
             let port = if args.implied_port { None } else { args.port };
             if port == Some(0) {
-                return Err("--port must be between 1 and 65535".into());
+                return Err(DhtCliError::BadPort);
             }
             one_shot(args.target, Some(port)).await
         }
@@ -89,10 +137,12 @@ pub(crate) async fn run(command: Command) -> Result<(), String> {
     }
 }
 
-fn parse_node_id(hex: Option<&str>) -> Result<Option<NodeId>, String> {
+fn parse_node_id(hex: Option<&str>) -> Result<Option<NodeId>, DhtCliError> {
     hex.map(|h| {
-        h.parse::<NodeId>()
-            .map_err(|e| format!("NODE_ID / --node-id {h:?}: {e}"))
+        h.parse::<NodeId>().map_err(|error| DhtCliError::BadNodeId {
+            given: h.to_owned(),
+            error,
+        })
     })
     .transpose()
 }
@@ -104,30 +154,37 @@ async fn bind_node(
     bootstrap: &[String],
     node_id: Option<NodeId>,
     read_only: bool,
-) -> Result<Driver<Node>, String> {
+) -> Result<Driver<Node>, DhtCliError> {
     let bootstrap = resolve_all(bootstrap, DHT_PORT)
         .await
-        .map_err(|e| e.to_string())?;
-    let socket = UdpSocket::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let mut config = NodeConfig::new(random_seed().map_err(|e| format!("no OS randomness: {e}"))?);
+        .map_err(DhtCliError::Resolve)?;
+    let socket = UdpSocket::bind(listen).map_err(|source| DhtCliError::Listen {
+        addr: listen,
+        source,
+    })?;
+    let mut config = NodeConfig::new(random_seed().map_err(DhtCliError::Randomness)?);
     config.dht = Some(DhtConfig {
         bootstrap,
         node_id,
         read_only,
         ..DhtConfig::default()
     });
-    let node = Node::new(config, Instant::now()).map_err(|e| e.to_string())?;
-    Driver::new(socket, node).map_err(|e| e.to_string())
+    let node = Node::new(config, Instant::now()).map_err(DhtCliError::Config)?;
+    Driver::new(socket, node).map_err(DhtCliError::Socket)
 }
 
-async fn run_node(args: NodeArgs) -> Result<(), String> {
+async fn run_node(args: NodeArgs) -> Result<(), DhtCliError> {
     let node_id = parse_node_id(args.node_id.as_deref())?;
-    let mut driver = bind_node(args.listen, &args.bootstrap, node_id, false).await?;
+    let bootstrap = match bootstrap_nodes(&args.bootstrap) {
+        Bootstrap::Given(nodes) => nodes,
+        Bootstrap::Default | Bootstrap::None => Vec::new(),
+    };
+    let mut driver = bind_node(args.listen, &bootstrap, node_id, false).await?;
     let id = driver
         .machine()
         .dht()
         .map(|d| d.id())
-        .ok_or("the node runs no DHT")?;
+        .ok_or(DhtCliError::Stopped)?;
     // One ready line on stdout, flushed, for scripts and tests.
     println!("dht node {id} listening on {}", driver.local_addr());
     let _ = std::io::stdout().flush();
@@ -143,30 +200,33 @@ async fn run_node(args: NodeArgs) -> Result<(), String> {
         })
         .await;
     match stopped {
-        Ok(_) => Err("the DHT node stopped".into()),
-        Err(e) => Err(format!("socket error: {e}")),
+        Ok(_) => Err(DhtCliError::Stopped),
+        Err(e) => Err(DhtCliError::Socket(e)),
     }
 }
 
 /// Bootstraps, then announces (`announce = Some(port)`) or looks up, and prints the peers.
-async fn one_shot(target: Target, announce: Option<Option<u16>>) -> Result<(), String> {
+async fn one_shot(target: Target, announce: Option<Option<u16>>) -> Result<(), DhtCliError> {
     let info_hash = match (&target.info_hash, &target.code) {
         (Some(hex), _) => hex
             .parse::<InfoHash>()
-            .map_err(|e| format!("--info-hash {hex:?}: {e}"))?,
+            .map_err(|error| DhtCliError::BadInfoHash {
+                given: hex.clone(),
+                error,
+            })?,
         (None, Some(code)) => meeting_topic(code),
-        (None, None) => return Err("give --info-hash or --code".into()),
+        (None, None) => return Err(DhtCliError::NoTarget),
     };
     if !(target.timeout.is_finite() && target.timeout > 0.0) {
-        return Err(format!(
-            "--timeout must be a positive number of seconds, not {}",
-            target.timeout
-        ));
+        return Err(DhtCliError::BadTimeout(target.timeout));
     }
+    let Bootstrap::Given(bootstrap) = bootstrap_nodes(&target.bootstrap) else {
+        return Err(DhtCliError::NoBootstrap);
+    };
     let listen = target
         .listen
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut driver = bind_node(listen, &target.bootstrap, None, true).await?;
+    let mut driver = bind_node(listen, &bootstrap, None, true).await?;
     let deadline = Instant::now() + Duration::from_secs_f64(target.timeout);
     let ready = driver
         .run(Some(deadline), |_, event| match event {
@@ -175,16 +235,13 @@ async fn one_shot(target: Target, announce: Option<Option<u16>>) -> Result<(), S
             _ => ControlFlow::Continue(()),
         })
         .await
-        .map_err(|e| format!("socket error: {e}"))?;
+        .map_err(DhtCliError::Socket)?;
     match ready {
         Some(Ok(nodes)) => tracing::info!(nodes, "bootstrapped"),
         Some(Err(())) => {
-            return Err(format!(
-                "no DHT node reachable: none of {} answered",
-                target.bootstrap.join(", ")
-            ));
+            return Err(DhtCliError::Unreachable(bootstrap.join(", ")));
         }
-        None => return Err("timed out while bootstrapping".into()),
+        None => return Err(DhtCliError::BootstrapTimeout),
     }
     let now = Instant::now();
     let node = driver.machine_mut();
@@ -192,23 +249,22 @@ async fn one_shot(target: Target, announce: Option<Option<u16>>) -> Result<(), S
         Some(port) => node.announce(now, info_hash, port),
         None => node.get_peers(now, info_hash),
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(DhtCliError::Lookup)?;
     let summary = driver
         .run(Some(deadline), |_, event| match event {
             Event::LookupDone(s) if s.id == id => ControlFlow::Break(s),
             _ => ControlFlow::Continue(()),
         })
         .await
-        .map_err(|e| format!("socket error: {e}"))?
-        .ok_or("timed out during the lookup")?;
+        .map_err(DhtCliError::Socket)?
+        .ok_or(DhtCliError::LookupTimeout)?;
     if summary.closest.is_empty() {
-        return Err("no DHT node answered the lookup".into());
+        return Err(DhtCliError::NoAnswer);
     }
     if announce.is_some() && summary.announced == 0 {
-        return Err(format!(
-            "no node accepted the announce ({} nodes asked)",
-            summary.closest.len()
-        ));
+        return Err(DhtCliError::NotAccepted {
+            asked: summary.closest.len(),
+        });
     }
     print_summary(
         &summary,

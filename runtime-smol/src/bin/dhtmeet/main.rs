@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 /// dhtmeet: serverless peer-to-peer meetings over the Mainline DHT and WebRTC.
 ///
 /// Environment: STUN_SERVERS (comma-separated host:port list used when no server is
-/// given), MEETING_CODE (the code `join` uses when none is given), NODE_ID (a fixed DHT
+/// given; set but empty is the same as unset, `none` means no STUN), MEETING_CODE (the code `join` uses when none is given), NODE_ID (a fixed DHT
 /// node id, 40 hex characters), DEBUG (any value but 0/false: detailed logs on stderr).
 #[derive(Debug, Parser)]
 #[command(name = "dhtmeet", version, about, long_about)]
@@ -54,21 +54,41 @@ fn main() -> ExitCode {
     init_logging();
     let result = smol::block_on(async {
         match cli.command {
-            Command::Stun(args) => stun::run(args).await,
-            Command::StunServer(args) => stun_server::run(args).await,
-            Command::Demo(args) => demo::run(args).await,
-            Command::Dht(command) => dht::run(command).await,
-            Command::Join(args) => join::run(args).await,
-            Command::Status(args) => status::run(args).await,
-            Command::Webrtc(command) => webrtc::run(command).await,
+            Command::Stun(args) => stun::run(args).await.map_err(Failure::from),
+            Command::StunServer(args) => stun_server::run(args).await.map_err(Failure::from),
+            Command::Demo(args) => demo::run(args).await.map_err(Failure::from),
+            Command::Dht(command) => dht::run(command).await.map_err(Failure::from),
+            Command::Join(args) => join::run(args).await.map_err(Failure::from),
+            Command::Status(args) => status::run(args).await.map_err(Failure::from),
+            Command::Webrtc(command) => webrtc::run(command).await.map_err(Failure::from),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(failure) => {
+            eprintln!("error: {failure}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Why a subcommand failed: its own error type (each case says what to do), or a
+/// message from the subcommands that still report one as text.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Webrtc(#[from] webrtc::WebrtcError),
+    #[error(transparent)]
+    Dht(#[from] dht::DhtCliError),
+    #[error(transparent)]
+    Stun(#[from] stun::StunCliError),
+    #[error("{0}")]
+    Message(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Message(message)
     }
 }
 
@@ -115,23 +135,4 @@ pub(crate) fn forward_stdin<T: Send + 'static>(
             }
         }
     });
-}
-
-/// Servers from the command line, else from `STUN_SERVERS`.
-pub(crate) fn servers_from_args_or_env(args: &[String]) -> Vec<String> {
-    if !args.is_empty() {
-        return args
-            .iter()
-            .flat_map(|a| a.split(','))
-            .map(|s| s.trim().to_owned())
-            .collect();
-    }
-    std::env::var("STUN_SERVERS")
-        .map(|v| {
-            v.split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -4,8 +4,13 @@ use std::net::{SocketAddr, UdpSocket};
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use dhtmeet_core::stun::{BindingClient, Observation, StunConfig, StunEvent, StunReport};
+use dhtmeet_core::stun::{
+    AllServersFailed, BindingClient, Observation, StunConfig, StunConfigError, StunEvent,
+    StunReport,
+};
 use dhtmeet_smol::{Driver, random_seed, resolve_all};
+
+use crate::net_args::StunServers;
 
 /// The well-known STUN port (RFC 8489 §18.6), used when a server has no port.
 pub(crate) const STUN_PORT: u16 = 3478;
@@ -21,25 +26,57 @@ pub(crate) struct Args {
     /// Give up on a server after this many seconds.
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
-    /// STUN servers (host, host:port, ip:port); default: $STUN_SERVERS.
+    /// STUN servers (host, host:port, ip:port); default: $STUN_SERVERS (empty: unset).
     #[arg(value_name = "SERVER")]
     servers: Vec<String>,
 }
 
-pub(crate) async fn run(args: Args) -> Result<(), String> {
-    let names = crate::servers_from_args_or_env(&args.servers);
-    if names.is_empty() {
-        return Err("no STUN server given: pass SERVER... or set STUN_SERVERS".into());
-    }
+/// Why `dhtmeet stun` failed, each case saying what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StunCliError {
+    #[error("no STUN server given: pass SERVER... or set STUN_SERVERS")]
+    NoServers,
+    #[error("STUN servers set to none: nothing to ask")]
+    ServersNone,
+    #[error("--timeout must be a positive number of seconds, not {0}")]
+    BadTimeout(f64),
+    #[error("{0} (check the server names)")]
+    Resolve(std::io::Error),
+    #[error("cannot bind {addr}: {source} (give another --bind address)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("no OS randomness: {0}")]
+    Randomness(std::io::Error),
+    #[error("STUN: {0}")]
+    Config(StunConfigError),
+    #[error("socket error: {0}")]
+    Socket(std::io::Error),
+    #[error("{error}: {servers} (timeout {timeout:.1} s each; is outgoing UDP allowed?)")]
+    NoAnswer {
+        error: AllServersFailed,
+        servers: String,
+        timeout: f64,
+    },
+    #[error("the STUN client stopped without a result")]
+    Stopped,
+}
+
+pub(crate) async fn run(args: Args) -> Result<(), StunCliError> {
+    let names = match crate::net_args::stun_servers(&args.servers) {
+        StunServers::Given(names) => names,
+        StunServers::Default => {
+            return Err(StunCliError::NoServers);
+        }
+        StunServers::None => return Err(StunCliError::ServersNone),
+    };
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(format!(
-            "--timeout must be a positive number of seconds, not {}",
-            args.timeout
-        ));
+        return Err(StunCliError::BadTimeout(args.timeout));
     }
     let servers = resolve_all(&names, STUN_PORT)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(StunCliError::Resolve)?;
     let (report, local) =
         discover(servers, args.bind, Duration::from_secs_f64(args.timeout)).await?;
     if args.json {
@@ -55,7 +92,7 @@ pub(crate) async fn discover(
     servers: Vec<SocketAddr>,
     bind: Option<SocketAddr>,
     query_timeout: Duration,
-) -> Result<(StunReport, SocketAddr), String> {
+) -> Result<(StunReport, SocketAddr), StunCliError> {
     let bind = bind.unwrap_or_else(|| {
         let unspecified = if servers.iter().all(SocketAddr::is_ipv4) {
             "0.0.0.0:0"
@@ -64,7 +101,8 @@ pub(crate) async fn discover(
         };
         unspecified.parse().expect("a literal address")
     });
-    let socket = UdpSocket::bind(bind).map_err(|e| format!("cannot bind {bind}: {e}"))?;
+    let socket =
+        UdpSocket::bind(bind).map_err(|source| StunCliError::Bind { addr: bind, source })?;
     let tried = servers.clone();
     let config = StunConfig {
         servers,
@@ -72,9 +110,9 @@ pub(crate) async fn discover(
         retry_interval: None,
         ..StunConfig::default()
     };
-    let seed = random_seed().map_err(|e| format!("no OS randomness: {e}"))?;
-    let client = BindingClient::new(config, seed, Instant::now()).map_err(|e| e.to_string())?;
-    let mut driver = Driver::new(socket, client).map_err(|e| e.to_string())?;
+    let seed = random_seed().map_err(StunCliError::Randomness)?;
+    let client = BindingClient::new(config, seed, Instant::now()).map_err(StunCliError::Config)?;
+    let mut driver = Driver::new(socket, client).map_err(StunCliError::Socket)?;
     let local = driver.local_addr();
     let outcome = driver
         .run(None, |_, event| match event {
@@ -89,18 +127,18 @@ pub(crate) async fn discover(
             StunEvent::Finished(result) => ControlFlow::Break(result),
         })
         .await
-        .map_err(|e| format!("socket error: {e}"))?;
+        .map_err(StunCliError::Socket)?;
     match outcome {
         Some(Ok(report)) => Ok((report, local)),
-        Some(Err(e)) => {
+        Some(Err(error)) => {
             let list: Vec<String> = tried.iter().map(ToString::to_string).collect();
-            Err(format!(
-                "{e}: {} (timeout {:.1} s each)",
-                list.join(", "),
-                query_timeout.as_secs_f64()
-            ))
+            Err(StunCliError::NoAnswer {
+                error,
+                servers: list.join(", "),
+                timeout: query_timeout.as_secs_f64(),
+            })
         }
-        None => Err("the STUN client stopped without a result".into()),
+        None => Err(StunCliError::Stopped),
     }
 }
 
