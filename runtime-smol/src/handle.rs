@@ -70,7 +70,11 @@ impl NodeHandle {
         })?;
         let (commands, command_rx) = smol::channel::bounded(COMMAND_QUEUE);
         let (event_tx, events) = smol::channel::bounded(queue);
-        let task = smol::spawn(serve(driver, command_rx, event_tx));
+        let task = smol::spawn(async move {
+            serve(driver, command_rx, event_tx)
+                .await
+                .inspect_err(dhtmeet_std::event_log::log_node_stopped)
+        });
         Ok(NodeHandle {
             commands,
             events,

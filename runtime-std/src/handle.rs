@@ -74,7 +74,10 @@ impl NodeHandle {
             .name("dhtmeet-node".into())
             .spawn({
                 let stopping = stopping.clone();
-                move || serve(driver, command_rx, event_tx, stopping)
+                move || {
+                    serve(driver, command_rx, event_tx, stopping)
+                        .inspect_err(crate::event_log::log_node_stopped)
+                }
             })
             .map_err(bind_error)?;
         Ok(NodeHandle {

@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod config;
+pub mod event_log;
 mod handle;
 pub mod service;
 

@@ -139,14 +139,14 @@ impl Service {
         }
     }
 
-    /// Saves the node's state now (a failure is a warning: the meeting goes on).
+    /// Saves the node's state now (a failure is logged as an error: the meeting goes on).
     pub fn save_state(&mut self) {
         let Some(dir) = &self.state else {
             return;
         };
         self.next_save = Some(self.now + SAVE_EVERY);
         if let Err(e) = dir.save(&self.node.export_state()) {
-            tracing::warn!(file = %dir.path().display(), error = %e, "cannot save state");
+            tracing::error!(file = %dir.path().display(), error = %e, "cannot save state");
         }
     }
 
@@ -169,7 +169,13 @@ impl Service {
                 code,
                 allow_weak_code,
                 reply,
-            } => reply(self.node.join(now, &code, allow_weak_code)),
+            } => {
+                let joined = self.node.join(now, &code, allow_weak_code);
+                if let Ok((member, _)) = &joined {
+                    tracing::info!(%member, "joined the meeting");
+                }
+                reply(joined)
+            }
             Command::Send {
                 member,
                 data,
@@ -278,6 +284,7 @@ impl SansIo for Service {
 
     fn poll_event(&mut self) -> Option<Event> {
         let event = self.node.poll_event()?;
+        crate::event_log::log_event(&event);
         match &event {
             Event::Writable { member } => self.retry(*member),
             Event::PeerDisconnected { member, .. } => {

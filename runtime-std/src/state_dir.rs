@@ -15,6 +15,13 @@
 //! * **A bad file is a fresh start.** A missing, unreadable, truncated, corrupted or
 //!   future-version file gives one clear warning ([`StateDir::load_or_warn`]) and no
 //!   state; it is overwritten by the next save.
+//! * **A broken slot is skipped.** A slot whose lock file cannot be locked (a directory,
+//!   a FIFO, a file this process may not open) or whose state file is not a regular file
+//!   (a FIFO would block an `open` forever) gets one warning, and the node takes the next
+//!   slot. Nothing but a regular file is ever opened.
+//! * **A read-only directory is still read.** Its state loads (under a lock file opened
+//!   read-only, or without a lock when none can exist) after one warning that nothing will
+//!   be saved ([`StateDir::is_read_only`]).
 //!
 //! The default directory is the platform's per-user state directory ([`default_dir`]).
 //! Decisions and the byte layout: `docs/STATE.md`.
@@ -42,6 +49,17 @@ pub enum StateDirError {
     /// Every slot is locked by another running node.
     #[error("all {MAX_SLOTS} slots of state directory {0} are in use by other running nodes")]
     AllSlotsBusy(PathBuf),
+    /// No slot is usable: each is locked by another node or broken (this is the first
+    /// broken slot's cause).
+    #[error("no usable slot in state directory {dir}: {path}: {source}")]
+    NoUsableSlot {
+        /// The directory.
+        dir: PathBuf,
+        /// The first broken slot's lock or state file.
+        path: PathBuf,
+        /// Why it is broken.
+        source: io::Error,
+    },
 }
 
 /// Why a saved state could not be loaded.
@@ -58,6 +76,9 @@ pub enum LoadError {
         /// The cause.
         source: io::Error,
     },
+    /// The path is not a regular file (a FIFO, a directory, a device): never opened.
+    #[error("{0} is not a regular file")]
+    NotAFile(PathBuf),
     /// The file's bytes are not a usable state.
     #[error("saved state {path} is unusable: {source}")]
     Invalid {
@@ -74,31 +95,73 @@ pub struct StateDir {
     dir: PathBuf,
     slot: u32,
     file: PathBuf,
-    _lock: SlotLock,
+    read_only: bool,
+    /// `None` only in a read-only directory whose lock file does not exist (and cannot be
+    /// created): nothing is written there, so no writer can be disturbed.
+    _lock: Option<SlotLock>,
+}
+
+/// What trying one slot gave.
+enum Slot {
+    Taken(Option<SlotLock>),
+    Busy,
 }
 
 impl StateDir {
     /// Opens (creating it if needed, mode 0700 on Unix) the state directory `dir` and
-    /// takes its first free slot.
+    /// takes its first free slot, skipping broken ones with a warning. A directory this
+    /// process cannot write is opened read-only, with a warning.
     pub fn open(dir: &Path) -> Result<StateDir, StateDirError> {
-        let io_err = |source| StateDirError::Io {
-            dir: dir.to_path_buf(),
-            source,
-        };
-        create_private_dir(dir).map_err(io_err)?;
+        if let Err(source) = create_private_dir(dir)
+            && !dir.is_dir()
+        {
+            return Err(StateDirError::Io {
+                dir: dir.to_path_buf(),
+                source,
+            });
+        }
+        let read_only = !is_writable_dir(dir);
+        let mut broken = None;
         for slot in 0..MAX_SLOTS {
-            if let Some(lock) =
-                SlotLock::try_take(&dir.join(format!("node-{slot}.lock"))).map_err(io_err)?
-            {
-                return Ok(StateDir {
-                    dir: dir.to_path_buf(),
-                    slot,
-                    file: dir.join(format!("node-{slot}.state")),
-                    _lock: lock,
+            let file = dir.join(format!("node-{slot}.state"));
+            let lock_path = dir.join(format!("node-{slot}.lock"));
+            let taken = check_state_file(&file)
+                .map_err(|e| (file.clone(), e))
+                .and_then(|()| {
+                    SlotLock::try_take(&lock_path, read_only).map_err(|e| (lock_path, e))
                 });
+            match taken {
+                Ok(Slot::Taken(lock)) => {
+                    if read_only {
+                        tracing::warn!(
+                            "state directory {} is read-only: loading {}, but nothing will be saved",
+                            dir.display(),
+                            file.display()
+                        );
+                    }
+                    return Ok(StateDir {
+                        dir: dir.to_path_buf(),
+                        slot,
+                        file,
+                        read_only,
+                        _lock: lock,
+                    });
+                }
+                Ok(Slot::Busy) => {}
+                Err((path, e)) => {
+                    tracing::warn!("{}: {e}; trying the next slot", path.display());
+                    broken.get_or_insert((path, e));
+                }
             }
         }
-        Err(StateDirError::AllSlotsBusy(dir.to_path_buf()))
+        Err(match broken {
+            Some((path, source)) => StateDirError::NoUsableSlot {
+                dir: dir.to_path_buf(),
+                path,
+                source,
+            },
+            None => StateDirError::AllSlotsBusy(dir.to_path_buf()),
+        })
     }
 
     /// The directory.
@@ -116,6 +179,12 @@ impl StateDir {
         &self.file
     }
 
+    /// Whether the directory cannot be written: the state loads, [`StateDir::save`]
+    /// writes nothing.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// Reads and decodes the slot's state.
     pub fn load(&self) -> Result<SavedState, LoadError> {
         read_state(&self.file)
@@ -131,14 +200,19 @@ impl StateDir {
                 None
             }
             Err(e) => {
-                eprintln!("warning: {e}; starting afresh (it will be overwritten)");
+                tracing::warn!("{e}; starting afresh (it will be overwritten)");
                 None
             }
         }
     }
 
-    /// Encodes `state` and writes it atomically to the slot's file.
+    /// Encodes `state` and writes it atomically to the slot's file. In a read-only
+    /// directory this writes nothing and returns `Ok`: [`StateDir::open`] said so once,
+    /// and a failure every minute would only repeat it.
     pub fn save(&self, state: &SavedState) -> io::Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
         write_atomically(&self.file, &state.encode())
     }
 }
@@ -149,10 +223,13 @@ pub fn read_state(path: &Path) -> Result<SavedState, LoadError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = match File::open(path) {
+    let file = match open_regular(path, OpenOptions::new().read(true)) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(LoadError::Missing(path.to_path_buf()));
+        }
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            return Err(LoadError::NotAFile(path.to_path_buf()));
         }
         Err(e) => return Err(io_err(e)),
     };
@@ -178,11 +255,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
+        // A new file, never one found there (a FIFO would block the open).
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -193,6 +271,50 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Opens `path` with `options` only if it is a regular file (or a link to one):
+/// anything else is `InvalidInput`. On Unix the open does not block (a FIFO or a device
+/// could) and the check is on the opened file itself.
+fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    #[cfg(not(unix))]
+    if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(not_a_file());
+    }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(not_a_file());
+    }
+    Ok(file)
+}
+
+fn not_a_file() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")
+}
+
+/// A slot whose state file exists but is not a regular file is broken.
+fn check_state_file(path: &Path) -> io::Result<()> {
+    match fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(not_a_file()),
+        _ => Ok(()),
+    }
+}
+
+/// Whether this process may create files in `dir` (`access(2)`: also false on a
+/// read-only file system).
+#[cfg(unix)]
+fn is_writable_dir(dir: &Path) -> bool {
+    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_ok()
+}
+
+#[cfg(not(unix))]
+fn is_writable_dir(dir: &Path) -> bool {
+    fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
 }
 
 #[cfg(unix)]
@@ -230,18 +352,26 @@ struct SlotLock {
 }
 
 impl SlotLock {
+    /// Locks the slot's lock file (created if needed), or, in a read-only directory,
+    /// the existing one opened read-only (no lock file: the slot is taken unlocked).
     #[cfg(unix)]
-    fn try_take(path: &Path) -> io::Result<Option<SlotLock>> {
+    fn try_take(path: &Path, read_only: bool) -> io::Result<Slot> {
         use rustix::fs::{FlockOperation, flock};
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let mut options = OpenOptions::new();
+        options.read(true);
+        if !read_only {
+            options.write(true).create(true).truncate(false);
+        }
+        let file = match open_regular(path, &mut options) {
+            Ok(file) => file,
+            Err(e) if read_only && e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Slot::Taken(None));
+            }
+            Err(e) => return Err(e),
+        };
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Some(SlotLock { _file: file })),
-            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Ok(()) => Ok(Slot::Taken(Some(SlotLock { _file: file }))),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(Slot::Busy),
             Err(e) => Err(e.into()),
         }
     }
@@ -249,13 +379,16 @@ impl SlotLock {
     /// Without `flock`: the lock file exists while a node holds the slot. A node that
     /// crashed leaves it behind, and the next node takes the next slot.
     #[cfg(not(unix))]
-    fn try_take(path: &Path) -> io::Result<Option<SlotLock>> {
+    fn try_take(path: &Path, read_only: bool) -> io::Result<Slot> {
+        if read_only {
+            return Ok(Slot::Taken(None));
+        }
         match OpenOptions::new().write(true).create_new(true).open(path) {
-            Ok(file) => Ok(Some(SlotLock {
+            Ok(file) => Ok(Slot::Taken(Some(SlotLock {
                 _file: file,
                 path: path.to_path_buf(),
-            })),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+            }))),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Slot::Busy),
             Err(e) => Err(e),
         }
     }

@@ -274,7 +274,7 @@ impl Dht {
                 table.insert_unverified(e.node, e.last_seen);
             }
         }
-        tracing::debug!(id = %self.id, %ip, "new BEP 42 node id");
+        tracing::info!(id = %self.id, %ip, "new BEP 42 node id for our public IP");
     }
 
     /// Starts a get_peers lookup for `info_hash`.

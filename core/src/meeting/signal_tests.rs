@@ -226,3 +226,106 @@ fn member_ids_print_and_parse_as_16_hex_digits() {
         assert!(bad.parse::<MemberId>().is_err(), "{bad:?}");
     }
 }
+
+/// docs/PROTOCOL.md, whose `dm_signal vector` blocks are checked below.
+const PROTOCOL_MD: &str = include_str!("../../../docs/PROTOCOL.md");
+
+/// Every ```` ```text ```` block of PROTOCOL.md that starts `dm_signal vector: NAME`,
+/// as (NAME, the bytes its hex lines spell).
+fn documented_vectors() -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut lines = PROTOCOL_MD.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line.strip_prefix("dm_signal vector: ") else {
+            continue;
+        };
+        let hex: String = lines
+            .by_ref()
+            .take_while(|l| !l.starts_with("```"))
+            .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
+            .collect();
+        assert!(hex.len() % 2 == 0, "{name}: odd hex length");
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        found.push((name.trim().to_owned(), bytes));
+    }
+    found
+}
+
+/// The messages the document's vectors describe in prose.
+fn vector_signal(name: &str) -> Signal {
+    let base = Signal {
+        node_id: NodeId([0x11; 20]),
+        from: MemberId([1, 2, 3, 4, 5, 6, 7, 8]),
+        to: None,
+        seq: 1,
+        body: SignalBody::Hello,
+    };
+    let candidate = |kind, addr: &str| IceCandidate {
+        kind,
+        addr: addr.parse().unwrap(),
+    };
+    match name {
+        "hello" => base,
+        "params" => Signal {
+            seq: 2,
+            to: Some(MemberId([9; 8])),
+            body: SignalBody::Params(SessionParameters {
+                ufrag: "abcd".into(),
+                pwd: "0123456789abcdefghijkl".into(),
+                fingerprint: [0xAB; 32],
+                candidates: vec![
+                    candidate(CandidateKind::Host, "192.0.2.1:4000"),
+                    candidate(CandidateKind::Host, "[2001:db8::1]:4000"),
+                    candidate(CandidateKind::ServerReflexive, "198.51.100.7:51000"),
+                    candidate(CandidateKind::ServerReflexive, "[2001:db8:ffff::7]:51000"),
+                ],
+                sctp_init: Some(vec![
+                    0x01, 0x00, 0x00, 0x14, 0x12, 0x34, 0x56, 0x78, 0x00, 0x02, 0x00, 0x00, 0xff,
+                    0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01,
+                ]),
+            }),
+            ..base
+        },
+        "bye" => Signal {
+            seq: 3,
+            to: Some(MemberId([9; 8])),
+            body: SignalBody::Bye,
+            ..base
+        },
+        other => panic!("PROTOCOL.md has a dm_signal vector this test does not know: {other}"),
+    }
+}
+
+#[test]
+fn every_dm_signal_vector_in_protocol_md_encodes_and_decodes_byte_for_byte() {
+    let vectors = documented_vectors();
+    let names: Vec<&str> = vectors.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["hello", "params", "bye"], "one vector per kind");
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut kinds = Vec::new();
+    for (name, bytes) in &vectors {
+        let signal = vector_signal(name);
+        let encoded = signal.encode_args(&key());
+        assert_eq!(hex(&encoded), hex(bytes), "{name}: encoding");
+        let decoded = Signal::decode_args(bytes, &key(), ME);
+        assert_eq!(decoded.as_ref(), Ok(&signal), "{name}: decoding");
+        kinds.push(std::mem::discriminant(&signal.body));
+    }
+    // Every kind has its vector, and the kind-1 one uses every key of the table.
+    let params = &vectors[1].1;
+    for key in [
+        "1:c6:", "2:c618:", "1:f32:", "1:h16:", "2:id20:", "1:ki1e", "1:m8:", "1:ni2e", "1:p22:",
+        "1:r6:", "2:r618:", "1:s20:", "2:to8:", "1:u4:",
+    ] {
+        assert!(
+            params.windows(key.len()).any(|w| w == key.as_bytes()),
+            "params lacks {key}"
+        );
+    }
+    kinds.dedup();
+    assert_eq!(kinds.len(), 3);
+}

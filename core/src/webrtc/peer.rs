@@ -434,7 +434,7 @@ impl PeerConnection {
             }
             CandidateCheck::Mdns => {
                 self.signaling.skipped_mdns += 1;
-                tracing::info!(
+                tracing::warn!(
                     candidate = init.candidate,
                     "skipping an mDNS (.local) candidate: names are not resolved"
                 );

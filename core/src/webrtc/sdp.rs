@@ -252,7 +252,7 @@ pub fn inspect(sdp: &str) -> Result<RemoteSdp, SdpError> {
                 }
                 Ok(n) => max_message_size = Some((n as usize).min(MAX_MESSAGE_SIZE)),
                 Err(_) => {
-                    tracing::info!(line, "ignoring a malformed a=max-message-size");
+                    tracing::debug!(line, "ignoring a malformed a=max-message-size");
                     keep = false;
                 }
             }
@@ -271,7 +271,7 @@ pub fn inspect(sdp: &str) -> Result<RemoteSdp, SdpError> {
                     }
                     CandidateCheck::Mdns => {
                         skipped_mdns += 1;
-                        tracing::info!(
+                        tracing::warn!(
                             candidate = v,
                             "skipping an mDNS (.local) candidate: names are not resolved; \
                              start the browser with mDNS candidates off to use its host address"

@@ -20,8 +20,10 @@ use clap::{Parser, Subcommand};
 /// dhtmeet: serverless peer-to-peer meetings over the Mainline DHT and WebRTC.
 ///
 /// Environment: STUN_SERVERS (comma-separated host:port list used when no server is
-/// given; set but empty is the same as unset, `none` means no STUN), MEETING_CODE (the code `join` uses when none is given), NODE_ID (a fixed DHT
-/// node id, 40 hex characters), DEBUG (any value but 0/false: detailed logs on stderr).
+/// given; set but empty is the same as unset, `none` means no STUN), MEETING_CODE (the
+/// code `join` uses when none is given; set but empty is an error), NODE_ID (a fixed DHT
+/// node id, 40 hex characters),
+/// DEBUG (1/true/yes/on, any case: detailed logs on stderr; 0/false/no/off or empty: not).
 #[derive(Debug, Parser)]
 #[command(name = "dhtmeet", version, about, long_about)]
 struct Cli {
@@ -92,11 +94,16 @@ impl From<String> for Failure {
     }
 }
 
-/// `DEBUG` turns on detailed logs; `RUST_LOG` still wins for fine control.
+/// Logs go to stderr (stdout carries the events): by default this program's `info` and
+/// up, and other crates' warnings; `DEBUG` (a boolean, [`parse_bool`]) turns on `debug`
+/// everywhere; `RUST_LOG` still wins for fine control.
 fn init_logging() {
-    let debug =
-        std::env::var("DEBUG").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false" | "no"));
-    let default = if debug { "debug" } else { "warn" };
+    let raw = std::env::var("DEBUG").ok();
+    let debug = raw.as_deref().map(parse_bool);
+    let default = match debug {
+        Some(Some(true)) => "debug",
+        _ => "warn,dhtmeet=info,dhtmeet_core=info,dhtmeet_std=info,dhtmeet_smol=info",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
@@ -104,6 +111,22 @@ fn init_logging() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+    if let (Some(value), Some(None)) = (&raw, debug) {
+        tracing::warn!(
+            "DEBUG={value:?} is not a boolean (1/0, true/false, yes/no, on/off): detailed logs stay off"
+        );
+    }
+}
+
+/// A boolean from the environment, case-insensitively: `1`, `true`, `yes`, `on` and
+/// `0`, `false`, `no`, `off`; empty (or blank) is `false`, as if unset. `None`: not a
+/// boolean.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "" | "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 /// Prints one event: a JSON object with `event` added to `fields` under `--json`, else
