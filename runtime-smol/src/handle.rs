@@ -9,16 +9,12 @@ use dhtmeet_core::meeting::SendError;
 use dhtmeet_core::meeting::code::CodeStrength;
 use dhtmeet_core::meeting::signal::MemberId;
 use dhtmeet_core::{Event, Health, JoinError, Node};
-use dhtmeet_std::service::{Command, Reply, Service, may_drop_when_full};
-use dhtmeet_std::{Config, Resumed, StartError, prepare};
-use smol::channel::{Receiver, Sender};
+use dhtmeet_runtime::policy::{Command, Output, Policy, Reply};
+use dhtmeet_runtime::write_state;
+use dhtmeet_runtime::{COMMAND_QUEUE, Config, LINGER, Resumed, StartError, StateDir, prepare};
+use smol::channel::{Receiver, Sender, TrySendError};
 
 use crate::Driver;
-
-/// Commands queued to the node task at most (a sender beyond it waits).
-const COMMAND_QUEUE: usize = 256;
-/// How long a leaving node keeps running so its byes reach the others.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// A dhtmeet node running as a task on smol's executor; this handle sends it requests,
 /// and its events are a [`Stream`](futures_lite::Stream).
@@ -63,17 +59,19 @@ impl NodeHandle {
         let local = prepared.node.local_addr.ok_or(StartError::NoLocalAddress)?;
         let prepared_resumed = prepared.resumed.clone();
         let node = Node::new(prepared.node, Instant::now())?;
-        let service = Service::with_state(node, prepared.state, Instant::now());
-        let driver = Driver::new(prepared.socket, service).map_err(|source| StartError::Bind {
+        let state = prepared.state;
+        let policy = Policy::new(node, queue, state.is_some(), Instant::now());
+        let driver = Driver::new(prepared.socket, policy).map_err(|source| StartError::Bind {
             addr: local,
             source,
         })?;
         let (commands, command_rx) = smol::channel::bounded(COMMAND_QUEUE);
         let (event_tx, events) = smol::channel::bounded(queue);
         let task = smol::spawn(async move {
-            serve(driver, command_rx, event_tx)
+            let mut driver = driver;
+            serve(&mut driver, command_rx, event_tx, state)
                 .await
-                .inspect_err(dhtmeet_std::event_log::log_node_stopped)
+                .inspect_err(dhtmeet_runtime::event_log::log_node_stopped)
         });
         Ok(NodeHandle {
             commands,
@@ -201,52 +199,75 @@ impl Drop for NodeHandle {
     }
 }
 
-enum Stop {
-    /// The event queue is full: deliver this one, waiting, then go on.
-    Deliver(Event),
-    Shutdown,
-}
-
+/// The node task: commands and datagrams until a `Shutdown` command, the command
+/// channel closing (the handle dropped) or a fatal socket error; then the policy's
+/// shutdown, once (byes, the last save), and a linger.
 async fn serve(
-    mut driver: Driver<Service>,
+    driver: &mut Driver<Policy>,
     commands: Receiver<Command>,
     events: Sender<Event>,
+    state: Option<StateDir>,
 ) -> io::Result<()> {
-    loop {
-        let stop = driver
-            .run_with_input(
-                None,
-                Some(&commands),
-                |service, command, now| match service.apply(command, now) {
-                    ControlFlow::Break(()) => ControlFlow::Break(Stop::Shutdown),
-                    ControlFlow::Continue(()) => ControlFlow::Continue(()),
-                },
-                |_, event| match events.try_send(event) {
-                    Ok(()) | Err(smol::channel::TrySendError::Closed(_)) => {
-                        ControlFlow::Continue(())
-                    }
-                    Err(smol::channel::TrySendError::Full(event)) if may_drop_when_full(&event) => {
-                        ControlFlow::Continue(())
-                    }
-                    Err(smol::channel::TrySendError::Full(event)) => {
-                        ControlFlow::Break(Stop::Deliver(event))
-                    }
-                },
-            )
-            .await?;
-        match stop {
-            Some(Stop::Deliver(event)) => {
-                let _ = events.send(event).await;
-            }
-            Some(Stop::Shutdown) | None => break,
-        }
-    }
+    let ran = driver
+        .run_with_input(
+            None,
+            Some(&commands),
+            |policy, command, now| policy.apply(command, now),
+            |policy, output| {
+                take(policy, output, &events, state.as_ref());
+                ControlFlow::Continue(())
+            },
+        )
+        .await;
     driver.machine_mut().shutdown(Instant::now());
+    // Byes out, then a moment for them to leave and be acknowledged.
     let _ = driver
-        .run(Some(Instant::now() + LINGER), |_, event| {
-            let _ = events.try_send(event);
+        .run(Some(Instant::now() + LINGER), |policy, output| {
+            take(policy, output, &events, state.as_ref());
             ControlFlow::<()>::Continue(())
         })
         .await;
-    Ok(())
+    ran.map(|_| ())
+}
+
+/// Does what the policy asks: an event to the application's queue without waiting
+/// (back to the policy when the queue is full), a save to the state directory.
+fn take(policy: &mut Policy, output: Output, events: &Sender<Event>, state: Option<&StateDir>) {
+    match output {
+        Output::Event(event) => match events.try_send(event) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(event)) => policy.refused(event, Instant::now()),
+        },
+        Output::Save(saved) => {
+            if let Some(dir) = state {
+                write_state(dir, &saved);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dhtmeet_core::{NodeConfig, Seed};
+
+    #[test]
+    fn a_shutdown_command_saves_the_state_once() {
+        let dir =
+            std::env::temp_dir().join(format!("dhtmeet-smol-save-once-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let state = StateDir::open(&dir).expect("state dir");
+        let file = state.path().to_path_buf();
+        let now = Instant::now();
+        let node = Node::new(NodeConfig::new(Seed::from_u64(3)), now).expect("valid config");
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut driver = Driver::new(socket, Policy::new(node, 8, true, now)).unwrap();
+        let (commands, command_rx) = smol::channel::bounded(1);
+        let (event_tx, _events) = smol::channel::bounded(8);
+        commands.try_send(Command::Shutdown).unwrap();
+        smol::block_on(serve(&mut driver, command_rx, event_tx, Some(state))).unwrap();
+        assert_eq!(driver.machine().saves(), 1, "saved once");
+        assert!(file.exists(), "the save was written");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

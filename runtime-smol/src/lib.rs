@@ -41,10 +41,11 @@ use futures_lite::future;
 
 pub use dhtmeet_core::{SansIo, Seed};
 use dhtmeet_core::{canonical_remote, socket_destination};
-pub use dhtmeet_std::{
+use dhtmeet_runtime::{BurstStep, burst_step};
+pub use dhtmeet_runtime::{
     Config, DHT_PORT, DriverStats, MAINLINE_ROUTERS, MAX_READ_BATCH, PUBLIC_STUN_SERVERS, Resumed,
-    SOCKET_BUFFER, STUN_PORT, StartError, StateDir, enlarge_buffers, is_transient, random_seed,
-    service, state_dir,
+    SOCKET_BUFFER, STUN_PORT, StartError, StateDir, enlarge_buffers, is_transient, policy,
+    random_seed, state_dir,
 };
 pub use handle::NodeHandle;
 
@@ -168,10 +169,13 @@ impl<M: SansIo> Driver<M> {
                     self.deliver(len, from);
                     // Take what else is already waiting before sending and polling, so a
                     // burst is read while it fits the socket's buffer.
+                    // A fatal error stops the node, as on the awaited read.
                     for _ in 0..MAX_READ_BATCH {
-                        match self.socket.get_ref().recv_from(&mut self.buf) {
-                            Ok((len, from)) => self.deliver(len, from),
-                            Err(_) => break,
+                        match burst_step(self.socket.get_ref().recv_from(&mut self.buf)) {
+                            BurstStep::Datagram(len, from) => self.deliver(len, from),
+                            BurstStep::Skip => {}
+                            BurstStep::Done => break,
+                            BurstStep::Fatal(e) => return Err(e),
                         }
                     }
                 }
@@ -218,18 +222,18 @@ impl<M: SansIo> Driver<M> {
 
 /// Resolves `host:port`, `host` (with `default_port`), `ip:port` or `[ipv6]:port`
 /// entries to socket addresses, in order, without duplicates, on smol's blocking pool
-/// ([`dhtmeet_std::resolve_blocking`]). Name resolution happens here in the runtime,
+/// ([`dhtmeet_runtime::resolve_blocking`]). Name resolution happens here in the runtime,
 /// never in the core.
 pub async fn resolve_all(
     entries: &[impl AsRef<str>],
     default_port: u16,
 ) -> io::Result<Vec<SocketAddr>> {
     let entries: Vec<String> = entries.iter().map(|e| e.as_ref().to_owned()).collect();
-    smol::unblock(move || dhtmeet_std::resolve_blocking(&entries, default_port))
+    smol::unblock(move || dhtmeet_runtime::resolve_blocking(&entries, default_port))
         .await
         .map_err(|e| {
             let kind = match &e {
-                dhtmeet_std::StartError::Resolve { source, .. } => source.kind(),
+                dhtmeet_runtime::StartError::Resolve { source, .. } => source.kind(),
                 _ => io::ErrorKind::Other,
             };
             io::Error::new(kind, e.to_string())

@@ -3,8 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -12,14 +11,10 @@ use dhtmeet_core::meeting::SendError;
 use dhtmeet_core::meeting::code::CodeStrength;
 use dhtmeet_core::meeting::signal::MemberId;
 use dhtmeet_core::{Event, Health, JoinError, Node};
+use dhtmeet_runtime::policy::{Command, Output, Policy, Reply};
+use dhtmeet_runtime::{COMMAND_QUEUE, LINGER, write_state};
 
-use crate::service::{Command, Reply, Service, may_drop_when_full};
-use crate::{Config, Driver, Resumed, StartError, Waker, prepare};
-
-/// Commands queued to the node thread at most (a sender beyond it waits).
-const COMMAND_QUEUE: usize = 256;
-/// How long a leaving node keeps running so its byes reach the others.
-pub(crate) const LINGER: Duration = Duration::from_millis(300);
+use crate::{Config, Driver, Resumed, StartError, StateDir, Waker, prepare};
 
 /// A dhtmeet node on its own thread: the socket, the timers and the core live there;
 /// this handle sends it requests and receives its events.
@@ -49,7 +44,6 @@ pub struct NodeHandle {
     events: Mutex<mpsc::Receiver<Event>>,
     local: SocketAddr,
     resumed: Option<Resumed>,
-    stopping: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<io::Result<()>>>>,
 }
 
@@ -64,20 +58,17 @@ impl NodeHandle {
             addr: local,
             source,
         };
-        let service = Service::with_state(node, prepared.state, Instant::now());
-        let mut driver = Driver::new(prepared.socket, service).map_err(bind_error)?;
+        let state = prepared.state;
+        let policy = Policy::new(node, config.event_queue, state.is_some(), Instant::now());
+        let mut driver = Driver::new(prepared.socket, policy).map_err(bind_error)?;
         let waker = driver.waker().map_err(bind_error)?;
         let (commands, command_rx) = mpsc::sync_channel(COMMAND_QUEUE);
-        let stopping = Arc::new(AtomicBool::new(false));
         let (event_tx, events) = mpsc::sync_channel(config.event_queue.max(1));
         let thread = std::thread::Builder::new()
             .name("dhtmeet-node".into())
-            .spawn({
-                let stopping = stopping.clone();
-                move || {
-                    serve(driver, command_rx, event_tx, stopping)
-                        .inspect_err(crate::event_log::log_node_stopped)
-                }
+            .spawn(move || {
+                serve(driver, command_rx, event_tx, state)
+                    .inspect_err(dhtmeet_runtime::event_log::log_node_stopped)
             })
             .map_err(bind_error)?;
         Ok(NodeHandle {
@@ -86,7 +77,6 @@ impl NodeHandle {
             events: Mutex::new(events),
             local,
             resumed: prepared_resumed,
-            stopping,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -188,7 +178,6 @@ impl NodeHandle {
         let Some(thread) = taken else {
             return Ok(());
         };
-        self.stopping.store(true, Ordering::Relaxed);
         let mut shutdown = Command::Shutdown;
         while let Err(mpsc::TrySendError::Full(back)) = self.commands.try_send(shutdown) {
             if thread.is_finished() {
@@ -238,60 +227,49 @@ impl Drop for NodeHandle {
     }
 }
 
-enum Stop {
-    /// The event queue is full: deliver this one, blocking, then go on.
-    Deliver(Event),
-    Shutdown,
-}
-
+/// The node thread: commands and datagrams until a `Shutdown` command (or a fatal
+/// socket error), then the policy's shutdown (byes, the last save) and a linger.
 fn serve(
-    mut driver: Driver<Service>,
+    mut driver: Driver<Policy>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::SyncSender<Event>,
-    stopping: Arc<AtomicBool>,
+    state: Option<StateDir>,
 ) -> io::Result<()> {
-    loop {
-        let stop = driver.run_with_input(
-            None,
-            Some(&commands),
-            |service, command, now| match service.apply(command, now) {
-                ControlFlow::Break(()) => ControlFlow::Break(Stop::Shutdown),
-                ControlFlow::Continue(()) => ControlFlow::Continue(()),
-            },
-            |_, event| match events.try_send(event) {
-                Ok(()) | Err(mpsc::TrySendError::Disconnected(_)) => ControlFlow::Continue(()),
-                Err(mpsc::TrySendError::Full(event)) if may_drop_when_full(&event) => {
-                    ControlFlow::Continue(())
-                }
-                Err(mpsc::TrySendError::Full(event)) => ControlFlow::Break(Stop::Deliver(event)),
-            },
-        )?;
-        match stop {
-            Some(Stop::Deliver(mut event)) => loop {
-                // Wait for the application to read, unless it is shutting us down.
-                match events.try_send(event) {
-                    Ok(()) | Err(mpsc::TrySendError::Disconnected(_)) => break,
-                    Err(mpsc::TrySendError::Full(back)) => {
-                        if stopping.load(Ordering::Relaxed) {
-                            driver.machine_mut().shutdown(Instant::now());
-                            return linger(driver, &events);
-                        }
-                        event = back;
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                }
-            },
-            Some(Stop::Shutdown) | None => break,
-        }
-    }
-    linger(driver, &events)
-}
-
-/// Byes out, then a moment for them to leave and be acknowledged.
-fn linger(mut driver: Driver<Service>, events: &mpsc::SyncSender<Event>) -> io::Result<()> {
-    let _ = driver.run(Some(Instant::now() + LINGER), |_, event| {
-        let _ = events.try_send(event);
+    let ran = driver.run_with_input(
+        None,
+        Some(&commands),
+        |policy, command, now| policy.apply(command, now),
+        |policy, output| {
+            take(policy, output, &events, state.as_ref());
+            ControlFlow::Continue(())
+        },
+    );
+    driver.machine_mut().shutdown(Instant::now());
+    // Byes out, then a moment for them to leave and be acknowledged.
+    let _ = driver.run(Some(Instant::now() + LINGER), |policy, output| {
+        take(policy, output, &events, state.as_ref());
         ControlFlow::<()>::Continue(())
     });
-    Ok(())
+    ran.map(|_| ())
+}
+
+/// Does what the policy asks: an event to the application's queue without waiting
+/// (back to the policy when the queue is full), a save to the state directory.
+fn take(
+    policy: &mut Policy,
+    output: Output,
+    events: &mpsc::SyncSender<Event>,
+    state: Option<&StateDir>,
+) {
+    match output {
+        Output::Event(event) => match events.try_send(event) {
+            Ok(()) | Err(mpsc::TrySendError::Disconnected(_)) => {}
+            Err(mpsc::TrySendError::Full(event)) => policy.refused(event, Instant::now()),
+        },
+        Output::Save(saved) => {
+            if let Some(dir) = state {
+                write_state(dir, &saved);
+            }
+        }
+    }
 }

@@ -30,14 +30,12 @@
 
 #![deny(missing_docs)]
 
-mod config;
-pub mod event_log;
 mod handle;
-pub mod service;
 
-pub use config::{
-    Config, DHT_PORT, MAINLINE_ROUTERS, PUBLIC_STUN_SERVERS, Prepared, Resumed, STUN_PORT,
-    StartError, bind, host_address, local_ip_towards, prepare, resolve_blocking,
+pub use dhtmeet_runtime::{
+    Config, DHT_PORT, DriverStats, MAINLINE_ROUTERS, MAX_READ_BATCH, PUBLIC_STUN_SERVERS, Prepared,
+    Resumed, SOCKET_BUFFER, STUN_PORT, StartError, StateDir, bind, enlarge_buffers, host_address,
+    is_transient, local_ip_towards, policy, prepare, random_seed, resolve_blocking, state_dir,
 };
 pub use handle::{Events, NodeHandle};
 
@@ -49,55 +47,10 @@ use std::time::{Duration, Instant};
 
 pub use dhtmeet_core::{SansIo, Seed};
 use dhtmeet_core::{canonical_remote, socket_destination};
-
-pub mod state_dir;
-pub use state_dir::StateDir;
+use dhtmeet_runtime::{BurstStep, burst_step};
 
 /// The largest UDP payload; the receive buffer has this size so nothing is truncated.
 const MAX_DATAGRAM: usize = 65_535;
-/// Datagrams a driver reads in one go after a wakeup, before it sends and polls (both
-/// runtimes): a burst is read while it fits the socket buffer and settled once.
-pub const MAX_READ_BATCH: usize = 64;
-
-/// A seed for a node's randomness from the operating system (the core never reads OS
-/// randomness itself).
-pub fn random_seed() -> io::Result<Seed> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(io::Error::other)?;
-    Ok(Seed(seed))
-}
-
-/// The socket buffers a driver asks the OS for. A node's bursts (a data channel's
-/// congestion window, DHT answers) can exceed the default 208 KiB; a datagram dropped
-/// there costs SCTP a retransmission timeout of at least one second. The OS may grant
-/// less (Linux caps it at `net.core.rmem_max`).
-pub const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
-
-/// Asks for [`SOCKET_BUFFER`]-sized receive and send buffers; a refusal is not an
-/// error (the defaults still work, only more slowly under bursts).
-pub fn enlarge_buffers(socket: &UdpSocket) {
-    let s = socket2::SockRef::from(socket);
-    if let Err(e) = s.set_recv_buffer_size(SOCKET_BUFFER) {
-        tracing::debug!(error = %e, "could not enlarge the receive buffer");
-    }
-    if let Err(e) = s.set_send_buffer_size(SOCKET_BUFFER) {
-        tracing::debug!(error = %e, "could not enlarge the send buffer");
-    }
-}
-
-/// What a driver counted that the state machine never saw.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DriverStats {
-    /// Datagrams sent.
-    pub sent: u64,
-    /// Datagrams the OS refused to send (unreachable network, wrong family, …): lost,
-    /// like datagrams lost on the wire; protocols retransmit.
-    pub send_errors: u64,
-    /// Datagrams received and handed to the machine.
-    pub received: u64,
-    /// Wake-ups from a [`Waker`] (not handed to the machine).
-    pub wakeups: u64,
-}
 
 /// A blocking driver of one state machine over one UDP socket.
 #[derive(Debug)]
@@ -254,11 +207,11 @@ impl<M: SansIo> Driver<M> {
         self.socket.set_nonblocking(true)?;
         let mut result = Ok(());
         for _ in 0..MAX_READ_BATCH {
-            match self.socket.recv_from(&mut self.buf) {
-                Ok((len, from)) => self.deliver(len, from),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if is_transient(&e) => {}
-                Err(e) => {
+            match burst_step(self.socket.recv_from(&mut self.buf)) {
+                BurstStep::Datagram(len, from) => self.deliver(len, from),
+                BurstStep::Skip => {}
+                BurstStep::Done => break,
+                BurstStep::Fatal(e) => {
                     result = Err(e);
                     break;
                 }
@@ -324,19 +277,4 @@ impl<M: SansIo> Driver<M> {
             }
         }
     }
-}
-
-/// Errors a UDP receive loop carries on after: time-outs, and the ICMP errors Linux
-/// reports on the next call for an earlier datagram.
-pub fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock
-            | io::ErrorKind::TimedOut
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::HostUnreachable
-            | io::ErrorKind::NetworkUnreachable
-    )
 }

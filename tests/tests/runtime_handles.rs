@@ -23,10 +23,17 @@ enum Member {
 
 impl Member {
     fn start(kind: usize, seed: u64, boot: SocketAddr) -> Member {
+        Member::start_with_queue(kind, seed, boot, dhtmeet_std::Config::default().event_queue)
+    }
+
+    /// Like [`Member::start`], with room for `event_queue` events in the application's
+    /// queue.
+    fn start_with_queue(kind: usize, seed: u64, boot: SocketAddr, event_queue: usize) -> Member {
         let boot = boot.to_string();
         let mut config = dhtmeet_std::Config::private(&[&boot], &[&boot]);
         config.listen = Some("127.0.0.1:0".parse().unwrap());
         config.seed = Some(Seed::from_u64(seed));
+        config.event_queue = event_queue;
         if kind % 2 == 0 {
             Member::Std(dhtmeet_std::NodeHandle::start(config).unwrap())
         } else {
@@ -413,4 +420,110 @@ fn sending_to_a_stranger_is_refused_not_queued() {
     a.shutdown();
     b.shutdown();
     boot.shutdown().unwrap();
+}
+
+/// Sends a KRPC `ping` (BEP 5) to `node` and waits up to `patience` for the answer.
+fn dht_ping_answered(node: SocketAddr, patience: Duration) -> bool {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let until = Instant::now() + patience;
+    let mut buf = [0u8; 1500];
+    while Instant::now() < until {
+        socket
+            .send_to(
+                b"d1:ad2:id20:slow-reader-test-001e1:q4:ping1:t2:pg1:y1:qe",
+                node,
+            )
+            .unwrap();
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            let answer = &buf[..len];
+            if from == node && answer.windows(6).any(|w| w == b"1:y1:r") {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// A member whose application stops reading events (a queue of 16, and 20 messages
+/// arrive) keeps answering the network: DHT pings during the stall, the session to the
+/// other member; afterwards every message is there, in order.
+fn a_slow_reader_never_stalls_the_node(slow_kind: usize) {
+    let boot = bootstrap_node();
+    let code = code::generate(&mut Seed::from_u64(60 + slow_kind as u64).rng());
+    let slow = Member::start_with_queue(slow_kind, 61, boot.local_addr(), 16);
+    let other = Member::start(slow_kind + 1, 62, boot.local_addr());
+    let slow_id = slow.join(&code);
+    let _ = other.join(&code);
+    let members = vec![slow, other];
+    let mut seen = vec![Seen::default(), Seen::default()];
+    pump(
+        &members,
+        &mut seen,
+        Instant::now() + Duration::from_secs(60),
+        |_, s| s.connected.len() == 1,
+    );
+    // From here on the slow member's application reads nothing for five seconds.
+    let stall = Instant::now();
+    let sent: Vec<Vec<u8>> = (0..20)
+        .map(|i| format!("during the stall {i}").into_bytes())
+        .collect();
+    for m in &sent {
+        members[1].send(&slow_id, m).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        dht_ping_answered(members[0].local_addr(), Duration::from_secs(2)),
+        "a node whose application does not read its events must still answer DHT pings"
+    );
+    assert_eq!(
+        members[0].health().peers.len(),
+        1,
+        "commands are still served"
+    );
+    // Keep the other member's events read; the session must live through the stall.
+    while stall.elapsed() < Duration::from_secs(5) {
+        while let Some(e) = members[1].next_event(Instant::now() + Duration::from_millis(50)) {
+            seen[1].record(e);
+        }
+    }
+    assert!(dht_ping_answered(
+        members[0].local_addr(),
+        Duration::from_secs(2)
+    ));
+    assert!(seen[1].left.is_empty(), "the session survived the stall");
+    let other_id = *seen[0].connected.iter().next().expect("connected");
+    let got = |s: &Seen| s.messages.get(&other_id).map_or(0, Vec::len);
+    pump(
+        &members,
+        &mut seen,
+        Instant::now() + Duration::from_secs(20),
+        |i, s| i == 1 || got(s) == sent.len(),
+    );
+    members[1].send(&slow_id, b"after the stall").unwrap();
+    pump(
+        &members,
+        &mut seen,
+        Instant::now() + Duration::from_secs(20),
+        |i, s| i == 1 || got(s) == sent.len() + 1,
+    );
+    let mut want = sent;
+    want.push(b"after the stall".to_vec());
+    assert_eq!(seen[0].messages[&other_id], want, "every message, in order");
+    for m in members {
+        m.shutdown();
+    }
+    boot.shutdown().unwrap();
+}
+
+#[test]
+fn a_slow_std_reader_never_stalls_the_node() {
+    a_slow_reader_never_stalls_the_node(0);
+}
+
+#[test]
+fn a_slow_smol_reader_never_stalls_the_node() {
+    a_slow_reader_never_stalls_the_node(1);
 }

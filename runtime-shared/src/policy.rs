@@ -1,10 +1,33 @@
-//! The application's requests to a running node, shared by both runtimes' handles.
+//! The policy of a running node, shared by both runtimes' handles: runtime-neutral and
+//! IO-free.
 //!
 //! A handle sends [`Command`]s over a channel to the thread or task that owns the
-//! socket; the [`Service`] applies them to the core [`Node`] between two datagrams and
-//! answers through the command's reply. The only state it adds is the sends that met a
-//! full queue: they wait for the member's `Writable` event (back-pressure) or its
-//! departure, never in an unbounded buffer.
+//! socket; the adapter there drives a [`Policy`] (a [`SansIo`] machine around the core
+//! [`Node`]) with its runtime's driver, applies each command with [`Policy::apply`],
+//! and acts on what [`SansIo::poll_event`] gives ([`Output`]):
+//!
+//! * [`Output::Event`]: offer it to the application's bounded event queue without
+//!   waiting; if the queue is full, hand it back with [`Policy::refused`]. The policy
+//!   then holds it and what follows (see [`delivery`](self#event-delivery)) and asks
+//!   for a retry through `poll_timeout`; the node never waits for the application.
+//! * [`Output::Save`]: write the [`SavedState`] it carries (the adapter owns the file;
+//!   the policy never touches one).
+//!
+//! The policy adds no protocol logic. Its only state is what the application and the
+//! node wait for from each other: sends that met a full queue (they wait for the
+//! member's `Writable` event or its departure, at most [`MAX_PARKED_SENDS`]), events the
+//! application has no room for yet, and the save schedule.
+//!
+//! # Event delivery
+//!
+//! While the application's queue is full, events are held here in order and offered
+//! again every [`RETRY_DELIVERY`]. What is held is bounded: as many events again as the
+//! application's queue (`Config::event_queue`) and [`MAX_HELD_BYTES`] of messages.
+//! `Writable` is never held (the next one repeats the hint). When the hold is full, a
+//! new event is dropped and counted ([`Policy::dropped_events`], one warning per
+//! stall) — except a member arriving or leaving (`PeerConnecting`, `PeerConnected`,
+//! `PeerReconnecting`, `PeerDisconnected`), which takes the place of the oldest other
+//! held event, so the application's list of members stays right.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -14,9 +37,12 @@ use std::time::{Duration, Instant};
 use dhtmeet_core::meeting::SendError;
 use dhtmeet_core::meeting::code::CodeStrength;
 use dhtmeet_core::meeting::signal::MemberId;
-use dhtmeet_core::{Event, Health, JoinError, Node, SansIo, Transmit};
+use dhtmeet_core::{Event, Health, JoinError, Node, SansIo, SavedState, Transmit};
 
-use crate::StateDir;
+mod delivery;
+
+use delivery::Delivery;
+pub use delivery::{MAX_HELD_BYTES, RETRY_DELIVERY};
 
 /// How often a node that keeps state saves it (also: when a member connects, and at
 /// shutdown).
@@ -28,13 +54,6 @@ pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
 /// Sends waiting for room at most, over all members: a caller beyond it gets
 /// [`SendError::WouldBlock`] at once.
 pub const MAX_PARKED_SENDS: usize = 64;
-
-/// Whether a runtime may drop `event` when the application's event queue is full
-/// instead of waiting for room: `Writable` is a hint the next one repeats, and waiting
-/// for it would let a sender that never reads events stall its own node.
-pub fn may_drop_when_full(event: &Event) -> bool {
-    matches!(event, Event::Writable { .. })
-}
 
 /// A request to the node.
 pub enum Command {
@@ -95,58 +114,61 @@ impl std::fmt::Debug for Command {
     }
 }
 
+/// What the adapter must do next, from [`SansIo::poll_event`].
+#[derive(Debug)]
+pub enum Output {
+    /// Offer this event to the application (without waiting; see [`Policy::refused`]).
+    Event(Event),
+    /// Write this state to the node's state directory now.
+    Save(SavedState),
+}
+
 struct Parked {
     member: MemberId,
     data: Vec<u8>,
     reply: Reply<Result<(), SendError>>,
 }
 
-/// The core node plus the sends waiting for room and the state file: the state machine
-/// a handle's driver runs.
-pub struct Service {
+/// The core node plus what waits between it and the application: the state machine a
+/// handle's driver runs.
+pub struct Policy {
     node: Node,
     parked: VecDeque<Parked>,
-    state: Option<StateDir>,
+    delivery: Delivery,
+    keeps_state: bool,
     next_save: Option<Instant>,
+    save_due: bool,
+    saves: u64,
+    stopped: bool,
     now: Instant,
 }
 
-impl std::fmt::Debug for Service {
+impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service")
+        f.debug_struct("Policy")
             .field("node", &self.node)
             .field("parked", &self.parked.len())
+            .field("held", &self.delivery.held())
+            .field("stopped", &self.stopped)
             .finish()
     }
 }
 
-impl Service {
-    /// Serves `node`, keeping no state.
-    pub fn new(node: Node, now: Instant) -> Self {
-        Service::with_state(node, None, now)
-    }
-
-    /// Serves `node`, saving its state into `state` every [`SAVE_EVERY`], when a member
-    /// connects and at shutdown.
-    pub fn with_state(node: Node, state: Option<StateDir>, now: Instant) -> Self {
-        let next_save = state.as_ref().map(|_| now + SAVE_EVERY);
-        Service {
+impl Policy {
+    /// Runs `node` for an application whose event queue holds `event_queue` events.
+    /// With `keeps_state`, the policy asks for a save every [`SAVE_EVERY`], when a
+    /// member connects and once at shutdown.
+    pub fn new(node: Node, event_queue: usize, keeps_state: bool, now: Instant) -> Self {
+        Policy {
             node,
             parked: VecDeque::new(),
-            state,
-            next_save,
+            delivery: Delivery::new(event_queue.max(1)),
+            keeps_state,
+            next_save: keeps_state.then(|| now + SAVE_EVERY),
+            save_due: false,
+            saves: 0,
+            stopped: false,
             now,
-        }
-    }
-
-    /// Saves the node's state now (a failure is logged as an error: the meeting goes on).
-    pub fn save_state(&mut self) {
-        let Some(dir) = &self.state else {
-            return;
-        };
-        self.next_save = Some(self.now + SAVE_EVERY);
-        if let Err(e) = dir.save(&self.node.export_state()) {
-            tracing::error!(file = %dir.path().display(), error = %e, "cannot save state");
         }
     }
 
@@ -160,8 +182,36 @@ impl Service {
         &mut self.node
     }
 
+    /// Whether [`Policy::shutdown`] ran.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Saves asked for so far ([`Output::Save`]s handed out).
+    pub fn saves(&self) -> u64 {
+        self.saves
+    }
+
+    /// Events dropped because the application did not read (`Writable` hints aside).
+    pub fn dropped_events(&self) -> u64 {
+        self.delivery.dropped()
+    }
+
+    /// Events held for the application right now.
+    pub fn held_events(&self) -> usize {
+        self.delivery.held()
+    }
+
+    /// The application's queue had no room for `event` (from [`Output::Event`]) at
+    /// `now`: hold it, and hold what follows, until a retry at
+    /// `now + `[`RETRY_DELIVERY`].
+    pub fn refused(&mut self, event: Event, now: Instant) {
+        self.now = self.now.max(now);
+        self.delivery.refused(event, now);
+    }
+
     /// Applies one command at `now`; `Break` asks the runtime to stop (after
-    /// [`Service::shutdown`]).
+    /// [`Policy::shutdown`]).
     pub fn apply(&mut self, command: Command, now: Instant) -> ControlFlow<()> {
         self.now = self.now.max(now);
         match command {
@@ -207,12 +257,19 @@ impl Service {
         ControlFlow::Continue(())
     }
 
-    /// Leaves the meeting, refuses every waiting send and saves the state.
+    /// Leaves the meeting, refuses every waiting send and asks for the last save. Only
+    /// the first call does anything: a runtime may reach its stop by two ways (a
+    /// `Shutdown` command, the command channel closing) and the state is saved once.
     pub fn shutdown(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
         self.node.leave(now);
         self.fail_parked(|_| true);
-        self.save_state();
+        self.next_save = None;
+        self.save_due = self.keeps_state;
     }
 
     fn park(
@@ -260,10 +317,37 @@ impl Service {
             }
         }
     }
+
+    /// What the policy itself does about an event, before the application sees it.
+    fn react(&mut self, event: &Event) {
+        match event {
+            Event::Writable { member } => self.retry(*member),
+            Event::PeerDisconnected { member, .. } => {
+                let gone = *member;
+                self.fail_parked(|m| *m == gone);
+            }
+            // The moment a restart would most like to remember.
+            Event::PeerConnected { .. } if self.keeps_state && !self.stopped => {
+                self.save_due = true;
+            }
+            _ => {}
+        }
+    }
+
+    fn take_save(&mut self) -> Option<SavedState> {
+        if !std::mem::take(&mut self.save_due) {
+            return None;
+        }
+        if !self.stopped {
+            self.next_save = Some(self.now + SAVE_EVERY);
+        }
+        self.saves += 1;
+        Some(self.node.export_state())
+    }
 }
 
-impl SansIo for Service {
-    type Event = Event;
+impl SansIo for Policy {
+    type Event = Output;
 
     fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, d: &[u8]) {
         self.now = self.now.max(now);
@@ -273,8 +357,10 @@ impl SansIo for Service {
     fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
         self.node.handle_timeout(now);
+        self.delivery.handle_timeout(now);
         if self.next_save.is_some_and(|t| t <= now) {
-            self.save_state();
+            self.next_save = None;
+            self.save_due = true;
         }
     }
 
@@ -282,26 +368,38 @@ impl SansIo for Service {
         self.node.poll_transmit()
     }
 
-    fn poll_event(&mut self) -> Option<Event> {
-        let event = self.node.poll_event()?;
-        crate::event_log::log_event(&event);
-        match &event {
-            Event::Writable { member } => self.retry(*member),
-            Event::PeerDisconnected { member, .. } => {
-                let gone = *member;
-                self.fail_parked(|m| *m == gone);
+    /// Saves first, then held events (once the application may have room), then the
+    /// node's new events. The node's queue is always drained: while the application has
+    /// no room, new events go to the hold, so nothing the node does waits for it.
+    fn poll_event(&mut self) -> Option<Output> {
+        loop {
+            if let Some(state) = self.take_save() {
+                return Some(Output::Save(state));
             }
-            // The moment a restart would most like to remember.
-            Event::PeerConnected { .. } => self.save_state(),
-            _ => {}
+            if let Some(event) = self.delivery.next_held() {
+                return Some(Output::Event(event));
+            }
+            let event = self.node.poll_event()?;
+            crate::event_log::log_event(&event);
+            self.react(&event);
+            if let Some(event) = self.delivery.pass_or_hold(event) {
+                return Some(Output::Event(event));
+            }
         }
-        Some(event)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        match (self.node.poll_timeout(), self.next_save) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.node.poll_timeout(),
+            self.next_save,
+            self.delivery.retry_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;

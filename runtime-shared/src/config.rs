@@ -48,8 +48,10 @@ pub struct Config {
     pub seed: Option<Seed>,
     /// Meeting settings (timeouts, reconnection, member bound).
     pub meeting: MeetingConfig,
-    /// Events the runtime queues for the application at most; while the queue is full
-    /// the node waits for the application to read (back-pressure), so read promptly.
+    /// Events the runtime queues for the application at most. While the queue is full
+    /// the node goes on answering the network and holds as many events again, then
+    /// drops new ones (never who joined or left); see
+    /// [`policy`](crate::policy#event-delivery). Read promptly.
     pub event_queue: usize,
     /// Where to remember the node's state across restarts (DHT id and nodes, members'
     /// addresses; `docs/STATE.md`): loaded at start, saved every minute, when a member
