@@ -287,7 +287,7 @@ impl Node {
         let dht = match config.dht {
             Some(mut dht) => {
                 dht.read_only |= auto_read_only;
-                Some(Dht::with_saved(dht, config.seed.child("dht"), now, &saved)?)
+                Some(Dht::with_saved(now, dht, config.seed.child("dht"), &saved)?)
             }
             None => None,
         };
@@ -343,7 +343,7 @@ impl Node {
         let dht = self.dht.as_mut().ok_or(JoinError::NoDht)?;
         let keys = MeetingKeys::derive(code);
         let keys_topic = keys.topic;
-        dht.watch(keys.topic, LookupKind::Announce { port: None }, self.now)?;
+        dht.watch(self.now, keys.topic, LookupKind::Announce { port: None })?;
         dht.register_extension(signal::METHOD);
         let node_id = dht.id();
         let mut meeting = Meeting::new(
@@ -633,7 +633,7 @@ impl Node {
                     if let (Some(dht), Mapping::EndpointIndependent) =
                         (&mut self.dht, report.mapping)
                     {
-                        dht.set_public_ip(report.first.mapped.ip(), now);
+                        dht.set_public_ip(now, report.first.mapped.ip());
                     }
                     // After the BEP 42 id, so that a switch to answering looks the new id up.
                     if self.auto_read_only {
@@ -643,7 +643,7 @@ impl Node {
                             canonical_remote(l) == canonical_remote(report.first.mapped)
                         });
                         if let Some(dht) = &mut self.dht {
-                            dht.set_read_only(!public, now);
+                            dht.set_read_only(now, !public);
                         }
                     }
                     if let Some(m) = &mut self.meeting {

@@ -192,8 +192,8 @@ async fn one_shot(target: Target, announce: Option<Option<u16>>) -> Result<(), S
         .dht_mut()
         .ok_or("the node runs no DHT")?;
     let id: LookupId = match announce {
-        Some(port) => dht.announce(info_hash, port, now),
-        None => dht.get_peers(info_hash, now),
+        Some(port) => dht.announce(now, info_hash, port),
+        None => dht.get_peers(now, info_hash),
     }
     .map_err(|e| e.to_string())?;
     let summary = driver

@@ -326,7 +326,7 @@ impl Run<'_> {
             };
             let mut config = self.dht_config(i);
             config.read_only = who.is_none() && self.cfg.nat_read_only;
-            let dht = Dht::new(config, self.sim.host_seed(&spec.name), self.sim.now())
+            let dht = Dht::new(self.sim.now(), config, self.sim.host_seed(&spec.name))
                 .map_err(DhtSimConfigError::from)?;
             let index = self.members.len();
             self.members.push(member);
@@ -480,7 +480,7 @@ impl Run<'_> {
             Box::new(move |_host, seed, now| {
                 counter.set(counter.get() + 1);
                 #[allow(clippy::expect_used)] // validated in `run` before anything started
-                Dht::new(config.clone(), seed, now).expect("the DHT config was validated")
+                Dht::new(now, config.clone(), seed).expect("the DHT config was validated")
             }),
         );
         restarts
@@ -517,9 +517,9 @@ impl Run<'_> {
             count: 0,
         });
         let started = self.sim.with_machine(host, |dht, now| match kind {
-            MeasuredKind::Announce => dht.announce(InfoHash(target), None, now),
-            MeasuredKind::GetPeers => dht.get_peers(InfoHash(target), now),
-            MeasuredKind::FindNode => dht.find_node(DhtId(target), now),
+            MeasuredKind::Announce => dht.announce(now, InfoHash(target), None),
+            MeasuredKind::GetPeers => dht.get_peers(now, InfoHash(target)),
+            MeasuredKind::FindNode => dht.find_node(now, DhtId(target)),
         });
         if let Some(Ok(id)) = started {
             self.running.insert((host, id), Running { record, goal });
