@@ -13,7 +13,7 @@ use crate::link::{Link, LinkConfig};
 use crate::nat::Nat;
 use crate::pcap::PcapWriter;
 use crate::queue::EventQueue;
-use crate::topology::{HostId, HostSpec, NatId, NatSpec, NodeId, Realm, TopologyError};
+use crate::topology::{DeviceId, HostId, HostSpec, NatId, NatSpec, Realm, TopologyError};
 use crate::trace::{Fate, Trace, TraceHash, TraceRecord};
 
 /// A datagram in flight.
@@ -31,11 +31,11 @@ pub(crate) enum Action {
     /// A datagram came up `from`'s link into the router of `realm`.
     Arrive {
         realm: Realm,
-        from: NodeId,
+        from: DeviceId,
         dgram: Datagram,
     },
     /// A datagram came down the link of `to`.
-    Reach { to: NodeId, dgram: Datagram },
+    Reach { to: DeviceId, dgram: Datagram },
     /// A host's machine asked to be woken now.
     Timer { host: HostId, incarnation: u32 },
     /// Churn: the host crashes now.
@@ -130,8 +130,8 @@ pub struct Sim<M: SansIo> {
     pub(crate) queue: EventQueue<Action>,
     pub(crate) hosts: Vec<HostSlot<M>>,
     pub(crate) nats: Vec<NatSlot>,
-    pub(crate) routes: BTreeMap<(u32, IpAddr), NodeId>,
-    pub(crate) partitions: BTreeSet<(NodeId, NodeId)>,
+    pub(crate) routes: BTreeMap<(u32, IpAddr), DeviceId>,
+    pub(crate) partitions: BTreeSet<(DeviceId, DeviceId)>,
     pub(crate) trace: Trace,
     pub(crate) events: VecDeque<SimEvent<M::Event>>,
     pub(crate) outbox: Vec<dhtmeet_core::Transmit>,
@@ -294,7 +294,7 @@ impl<M: SansIo> Sim<M> {
     /// Bytes the simulator itself holds for its hosts, NATs, routes and queue (the
     /// machines' own heap memory is not included; `size_of::<M>()` is).
     pub fn footprint(&self) -> usize {
-        let route = std::mem::size_of::<((u32, IpAddr), NodeId)>() + 16; // B-tree overhead
+        let route = std::mem::size_of::<((u32, IpAddr), DeviceId)>() + 16; // B-tree overhead
         self.hosts.capacity() * std::mem::size_of::<HostSlot<M>>()
             + self.hosts.iter().map(|h| h.name.len()).sum::<usize>()
             + self.nats.capacity() * std::mem::size_of::<NatSlot>()
@@ -331,7 +331,7 @@ impl<M: SansIo> Sim<M> {
         }
     }
 
-    fn claim(&mut self, realm: Realm, ip: IpAddr, node: NodeId) -> Result<(), TopologyError> {
+    fn claim(&mut self, realm: Realm, ip: IpAddr, node: DeviceId) -> Result<(), TopologyError> {
         let key = (realm.key(), ip);
         if self.routes.contains_key(&key) {
             return Err(TopologyError::AddressInUse { realm, addr: ip });
@@ -359,7 +359,7 @@ impl<M: SansIo> Sim<M> {
         let id = NatId(self.nats.len() as u32);
         let rng = self.seed.child(&format!("sim/nat/{}", id.0)).rng();
         let nat = Nat::new(spec.config, spec.external, rng)?;
-        self.claim(spec.parent, spec.external, NodeId::Nat(id))?;
+        self.claim(spec.parent, spec.external, DeviceId::Nat(id))?;
         self.trace.setup(&format!(
             "nat {id} {} in {} at {} {:?} {:?}",
             spec.name,
@@ -418,7 +418,7 @@ impl<M: SansIo> Sim<M> {
             });
         }
         for ip in ips {
-            self.claim(spec.realm, ip, NodeId::Host(id))?;
+            self.claim(spec.realm, ip, DeviceId::Host(id))?;
         }
         self.trace.setup(&format!(
             "host {id} {} in {} at {:?} {:?}",
@@ -440,13 +440,13 @@ impl<M: SansIo> Sim<M> {
     }
 
     /// Replaces the link of a host or NAT (its queues start empty).
-    pub fn set_link(&mut self, node: NodeId, config: LinkConfig) -> Result<(), TopologyError> {
+    pub fn set_link(&mut self, node: DeviceId, config: LinkConfig) -> Result<(), TopologyError> {
         config.validate()?;
         let link = match node {
-            NodeId::Host(h) => self.hosts.get_mut(h.index()).map(|s| &mut s.link),
-            NodeId::Nat(n) => self.nats.get_mut(n.index()).map(|s| &mut s.link),
+            DeviceId::Host(h) => self.hosts.get_mut(h.index()).map(|s| &mut s.link),
+            DeviceId::Nat(n) => self.nats.get_mut(n.index()).map(|s| &mut s.link),
         };
-        *link.ok_or(TopologyError::UnknownNode(node))? = Link::new(config);
+        *link.ok_or(TopologyError::UnknownDevice(node))? = Link::new(config);
         Ok(())
     }
 
@@ -454,13 +454,13 @@ impl<M: SansIo> Sim<M> {
 
     /// Cuts `a` off from `b`: datagrams between the two (hosts, or a host and a NAT's
     /// external side, meeting in one realm) are dropped until [`Sim::repair`].
-    pub fn partition(&mut self, a: impl Into<NodeId>, b: impl Into<NodeId>) {
+    pub fn partition(&mut self, a: impl Into<DeviceId>, b: impl Into<DeviceId>) {
         let (a, b) = (a.into(), b.into());
         self.partitions.insert((a.min(b), a.max(b)));
     }
 
     /// Heals the partition between `a` and `b`.
-    pub fn repair(&mut self, a: impl Into<NodeId>, b: impl Into<NodeId>) {
+    pub fn repair(&mut self, a: impl Into<DeviceId>, b: impl Into<DeviceId>) {
         let (a, b) = (a.into(), b.into());
         self.partitions.remove(&(a.min(b), a.max(b)));
     }
@@ -552,7 +552,7 @@ impl<M: SansIo> Sim<M> {
             dst,
             payload: payload.to_vec(),
         };
-        self.cross(NodeId::Host(host), true, dgram, true);
+        self.cross(DeviceId::Host(host), true, dgram, true);
         true
     }
 
