@@ -1,5 +1,6 @@
 //! The simulator: a virtual clock, an event queue and the hosts, NATs and links of one
-//! network. Forwarding (routing, links, NAT translation) lives in [`crate::forwarding`].
+//! network. Forwarding (routing, links, NAT translation) lives in [`crate::forwarding`];
+//! partitions, crashes and churn in [`crate::faults`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use dhtmeet_core::{SansIo, Seed};
 
 use crate::Rng;
+use crate::faults::Churn;
 use crate::link::{Link, LinkConfig};
 use crate::nat::Nat;
 use crate::pcap::PcapWriter;
@@ -61,25 +63,6 @@ pub(crate) struct NatSlot {
     pub(crate) parent: Realm,
     pub(crate) nat: Nat,
     pub(crate) link: Link,
-}
-
-/// Hosts that crash and restart at random (exponentially distributed up and down times).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ChurnConfig {
-    /// Mean time a host stays up.
-    pub mean_uptime: Duration,
-    /// Mean time a crashed host stays down.
-    pub mean_downtime: Duration,
-}
-
-/// Builds the machine of a host restarting after churn: host, its seed for this
-/// incarnation, and the time.
-pub type MachineFactory<M> = Box<dyn FnMut(HostId, Seed, Instant) -> M>;
-
-pub(crate) struct Churn<M> {
-    pub(crate) config: ChurnConfig,
-    pub(crate) factory: MachineFactory<M>,
-    pub(crate) rng: Rng,
 }
 
 /// Something a host's machine reported.
@@ -450,62 +433,6 @@ impl<M: SansIo> Sim<M> {
         Ok(())
     }
 
-    // ---- faults ----
-
-    /// Cuts `a` off from `b`: datagrams between the two (hosts, or a host and a NAT's
-    /// external side, meeting in one realm) are dropped until [`Sim::repair`].
-    pub fn partition(&mut self, a: impl Into<DeviceId>, b: impl Into<DeviceId>) {
-        let (a, b) = (a.into(), b.into());
-        self.partitions.insert((a.min(b), a.max(b)));
-    }
-
-    /// Heals the partition between `a` and `b`.
-    pub fn repair(&mut self, a: impl Into<DeviceId>, b: impl Into<DeviceId>) {
-        let (a, b) = (a.into(), b.into());
-        self.partitions.remove(&(a.min(b), a.max(b)));
-    }
-
-    /// Heals every partition.
-    pub fn repair_all(&mut self) {
-        self.partitions.clear();
-    }
-
-    /// Crashes the host now: its machine and all its state are gone, datagrams for it
-    /// are dropped (`host-down`) until [`Sim::restart`].
-    pub fn crash(&mut self, host: HostId) {
-        if let Some(h) = self.hosts.get_mut(host.index()) {
-            h.machine = None;
-            h.incarnation = h.incarnation.wrapping_add(1);
-            h.timer_at = None;
-        }
-    }
-
-    /// Restarts a host now with a fresh machine (same addresses).
-    pub fn restart(&mut self, host: HostId, machine: M) {
-        if let Some(h) = self.hosts.get_mut(host.index()) {
-            h.machine = Some(machine);
-            h.incarnation = h.incarnation.wrapping_add(1);
-            h.timer_at = None;
-            self.drain(host, false);
-        }
-    }
-
-    /// Makes `hosts` churn: each crashes after an exponentially distributed uptime and
-    /// comes back after an exponentially distributed downtime with a machine from
-    /// `factory` (given a fresh seed per incarnation).
-    pub fn churn(&mut self, hosts: &[HostId], config: ChurnConfig, factory: MachineFactory<M>) {
-        let mut churn = Churn {
-            config,
-            factory,
-            rng: self.seed.child("sim/churn").rng(),
-        };
-        for &h in hosts {
-            let at = self.now.saturating_add(churn.draw(config.mean_uptime));
-            self.queue.push(at, Action::Crash(h));
-        }
-        self.churn = Some(churn);
-    }
-
     // ---- driving ----
 
     /// Calls `f` with the host's machine and the current time (for API calls such as
@@ -662,42 +589,5 @@ impl<M: SansIo> Sim<M> {
             self.send_from(host, t.destination, t.contents);
         }
         self.outbox = outbox;
-    }
-
-    fn churn_crash(&mut self, host: HostId) {
-        self.crash(host);
-        if let Some(churn) = &mut self.churn {
-            let at = self
-                .now
-                .saturating_add(churn.draw(churn.config.mean_downtime));
-            self.queue.push(at, Action::Restart(host));
-        }
-    }
-
-    fn churn_restart(&mut self, host: HostId) {
-        let Some(incarnation) = self.hosts.get(host.index()).map(|h| h.incarnation) else {
-            return;
-        };
-        let seed = self
-            .seed
-            .child(&format!("host/{host}/incarnation/{incarnation}"));
-        let now = self.now();
-        let Some(churn) = &mut self.churn else {
-            return;
-        };
-        let machine = (churn.factory)(host, seed, now);
-        let at = self
-            .now
-            .saturating_add(churn.draw(churn.config.mean_uptime));
-        self.restart(host, machine);
-        self.queue.push(at, Action::Crash(host));
-    }
-}
-
-impl<M> Churn<M> {
-    /// An exponentially distributed duration with mean `mean`, in ns.
-    fn draw(&mut self, mean: Duration) -> u64 {
-        let u = crate::link::uniform(&mut self.rng);
-        (-(1.0 - u).ln() * mean.as_nanos() as f64) as u64
     }
 }

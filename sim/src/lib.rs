@@ -61,6 +61,7 @@
 )]
 
 mod engine;
+mod faults;
 mod forwarding;
 pub mod link;
 pub mod nat;
@@ -74,7 +75,8 @@ mod trace;
 
 pub(crate) use dhtmeet_core::Rng;
 
-pub use engine::{ChurnConfig, MachineFactory, PcapSummary, Sim, SimEvent, SimStats};
+pub use engine::{PcapSummary, Sim, SimEvent, SimStats};
+pub use faults::{ChurnConfig, MachineFactory};
 pub use link::{GilbertElliott, LinkConfig, LinkConfigError};
 pub use nat::{
     FilteringBehavior, MappingBehavior, Nat, NatConfig, NatDrop, PortAssignment, RefusedInbound,
