@@ -20,7 +20,7 @@ fn lookup(net: &mut DhtNetwork, from: usize, info_hash: InfoHash) -> Option<Look
     let host = net.hosts[from];
     let id = net
         .sim
-        .with_machine(host, |dht, now| dht.get_peers(info_hash, now))?
+        .with_machine(host, |dht, now| dht.get_peers(now, info_hash))?
         .ok()?;
     let deadline = net.sim.elapsed() + Duration::from_secs(60);
     while let Some(e) = net.sim.run_until_event(deadline) {
@@ -48,7 +48,7 @@ fn bench(c: &mut Criterion) {
     let info_hash = InfoHash([0x5a; 20]);
     let host = net.hosts[7];
     net.sim
-        .with_machine(host, |dht, now| dht.announce(info_hash, Some(4242), now))
+        .with_machine(host, |dht, now| dht.announce(now, info_hash, Some(4242)))
         .expect("member 7 is up")
         .expect("the announce starts");
     net.sim.run_for(Duration::from_secs(10));

@@ -1,5 +1,6 @@
 //! The simulator: a virtual clock, an event queue and the hosts, NATs and links of one
-//! network. Forwarding (routing, links, NAT translation) lives in [`crate::forwarding`].
+//! network. Forwarding (routing, links, NAT translation) lives in [`crate::forwarding`];
+//! partitions, crashes and churn in [`crate::faults`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
@@ -9,11 +10,12 @@ use std::time::{Duration, Instant};
 use dhtmeet_core::{SansIo, Seed};
 
 use crate::Rng;
+use crate::faults::Churn;
 use crate::link::{Link, LinkConfig};
 use crate::nat::Nat;
 use crate::pcap::PcapWriter;
 use crate::queue::EventQueue;
-use crate::topology::{HostId, HostSpec, NatId, NatSpec, NodeId, Realm, TopologyError};
+use crate::topology::{DeviceId, HostId, HostSpec, NatId, NatSpec, Realm, TopologyError};
 use crate::trace::{Fate, Trace, TraceHash, TraceRecord};
 
 /// A datagram in flight.
@@ -31,11 +33,11 @@ pub(crate) enum Action {
     /// A datagram came up `from`'s link into the router of `realm`.
     Arrive {
         realm: Realm,
-        from: NodeId,
+        from: DeviceId,
         dgram: Datagram,
     },
     /// A datagram came down the link of `to`.
-    Reach { to: NodeId, dgram: Datagram },
+    Reach { to: DeviceId, dgram: Datagram },
     /// A host's machine asked to be woken now.
     Timer { host: HostId, incarnation: u32 },
     /// Churn: the host crashes now.
@@ -61,25 +63,6 @@ pub(crate) struct NatSlot {
     pub(crate) parent: Realm,
     pub(crate) nat: Nat,
     pub(crate) link: Link,
-}
-
-/// Hosts that crash and restart at random (exponentially distributed up and down times).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ChurnConfig {
-    /// Mean time a host stays up.
-    pub mean_uptime: Duration,
-    /// Mean time a crashed host stays down.
-    pub mean_downtime: Duration,
-}
-
-/// Builds the machine of a host restarting after churn: host, its seed for this
-/// incarnation, and the time.
-pub type MachineFactory<M> = Box<dyn FnMut(HostId, Seed, Instant) -> M>;
-
-pub(crate) struct Churn<M> {
-    pub(crate) config: ChurnConfig,
-    pub(crate) factory: MachineFactory<M>,
-    pub(crate) rng: Rng,
 }
 
 /// Something a host's machine reported.
@@ -130,8 +113,8 @@ pub struct Sim<M: SansIo> {
     pub(crate) queue: EventQueue<Action>,
     pub(crate) hosts: Vec<HostSlot<M>>,
     pub(crate) nats: Vec<NatSlot>,
-    pub(crate) routes: BTreeMap<(u32, IpAddr), NodeId>,
-    pub(crate) partitions: BTreeSet<(NodeId, NodeId)>,
+    pub(crate) routes: BTreeMap<(u32, IpAddr), DeviceId>,
+    pub(crate) partitions: BTreeSet<(DeviceId, DeviceId)>,
     pub(crate) trace: Trace,
     pub(crate) events: VecDeque<SimEvent<M::Event>>,
     pub(crate) outbox: Vec<dhtmeet_core::Transmit>,
@@ -294,7 +277,7 @@ impl<M: SansIo> Sim<M> {
     /// Bytes the simulator itself holds for its hosts, NATs, routes and queue (the
     /// machines' own heap memory is not included; `size_of::<M>()` is).
     pub fn footprint(&self) -> usize {
-        let route = std::mem::size_of::<((u32, IpAddr), NodeId)>() + 16; // B-tree overhead
+        let route = std::mem::size_of::<((u32, IpAddr), DeviceId)>() + 16; // B-tree overhead
         self.hosts.capacity() * std::mem::size_of::<HostSlot<M>>()
             + self.hosts.iter().map(|h| h.name.len()).sum::<usize>()
             + self.nats.capacity() * std::mem::size_of::<NatSlot>()
@@ -331,7 +314,7 @@ impl<M: SansIo> Sim<M> {
         }
     }
 
-    fn claim(&mut self, realm: Realm, ip: IpAddr, node: NodeId) -> Result<(), TopologyError> {
+    fn claim(&mut self, realm: Realm, ip: IpAddr, node: DeviceId) -> Result<(), TopologyError> {
         let key = (realm.key(), ip);
         if self.routes.contains_key(&key) {
             return Err(TopologyError::AddressInUse { realm, addr: ip });
@@ -359,7 +342,7 @@ impl<M: SansIo> Sim<M> {
         let id = NatId(self.nats.len() as u32);
         let rng = self.seed.child(&format!("sim/nat/{}", id.0)).rng();
         let nat = Nat::new(spec.config, spec.external, rng)?;
-        self.claim(spec.parent, spec.external, NodeId::Nat(id))?;
+        self.claim(spec.parent, spec.external, DeviceId::Nat(id))?;
         self.trace.setup(&format!(
             "nat {id} {} in {} at {} {:?} {:?}",
             spec.name,
@@ -418,7 +401,7 @@ impl<M: SansIo> Sim<M> {
             });
         }
         for ip in ips {
-            self.claim(spec.realm, ip, NodeId::Host(id))?;
+            self.claim(spec.realm, ip, DeviceId::Host(id))?;
         }
         self.trace.setup(&format!(
             "host {id} {} in {} at {:?} {:?}",
@@ -440,70 +423,14 @@ impl<M: SansIo> Sim<M> {
     }
 
     /// Replaces the link of a host or NAT (its queues start empty).
-    pub fn set_link(&mut self, node: NodeId, config: LinkConfig) -> Result<(), TopologyError> {
+    pub fn set_link(&mut self, node: DeviceId, config: LinkConfig) -> Result<(), TopologyError> {
         config.validate()?;
         let link = match node {
-            NodeId::Host(h) => self.hosts.get_mut(h.index()).map(|s| &mut s.link),
-            NodeId::Nat(n) => self.nats.get_mut(n.index()).map(|s| &mut s.link),
+            DeviceId::Host(h) => self.hosts.get_mut(h.index()).map(|s| &mut s.link),
+            DeviceId::Nat(n) => self.nats.get_mut(n.index()).map(|s| &mut s.link),
         };
-        *link.ok_or(TopologyError::UnknownNode(node))? = Link::new(config);
+        *link.ok_or(TopologyError::UnknownDevice(node))? = Link::new(config);
         Ok(())
-    }
-
-    // ---- faults ----
-
-    /// Cuts `a` off from `b`: datagrams between the two (hosts, or a host and a NAT's
-    /// external side, meeting in one realm) are dropped until [`Sim::repair`].
-    pub fn partition(&mut self, a: impl Into<NodeId>, b: impl Into<NodeId>) {
-        let (a, b) = (a.into(), b.into());
-        self.partitions.insert((a.min(b), a.max(b)));
-    }
-
-    /// Heals the partition between `a` and `b`.
-    pub fn repair(&mut self, a: impl Into<NodeId>, b: impl Into<NodeId>) {
-        let (a, b) = (a.into(), b.into());
-        self.partitions.remove(&(a.min(b), a.max(b)));
-    }
-
-    /// Heals every partition.
-    pub fn repair_all(&mut self) {
-        self.partitions.clear();
-    }
-
-    /// Crashes the host now: its machine and all its state are gone, datagrams for it
-    /// are dropped (`host-down`) until [`Sim::restart`].
-    pub fn crash(&mut self, host: HostId) {
-        if let Some(h) = self.hosts.get_mut(host.index()) {
-            h.machine = None;
-            h.incarnation = h.incarnation.wrapping_add(1);
-            h.timer_at = None;
-        }
-    }
-
-    /// Restarts a host now with a fresh machine (same addresses).
-    pub fn restart(&mut self, host: HostId, machine: M) {
-        if let Some(h) = self.hosts.get_mut(host.index()) {
-            h.machine = Some(machine);
-            h.incarnation = h.incarnation.wrapping_add(1);
-            h.timer_at = None;
-            self.drain(host, false);
-        }
-    }
-
-    /// Makes `hosts` churn: each crashes after an exponentially distributed uptime and
-    /// comes back after an exponentially distributed downtime with a machine from
-    /// `factory` (given a fresh seed per incarnation).
-    pub fn churn(&mut self, hosts: &[HostId], config: ChurnConfig, factory: MachineFactory<M>) {
-        let mut churn = Churn {
-            config,
-            factory,
-            rng: self.seed.child("sim/churn").rng(),
-        };
-        for &h in hosts {
-            let at = self.now.saturating_add(churn.draw(config.mean_uptime));
-            self.queue.push(at, Action::Crash(h));
-        }
-        self.churn = Some(churn);
     }
 
     // ---- driving ----
@@ -552,7 +479,7 @@ impl<M: SansIo> Sim<M> {
             dst,
             payload: payload.to_vec(),
         };
-        self.cross(NodeId::Host(host), true, dgram, true);
+        self.cross(DeviceId::Host(host), true, dgram, true);
         true
     }
 
@@ -662,42 +589,5 @@ impl<M: SansIo> Sim<M> {
             self.send_from(host, t.destination, t.contents);
         }
         self.outbox = outbox;
-    }
-
-    fn churn_crash(&mut self, host: HostId) {
-        self.crash(host);
-        if let Some(churn) = &mut self.churn {
-            let at = self
-                .now
-                .saturating_add(churn.draw(churn.config.mean_downtime));
-            self.queue.push(at, Action::Restart(host));
-        }
-    }
-
-    fn churn_restart(&mut self, host: HostId) {
-        let Some(incarnation) = self.hosts.get(host.index()).map(|h| h.incarnation) else {
-            return;
-        };
-        let seed = self
-            .seed
-            .child(&format!("host/{host}/incarnation/{incarnation}"));
-        let now = self.now();
-        let Some(churn) = &mut self.churn else {
-            return;
-        };
-        let machine = (churn.factory)(host, seed, now);
-        let at = self
-            .now
-            .saturating_add(churn.draw(churn.config.mean_uptime));
-        self.restart(host, machine);
-        self.queue.push(at, Action::Crash(host));
-    }
-}
-
-impl<M> Churn<M> {
-    /// An exponentially distributed duration with mean `mean`, in ns.
-    fn draw(&mut self, mean: Duration) -> u64 {
-        let u = crate::link::uniform(&mut self.rng);
-        (-(1.0 - u).ln() * mean.as_nanos() as f64) as u64
     }
 }

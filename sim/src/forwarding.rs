@@ -19,7 +19,7 @@ use dhtmeet_core::{PacketKind, SansIo};
 use crate::engine::{Action, Datagram, Sim};
 use crate::link::{Crossing, LinkDrop};
 use crate::nat::NatDrop;
-use crate::topology::{HostId, NatId, NodeId, Realm};
+use crate::topology::{DeviceId, HostId, NatId, Realm};
 use crate::trace::{Fate, TracePoint, TraceRecord};
 
 impl<M: SansIo> Sim<M> {
@@ -72,20 +72,20 @@ impl<M: SansIo> Sim<M> {
             dst,
             payload,
         };
-        self.cross(NodeId::Host(host), true, dgram, true);
+        self.cross(DeviceId::Host(host), true, dgram, true);
     }
 
     /// Puts `dgram` on `node`'s link, up into its realm or down to it.
-    pub(crate) fn cross(&mut self, node: NodeId, up: bool, dgram: Datagram, first: bool) {
+    pub(crate) fn cross(&mut self, node: DeviceId, up: bool, dgram: Datagram, first: bool) {
         let len = dgram.payload.len();
         let (link, realm) = match node {
-            NodeId::Host(h) => {
+            DeviceId::Host(h) => {
                 let Some(s) = self.hosts.get_mut(h.index()) else {
                     return;
                 };
                 (&mut s.link, s.realm)
             }
-            NodeId::Nat(n) => {
+            DeviceId::Nat(n) => {
                 let Some(s) = self.nats.get_mut(n.index()) else {
                     return;
                 };
@@ -127,16 +127,16 @@ impl<M: SansIo> Sim<M> {
         }
     }
 
-    fn partitioned(&self, a: NodeId, b: NodeId) -> bool {
+    fn partitioned(&self, a: DeviceId, b: DeviceId) -> bool {
         !self.partitions.is_empty() && self.partitions.contains(&(a.min(b), a.max(b)))
     }
 
     /// The router of `realm` forwards a datagram that came from `from`.
-    pub(crate) fn route(&mut self, realm: Realm, from: NodeId, dgram: Datagram) {
+    pub(crate) fn route(&mut self, realm: Realm, from: DeviceId, dgram: Datagram) {
         let target = self.routes.get(&(realm.key(), dgram.dst.ip())).copied();
         let (next, up) = match (target, realm) {
             (Some(target), _) => (target, false),
-            (None, Realm::Inside(n)) if from != NodeId::Nat(n) => (NodeId::Nat(n), true),
+            (None, Realm::Inside(n)) if from != DeviceId::Nat(n) => (DeviceId::Nat(n), true),
             _ => {
                 self.note(TracePoint::Router, &dgram, Fate::NoRoute, false);
                 return;
@@ -152,16 +152,16 @@ impl<M: SansIo> Sim<M> {
             return;
         }
         match (next, up) {
-            (NodeId::Nat(n), true) => self.nat_outbound(n, dgram),
+            (DeviceId::Nat(n), true) => self.nat_outbound(n, dgram),
             (node, _) => self.cross(node, false, dgram, false),
         }
     }
 
     /// A datagram came down `to`'s link.
-    pub(crate) fn reach(&mut self, to: NodeId, dgram: Datagram) {
+    pub(crate) fn reach(&mut self, to: DeviceId, dgram: Datagram) {
         match to {
-            NodeId::Host(h) => self.deliver(h, dgram),
-            NodeId::Nat(n) => self.nat_inbound(n, dgram),
+            DeviceId::Host(h) => self.deliver(h, dgram),
+            DeviceId::Nat(n) => self.nat_inbound(n, dgram),
         }
     }
 
@@ -196,7 +196,7 @@ impl<M: SansIo> Sim<M> {
         dgram.src = external;
         if !hairpin {
             self.note(TracePoint::Nat(n), &dgram, Fate::Translated, false);
-            self.cross(NodeId::Nat(n), true, dgram, false);
+            self.cross(DeviceId::Nat(n), true, dgram, false);
             return;
         }
         // RFC 4787 §6: back inside, from the external mapping of the sender, through
@@ -208,7 +208,7 @@ impl<M: SansIo> Sim<M> {
             Ok(internal) => {
                 dgram.dst = internal;
                 self.note(TracePoint::Nat(n), &dgram, Fate::Hairpinned, false);
-                self.route(Realm::Inside(n), NodeId::Nat(n), dgram);
+                self.route(Realm::Inside(n), DeviceId::Nat(n), dgram);
             }
             Err(e) => self.nat_drop(n, &dgram, e),
         }
@@ -223,7 +223,7 @@ impl<M: SansIo> Sim<M> {
             Ok(internal) => {
                 dgram.dst = internal;
                 self.note(TracePoint::Nat(n), &dgram, Fate::Translated, false);
-                self.route(Realm::Inside(n), NodeId::Nat(n), dgram);
+                self.route(Realm::Inside(n), DeviceId::Nat(n), dgram);
             }
             Err(e) => self.nat_drop(n, &dgram, e),
         }

@@ -1,11 +1,12 @@
 //! # dhtmeet-sim: a deterministic network simulator with RFC 4787 NAT models
 //!
 //! One thread, virtual time, one seed. Hosts run any state machine with the core's face
-//! ([`dhtmeet_core::SansIo`]): STUN clients and servers today, DHT and meeting nodes
-//! later, unchanged. Hosts sit on the Internet or behind NAT boxes (NAT behind NAT
-//! too), attached by links with latency, jitter, loss (random and bursty), duplication,
-//! reordering and rate limits. Every datagram's journey is traced; the trace has a hash
-//! and can be written as pcap for Wireshark.
+//! ([`dhtmeet_core::SansIo`]), unchanged: STUN clients and servers, DHT nodes
+//! ([`scenario::dht`]) and whole meeting nodes ([`scenario::meeting`]). Hosts sit on the
+//! Internet or behind NAT boxes (NAT behind NAT too), attached by links with latency,
+//! jitter, loss (random and bursty), duplication, reordering and rate limits. Every
+//! datagram's journey is traced; the trace has a hash and can be written as pcap for
+//! Wireshark.
 //!
 //! * **Virtual time.** The origin is read once ([`Sim::new`]); every instant handed to a
 //!   machine is origin + a virtual offset. The simulator jumps from event to event and
@@ -60,6 +61,7 @@
 )]
 
 mod engine;
+mod faults;
 mod forwarding;
 pub mod link;
 pub mod nat;
@@ -73,11 +75,12 @@ mod trace;
 
 pub(crate) use dhtmeet_core::Rng;
 
-pub use engine::{ChurnConfig, MachineFactory, PcapSummary, Sim, SimEvent, SimStats};
+pub use engine::{PcapSummary, Sim, SimEvent, SimStats};
+pub use faults::{ChurnConfig, MachineFactory};
 pub use link::{GilbertElliott, LinkConfig, LinkConfigError};
 pub use nat::{
     FilteringBehavior, MappingBehavior, Nat, NatConfig, NatDrop, PortAssignment, RefusedInbound,
 };
 pub use preset::{CGNAT_HOME_EXTERNAL, NatPreset, UnknownPreset};
-pub use topology::{HostId, HostSpec, NatId, NatSpec, NodeId, Realm, TopologyError};
+pub use topology::{DeviceId, HostId, HostSpec, NatId, NatSpec, Realm, TopologyError};
 pub use trace::{Fate, TraceHash, TracePoint, TraceRecord};

@@ -50,32 +50,33 @@ impl fmt::Display for NatId {
     }
 }
 
-/// Anything attached to a realm by a link: a host, or a NAT's external side.
+/// A device of the simulated network, attached to a realm by a link: a host, or a NAT
+/// box (by its external side).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum NodeId {
+pub enum DeviceId {
     /// A host.
     Host(HostId),
     /// A NAT box.
     Nat(NatId),
 }
 
-impl From<HostId> for NodeId {
+impl From<HostId> for DeviceId {
     fn from(h: HostId) -> Self {
-        NodeId::Host(h)
+        DeviceId::Host(h)
     }
 }
 
-impl From<NatId> for NodeId {
+impl From<NatId> for DeviceId {
     fn from(n: NatId) -> Self {
-        NodeId::Nat(n)
+        DeviceId::Nat(n)
     }
 }
 
-impl fmt::Display for NodeId {
+impl fmt::Display for DeviceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NodeId::Host(h) => h.fmt(f),
-            NodeId::Nat(n) => n.fmt(f),
+            DeviceId::Host(h) => h.fmt(f),
+            DeviceId::Nat(n) => n.fmt(f),
         }
     }
 }
@@ -223,5 +224,5 @@ pub enum TopologyError {
     Link(#[from] crate::link::LinkConfigError),
     /// The host or NAT does not exist.
     #[error("{0} does not exist")]
-    UnknownNode(NodeId),
+    UnknownDevice(DeviceId),
 }

@@ -26,7 +26,7 @@ use dhtmeet_core::PacketKind;
 use sha2::{Digest, Sha256};
 
 use crate::pcap::PcapWriter;
-use crate::topology::{HostId, NatId, NodeId};
+use crate::topology::{DeviceId, HostId, NatId};
 
 /// Where a trace record was taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -34,7 +34,7 @@ pub enum TracePoint {
     /// Entering the link of a host or NAT, upwards (towards the realm) or downwards.
     Link {
         /// Whose link.
-        node: NodeId,
+        node: DeviceId,
         /// `true` from the node into its realm, `false` from the realm to the node.
         up: bool,
     },
@@ -299,11 +299,11 @@ impl Trace {
         b.extend_from_slice(&rec.datagram.to_be_bytes());
         let (tag, index) = match rec.point {
             TracePoint::Link {
-                node: NodeId::Host(h),
+                node: DeviceId::Host(h),
                 up,
             } => (if up { 1 } else { 2 }, h.0),
             TracePoint::Link {
-                node: NodeId::Nat(n),
+                node: DeviceId::Nat(n),
                 up,
             } => (if up { 3 } else { 4 }, n.0),
             TracePoint::Nat(n) => (5, n.0),

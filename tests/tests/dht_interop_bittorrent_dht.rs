@@ -260,7 +260,7 @@ impl OurNode {
             bootstrap,
             ..DhtConfig::default()
         };
-        let dht = Dht::new(config, Seed::from_u64(seed), Instant::now()).expect("valid config");
+        let dht = Dht::new(Instant::now(), config, Seed::from_u64(seed)).expect("valid config");
         OurNode {
             driver: Driver::new(socket, dht).expect("driver"),
             events: Vec::new(),
@@ -506,7 +506,7 @@ fn their_announce_is_found_by_our_get_peers() {
     assert!(ours.ready() >= 1);
     let lookup = ours
         .dht()
-        .get_peers(topic, Instant::now())
+        .get_peers(Instant::now(), topic)
         .expect("lookup started");
     let summary = ours.lookup_done(lookup);
     let peers: BTreeSet<SocketAddr> = summary.peers.iter().copied().collect();
@@ -541,7 +541,7 @@ fn our_announce_then_their_lookup(
     assert!(ours.ready() >= 1);
     let lookup = ours
         .dht()
-        .announce(topic, port, Instant::now())
+        .announce(Instant::now(), topic, port)
         .expect("announce started");
     let summary = ours.lookup_done(lookup);
     assert_eq!(

@@ -1,12 +1,16 @@
-//! What the DHT reports: events, lookup summaries, counters, and refused API calls.
+//! What the DHT reports: events, lookup summaries, counters, and refused API calls; and
+//! the outbox every part of the node writes its datagrams and events to.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::id::{InfoHash, NodeId};
 use super::krpc::CompactNode;
 use super::lookup::{LookupId, LookupKind};
-use super::node::{MAX_LOOKUPS, MAX_TOPICS};
+use super::lookups::MAX_LOOKUPS;
+use super::topics::MAX_TOPICS;
+use crate::transmit::Transmit;
 
 /// An API call the DHT refuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -104,4 +108,34 @@ pub struct DhtStats {
     pub dropped_bad_token: u64,
     /// Queries not sent because [`MAX_PENDING`](super::MAX_PENDING) were outstanding.
     pub dropped_pending_full: u64,
+}
+
+/// Datagrams to send and events to report, in the order the node's parts produced them.
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<DhtEvent>,
+}
+
+impl Outbox {
+    /// Queues `contents` for `destination`.
+    pub(super) fn send(&mut self, destination: SocketAddr, contents: Vec<u8>) {
+        self.transmits.push_back(Transmit {
+            destination,
+            contents,
+        });
+    }
+
+    /// Queues an event.
+    pub(super) fn report(&mut self, event: DhtEvent) {
+        self.events.push_back(event);
+    }
+
+    pub(super) fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub(super) fn poll_event(&mut self) -> Option<DhtEvent> {
+        self.events.pop_front()
+    }
 }

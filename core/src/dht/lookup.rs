@@ -73,13 +73,13 @@ pub struct Lookup {
 impl Lookup {
     /// A lookup for `target`, seeded with known nodes and bootstrap addresses.
     pub(crate) fn new(
+        now: Instant,
         target: NodeId,
         kind: LookupKind,
         seeds: &[CompactNode],
         bootstrap: &[SocketAddr],
         k: usize,
         alpha: usize,
-        now: Instant,
     ) -> Self {
         let mut lookup = Lookup {
             target,
@@ -282,13 +282,13 @@ mod tests {
         let now = crate::test_clock::start();
         let seeds: Vec<_> = [0x80, 0x40, 0x20, 0x10, 0x08].map(node).to_vec();
         let mut l = Lookup::new(
+            now,
             NodeId([0; 20]),
             LookupKind::FindNode,
             &seeds,
             &[],
             2,
             3,
-            now,
         );
         let asked: Vec<_> = std::iter::from_fn(|| l.next_query()).collect();
         // α = 3 but only the k = 2 closest are asked while they are pending.
@@ -318,13 +318,13 @@ mod tests {
         let now = crate::test_clock::start();
         let boot: SocketAddr = "192.0.2.1:6881".parse().unwrap();
         let mut l = Lookup::new(
+            now,
             NodeId([0; 20]),
             LookupKind::FindNode,
             &[],
             &[boot],
             8,
             3,
-            now,
         );
         assert_eq!(l.next_query(), Some((None, boot)));
         assert!(!l.is_done());
@@ -343,13 +343,13 @@ mod tests {
         let now = crate::test_clock::start();
         let seeds: Vec<_> = [0x80, 0x40, 0x20, 0x10, 0x08, 0x04].map(node).to_vec();
         let mut l = Lookup::new(
+            now,
             NodeId([0; 20]),
             LookupKind::FindNode,
             &seeds,
             &[],
             8,
             3,
-            now,
         );
         let first: Vec<_> = std::iter::from_fn(|| l.next_query()).collect();
         assert_eq!(first.len(), 3, "α at a time while making progress");
@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn candidates_and_peers_are_bounded() {
         let now = crate::test_clock::start();
-        let mut l = Lookup::new(NodeId([0; 20]), LookupKind::GetPeers, &[], &[], 8, 3, now);
+        let mut l = Lookup::new(now, NodeId([0; 20]), LookupKind::GetPeers, &[], &[], 8, 3);
         let many: Vec<_> = (0..200u16)
             .map(|i| {
                 let mut id = [0u8; 20];

@@ -1,118 +1,68 @@
 //! The DHT node: the sans-IO state machine that speaks KRPC on the node's socket.
 //!
-//! It answers queries (node mode, `server.rs`), runs iterative lookups (`lookup.rs`),
-//! keeps the routing table (`routing.rs`) fresh, bootstraps, and keeps watched topics
-//! announced and looked up every [`DhtConfig::refresh_interval`].
+//! [`Dht`] composes the owned parts listed in the module map (`mod.rs`) and routes
+//! between them: each part owns its state, the node hands each what it needs from the
+//! others, and every part writes its datagrams and events to one outbox, in order.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rand_core::Rng as _;
 
-use super::bep42;
-pub use super::config::{DhtConfig, DhtConfigError, MAX_BOOTSTRAP};
-pub use super::events::{DhtError, DhtEvent, DhtStats, LookupSummary};
-use super::flood::FloodGuard;
+use super::bootstrap::Bootstrap;
+use super::config::{DhtConfig, DhtConfigError};
+use super::events::Outbox;
+use super::events::{DhtError, DhtEvent, DhtStats};
+use super::extension::Extensions;
 use super::id::{InfoHash, NodeId};
-use super::krpc::{Body, CompactNode, Message, Query, Response, Want};
-use super::lookup::{Lookup, LookupId, LookupKind};
-use super::peer_store::PeerStore;
-use super::routing::{Entry, Insertion, NodeStatus, RoutingTable};
-use super::token::Tokens;
-use super::topics::Topic;
+use super::krpc::{Body, CompactNode, Message, Query, Response};
+use super::lookup::{LookupId, LookupKind};
+use super::lookups::{Lookups, MAX_LOOKUPS};
+use super::queries::{Outgoing, Purpose, Queries};
+use super::routing::RoutingTable;
+use super::server::{Context, Server};
+use super::tables::Tables;
+use super::topics::Topics;
 use crate::seed::{Rng, Seed};
 use crate::state::SavedState;
 use crate::transmit::{SansIo, Transmit};
 
-/// Lookups running at once at most (API calls beyond get [`DhtError::TooManyLookups`]).
-pub const MAX_LOOKUPS: usize = 64;
-/// Topics watched at once at most.
-pub const MAX_TOPICS: usize = 32;
-/// Queries of ours awaiting an answer at most (≤ lookups × α + announces + pings).
-pub const MAX_PENDING: usize = 1024;
-/// Unknown nodes that queried us, waiting to be pinged before they may enter the table.
-pub const MAX_PING_QUEUE: usize = 64;
 /// Pings of unknown queriers in flight at most.
 pub const MAX_PINGS_IN_FLIGHT: usize = 8;
-/// Our client version in `v`: "DM" and a 2-byte version (BEP 20 style).
-pub const CLIENT_VERSION: [u8; 4] = *b"DM\x00\x01";
 /// How often the node does its maintenance (expiry, bucket refresh, pings).
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(10);
-/// Attempts per query (the first send plus one retransmission).
-const ATTEMPTS: u8 = 2;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Purpose {
-    Lookup(LookupId),
-    Announce(LookupId),
-    Ping,
-    /// An extension query (meeting signaling): fire and forget, retransmitted once.
-    Extension,
-}
-
-#[derive(Debug)]
-struct Pending {
-    to: SocketAddr,
-    id: Option<NodeId>,
-    purpose: Purpose,
-    bytes: Vec<u8>,
-    deadline: Instant,
-    attempts: u8,
-}
-
-#[derive(Debug)]
-struct Announcing {
-    summary: LookupSummary,
-    outstanding: usize,
-    started: Instant,
-}
 
 /// The Mainline DHT node.
 #[derive(Debug)]
 pub struct Dht {
-    pub(super) config: DhtConfig,
-    pub(super) id: NodeId,
-    /// The public IP `id` was derived for, once known.
-    id_ip: Option<std::net::IpAddr>,
-    pub(super) rng: Rng,
-    pub(super) now: Instant,
-    pub(super) table4: RoutingTable,
-    pub(super) table6: RoutingTable,
-    pub(super) tokens: Tokens,
-    pub(super) peers: PeerStore,
-    pub(super) flood: FloodGuard,
-    pending: BTreeMap<[u8; 4], Pending>,
-    lookups: BTreeMap<LookupId, Lookup>,
-    announcing: BTreeMap<LookupId, Announcing>,
-    next_lookup: u64,
-    pub(super) ping_queue: VecDeque<SocketAddr>,
-    pub(super) topics: Vec<Topic>,
-    pub(super) ready: bool,
-    bootstrap_lookup: Option<LookupId>,
-    bootstrap_retry_at: Option<Instant>,
+    config: DhtConfig,
+    now: Instant,
+    /// Node ids, transaction ids and bucket-refresh targets, in the order they are drawn.
+    rng: Rng,
+    tables: Tables,
+    bootstrap: Bootstrap,
+    queries: Queries,
+    server: Server,
+    lookups: Lookups,
+    topics: Topics,
+    extensions: Extensions,
     next_maintenance: Instant,
-    external: Option<SocketAddr>,
-    pub(super) transmits: VecDeque<Transmit>,
-    pub(super) events: VecDeque<DhtEvent>,
-    /// Extension methods answered with an acknowledgement and reported as events.
-    pub(super) extensions: Vec<Vec<u8>>,
-    pub(super) stats: DhtStats,
+    out: Outbox,
 }
 
 impl Dht {
     /// Validates `config` and starts at `now`: bootstrap begins at once.
-    pub fn new(config: DhtConfig, seed: Seed, now: Instant) -> Result<Dht, DhtConfigError> {
-        Dht::with_saved(config, seed, now, &SavedState::default())
+    pub fn new(now: Instant, config: DhtConfig, seed: Seed) -> Result<Dht, DhtConfigError> {
+        Dht::with_saved(now, config, seed, &SavedState::default())
     }
 
     /// Like [`Dht::new`], resuming from a saved state: its node id (unless the config
     /// fixes one) and its nodes, which enter the routing table as questionable until they
     /// answer. Bootstrap asks them together with the configured bootstrap nodes.
     pub fn with_saved(
+        now: Instant,
         config: DhtConfig,
         seed: Seed,
-        now: Instant,
         saved: &SavedState,
     ) -> Result<Dht, DhtConfigError> {
         config.validate()?;
@@ -126,40 +76,23 @@ impl Dht {
                 (NodeId(b), None)
             }
         };
+        let mut tables = Tables::new(now, id, id_ip, config.enforce_bep42);
+        tables.restore(now, &saved.nodes);
         let mut dht = Dht {
-            table4: RoutingTable::new(id, false, now),
-            table6: RoutingTable::new(id, true, now),
-            tokens: Tokens::new(seed.child("dht/tokens").rng(), now),
-            peers: PeerStore::new(),
-            flood: FloodGuard::new(),
+            tables,
+            bootstrap: Bootstrap::default(),
+            queries: Queries::new(config.rpc_timeout),
+            server: Server::new(now, seed.child("dht/tokens").rng()),
+            lookups: Lookups::new(config.k, config.alpha),
+            topics: Topics::new(config.refresh_interval),
+            extensions: Extensions::default(),
             config,
-            id,
-            id_ip,
             rng,
             now,
-            pending: BTreeMap::new(),
-            lookups: BTreeMap::new(),
-            announcing: BTreeMap::new(),
-            next_lookup: 0,
-            ping_queue: VecDeque::new(),
-            topics: Vec::new(),
-            ready: false,
-            bootstrap_lookup: None,
-            bootstrap_retry_at: None,
             next_maintenance: now + MAINTENANCE_EVERY,
-            external: None,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
-            extensions: Vec::new(),
-            stats: DhtStats::default(),
+            out: Outbox::default(),
         };
-        for node in &saved.nodes {
-            if dht.config.enforce_bep42 && !bep42::is_valid(&node.id, node.addr.ip()) {
-                continue; // the same rule as for nodes that answer
-            }
-            dht.table_for(node.addr).insert_unverified(*node, now);
-        }
-        dht.bootstrap();
+        dht.start_bootstrap();
         Ok(dht)
     }
 
@@ -167,65 +100,55 @@ impl Dht {
     /// ones (answered within 15 minutes) first, each group most recently seen first.
     /// Remembered nodes not heard from yet are kept too (they were good when saved).
     pub fn nodes_to_save(&self, max: usize) -> Vec<CompactNode> {
-        let now = self.now;
-        let mut entries: Vec<&Entry> = self
-            .table4
-            .entries()
-            .chain(self.table6.entries())
-            .filter(|e| e.failures == 0)
-            .collect();
-        entries.sort_by_key(|e| {
-            (
-                e.status(now) != NodeStatus::Good,
-                std::cmp::Reverse(e.last_seen),
-            )
-        });
-        entries.into_iter().take(max).map(|e| e.node).collect()
+        self.tables.nodes_to_save(self.now, max)
     }
 
     /// The public IP our id was derived for (BEP 42), once [`Dht::set_public_ip`] bound it.
-    pub fn id_ip(&self) -> Option<std::net::IpAddr> {
-        self.id_ip
+    pub fn id_ip(&self) -> Option<IpAddr> {
+        self.tables.id_ip()
     }
 
     /// Routing-table nodes that answered us within the last 15 minutes.
     pub fn good_nodes(&self) -> usize {
-        self.table4.good_count(self.now) + self.table6.good_count(self.now)
+        self.tables.good_count(self.now)
     }
 
     /// Our node id.
     pub fn id(&self) -> NodeId {
-        self.id
+        self.tables.id()
     }
 
     /// Whether bootstrap has finished.
     pub fn is_ready(&self) -> bool {
-        self.ready
+        self.bootstrap.is_ready()
     }
 
     /// Nodes in the routing tables (IPv4 and IPv6).
     pub fn routing_table_size(&self) -> usize {
-        self.table4.len() + self.table6.len()
+        self.tables.len()
     }
 
     /// The IPv4 routing table.
     pub fn routing_table(&self) -> &RoutingTable {
-        &self.table4
+        self.tables.ipv4()
     }
 
     /// Our address as the latest responder reported it (BEP 42 `ip`).
     pub fn external_address(&self) -> Option<SocketAddr> {
-        self.external
+        self.tables.external()
     }
 
     /// Counters.
     pub fn stats(&self) -> DhtStats {
-        self.stats
+        let mut stats = DhtStats::default();
+        self.server.count_into(&mut stats);
+        self.queries.count_into(&mut stats);
+        stats
     }
 
     /// Peers stored for others: (info-hashes, peers).
     pub fn peer_store_size(&self) -> (usize, usize) {
-        self.peers.size()
+        self.server.peer_store_size()
     }
 
     /// Switches BEP 43 read-only mode: while on, our queries carry `ro=1` (nodes that
@@ -233,11 +156,11 @@ impl Dht {
     /// signaling (registered extension queries) still gets through. Switching it off
     /// looks our own id up again (during the bootstrap too), so that the nodes near us,
     /// which were told not to store us, learn us now.
-    pub fn set_read_only(&mut self, read_only: bool, now: Instant) {
+    pub fn set_read_only(&mut self, now: Instant, read_only: bool) {
         self.advance(now);
         let was = std::mem::replace(&mut self.config.read_only, read_only);
         if was && !read_only {
-            let _ = self.start_lookup(self.id, LookupKind::FindNode);
+            let _ = self.start_lookup(self.tables.id(), LookupKind::FindNode);
         }
     }
 
@@ -248,37 +171,16 @@ impl Dht {
 
     /// Our public IP is known (from STUN): unless the id was fixed, take a BEP 42 id for
     /// it, keeping the nodes we know. Call before joining meetings.
-    pub fn set_public_ip(&mut self, ip: std::net::IpAddr, now: Instant) {
+    pub fn set_public_ip(&mut self, now: Instant, ip: IpAddr) {
         self.advance(now);
         if self.config.node_id.is_some() {
             return;
         }
-        if bep42::is_valid(&self.id, ip) {
-            self.id_ip = Some(ip);
-            return;
-        }
-        let mut random = [0u8; 20];
-        self.rng.fill_bytes(&mut random);
-        self.id = bep42::secure_id(ip, random);
-        self.id_ip = Some(ip);
-        let old4 = std::mem::replace(
-            &mut self.table4,
-            RoutingTable::new(self.id, false, self.now),
-        );
-        let old6 = std::mem::replace(&mut self.table6, RoutingTable::new(self.id, true, self.now));
-        for e in old4.entries().chain(old6.entries()) {
-            let table = self.table_for(e.node.addr);
-            if e.answered {
-                table.on_response(e.node, e.last_seen);
-            } else {
-                table.insert_unverified(e.node, e.last_seen);
-            }
-        }
-        tracing::info!(id = %self.id, %ip, "new BEP 42 node id for our public IP");
+        self.tables.set_public_ip(self.now, ip, &mut self.rng);
     }
 
     /// Starts a get_peers lookup for `info_hash`.
-    pub fn get_peers(&mut self, info_hash: InfoHash, now: Instant) -> Result<LookupId, DhtError> {
+    pub fn get_peers(&mut self, now: Instant, info_hash: InfoHash) -> Result<LookupId, DhtError> {
         self.advance(now);
         self.start_lookup(NodeId(info_hash.0), LookupKind::GetPeers)
     }
@@ -288,190 +190,152 @@ impl Dht {
     /// what a NAT's mapping needs).
     pub fn announce(
         &mut self,
+        now: Instant,
         info_hash: InfoHash,
         port: Option<u16>,
-        now: Instant,
     ) -> Result<LookupId, DhtError> {
         self.advance(now);
         self.start_lookup(NodeId(info_hash.0), LookupKind::Announce { port })
     }
 
     /// Starts a find_node lookup for `target`.
-    pub fn find_node(&mut self, target: NodeId, now: Instant) -> Result<LookupId, DhtError> {
+    pub fn find_node(&mut self, now: Instant, target: NodeId) -> Result<LookupId, DhtError> {
         self.advance(now);
         self.start_lookup(target, LookupKind::FindNode)
     }
 
-    pub(super) fn advance(&mut self, now: Instant) {
+    /// Keeps `info_hash` looked up (and announced, for [`LookupKind::Announce`]) now and
+    /// every [`DhtConfig::refresh_interval`] until [`Dht::unwatch`].
+    pub fn watch(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        kind: LookupKind,
+    ) -> Result<(), DhtError> {
+        self.advance(now);
+        self.topics.watch(self.now, info_hash, kind)?;
+        self.run_due_topics();
+        Ok(())
+    }
+
+    /// Stops watching `info_hash` (a running lookup finishes normally).
+    pub fn unwatch(&mut self, info_hash: &InfoHash) {
+        self.topics.unwatch(info_hash);
+    }
+
+    /// Answers queries of `method` with an acknowledgement and reports them as
+    /// [`DhtEvent::ExtensionQuery`]. Returns false if the method name is too long or
+    /// [`MAX_EXTENSIONS`](super::MAX_EXTENSIONS) are registered.
+    pub fn register_extension(&mut self, method: &[u8]) -> bool {
+        self.extensions.register(method)
+    }
+
+    /// Sends an extension query with the raw bencoded `args` (which must hold `id`, as
+    /// every KRPC query's arguments do) to `to`, retransmitted once if unanswered.
+    /// Returns false if it could not be sent (too many queries pending).
+    pub fn send_extension(&mut self, to: SocketAddr, method: &[u8], args: Vec<u8>) -> bool {
+        let query = Query::Other {
+            method: method.to_vec(),
+            args,
+        };
+        self.send_query(Outgoing {
+            to,
+            id: None,
+            query,
+            purpose: Purpose::Extension,
+        })
+    }
+
+    fn advance(&mut self, now: Instant) {
         self.now = self.now.max(now);
     }
 
-    pub(super) fn table_for(&mut self, addr: SocketAddr) -> &mut RoutingTable {
-        if addr.is_ipv4() {
-            &mut self.table4
-        } else {
-            &mut self.table6
-        }
-    }
-
-    fn closest_known(&self, target: &NodeId, count: usize) -> Vec<CompactNode> {
-        let mut all = self.table4.closest(target, count, self.now);
-        all.extend(self.table6.closest(target, count, self.now));
-        all.sort_by_key(|n| target.distance(&n.id));
-        all.truncate(count);
-        all
-    }
-
-    fn bootstrap(&mut self) {
-        if self.config.bootstrap.is_empty() && self.routing_table_size() == 0 {
-            self.ready = true;
-            self.events.push_back(DhtEvent::Ready { nodes: 0 });
+    fn start_bootstrap(&mut self) {
+        if self.config.bootstrap.is_empty() && self.tables.len() == 0 {
+            self.bootstrap.set_ready();
+            self.out.report(DhtEvent::Ready { nodes: 0 });
             return;
         }
-        match self.start_lookup(self.id, LookupKind::FindNode) {
-            Ok(id) => self.bootstrap_lookup = Some(id),
-            Err(_) => self.bootstrap_retry_at = Some(self.now + self.config.bootstrap_retry),
+        match self.start_lookup(self.tables.id(), LookupKind::FindNode) {
+            Ok(id) => self.bootstrap.started(id),
+            Err(_) => self
+                .bootstrap
+                .retry_at(self.now + self.config.bootstrap_retry),
         }
     }
 
-    pub(super) fn start_lookup(
-        &mut self,
-        target: NodeId,
-        kind: LookupKind,
-    ) -> Result<LookupId, DhtError> {
-        if self.lookups.len() + self.announcing.len() >= MAX_LOOKUPS {
-            return Err(DhtError::TooManyLookups);
-        }
-        let id = LookupId(self.next_lookup);
-        self.next_lookup += 1;
-        let seeds = self.closest_known(&target, 2 * self.config.k);
+    fn start_lookup(&mut self, target: NodeId, kind: LookupKind) -> Result<LookupId, DhtError> {
+        let seeds = self.tables.closest(self.now, &target, 2 * self.config.k);
         // Bootstrap addresses join when we know too few good nodes to converge alone
         // (nodes remembered from a saved state may all be gone).
-        let bootstrap: Vec<SocketAddr> = if self.good_nodes() < self.config.k {
-            self.config.bootstrap.clone()
+        let bootstrap: &[SocketAddr] = if self.good_nodes() < self.config.k {
+            &self.config.bootstrap
         } else {
-            Vec::new()
+            &[]
         };
-        let lookup = Lookup::new(
-            target,
-            kind,
-            &seeds,
-            &bootstrap,
-            self.config.k,
-            self.config.alpha,
-            self.now,
-        );
-        self.lookups.insert(id, lookup);
+        let id = self
+            .lookups
+            .start(self.now, target, kind, &seeds, bootstrap)?;
         self.drive(id);
         Ok(id)
     }
 
     /// Sends what a lookup wants sent, and finishes it when it is done.
     fn drive(&mut self, id: LookupId) {
-        let mut queries = Vec::new();
-        let done = {
-            let Some(lookup) = self.lookups.get_mut(&id) else {
-                return;
-            };
-            while let Some(next) = lookup.next_query() {
-                queries.push(next);
-            }
-            lookup.is_done()
+        let Some(step) = self.lookups.step(id) else {
+            return;
         };
-        for (node_id, addr) in queries {
-            let target = self.lookups.get(&id).map(|l| (l.target, l.kind));
-            let Some((target, kind)) = target else { return };
-            let query = match kind {
-                LookupKind::FindNode => Query::FindNode {
-                    target,
-                    want: Want::default(),
-                },
-                _ => Query::GetPeers {
-                    info_hash: InfoHash(target.0),
-                    want: Want::default(),
-                },
-            };
-            if !self.send_query(addr, node_id, query, Purpose::Lookup(id)) {
-                if let Some(l) = self.lookups.get_mut(&id) {
-                    l.on_failure(addr);
-                }
+        for query in step.queries {
+            let to = query.to;
+            if !self.send_query(query) {
+                self.lookups.not_sent(id, to);
             }
         }
-        if done {
+        if step.done {
             self.finish_lookup(id);
         }
     }
 
     fn finish_lookup(&mut self, id: LookupId) {
-        let Some(lookup) = self.lookups.remove(&id) else {
+        let Some(mut done) = self.lookups.finish(self.now, id) else {
             return;
         };
-        let closest = lookup.closest_responded();
-        let summary = LookupSummary {
-            id,
-            kind: lookup.kind,
-            target: lookup.target,
-            peers: lookup.peers.clone(),
-            closest: closest.iter().map(|(n, _)| *n).collect(),
-            rpcs: lookup.rpcs,
-            elapsed: self.now.saturating_duration_since(lookup.started),
-            announced: 0,
-        };
-        if self.bootstrap_lookup == Some(id) {
-            self.bootstrap_lookup = None;
+        if self.bootstrap.take_finished(id) {
             if self.good_nodes() > 0 {
-                self.ready = true;
-                self.events.push_back(DhtEvent::Ready {
-                    nodes: self.routing_table_size(),
+                self.bootstrap.set_ready();
+                self.out.report(DhtEvent::Ready {
+                    nodes: self.tables.len(),
                 });
                 self.refresh_sparse_buckets();
             } else {
-                self.events.push_back(DhtEvent::BootstrapFailed);
-                self.bootstrap_retry_at = Some(self.now + self.config.bootstrap_retry);
+                self.out.report(DhtEvent::BootstrapFailed);
+                self.bootstrap
+                    .retry_at(self.now + self.config.bootstrap_retry);
             }
             return;
         }
-        self.topic_finished(id);
-        let LookupKind::Announce { port } = lookup.kind else {
-            self.events.push_back(DhtEvent::LookupDone(summary));
+        self.topics.finished(self.now, id);
+        let Some(announces) = done.announces() else {
+            self.out.report(DhtEvent::LookupDone(done.summary));
             return;
         };
         let mut outstanding = 0;
-        for (node, token) in closest {
-            let Some(token) = token else { continue };
-            let query = Query::AnnouncePeer {
-                info_hash: InfoHash(lookup.target.0),
-                port: port.unwrap_or(0),
-                implied_port: port.is_none(),
-                token,
-            };
-            if self.send_query(node.addr, Some(node.id), query, Purpose::Announce(id)) {
+        for query in announces {
+            if self.send_query(query) {
                 outstanding += 1;
             }
         }
         if outstanding == 0 {
-            self.events.push_back(DhtEvent::LookupDone(summary));
+            self.out.report(DhtEvent::LookupDone(done.summary));
         } else {
-            self.announcing.insert(
-                id,
-                Announcing {
-                    summary,
-                    outstanding,
-                    started: lookup.started,
-                },
-            );
+            self.lookups.await_announces(done, outstanding);
         }
     }
 
     /// After bootstrap: look up a random id in every bucket farther than our closest
     /// neighbours that is not full (Kademlia's join), at most [`MAX_LOOKUPS`] / 4 of them.
     fn refresh_sparse_buckets(&mut self) {
-        let rng = &mut self.rng;
-        let mut targets = self.table4.sparse_buckets(|| {
-            let mut b = [0u8; 20];
-            rng.fill_bytes(&mut b);
-            b
-        });
+        let mut targets = self.tables.sparse_targets(&mut self.rng);
         targets.truncate(MAX_LOOKUPS / 4);
         for target in targets {
             let _ = self.start_lookup(target, LookupKind::FindNode);
@@ -479,83 +343,39 @@ impl Dht {
     }
 
     fn announce_answered(&mut self, id: LookupId, acknowledged: bool) {
-        let Some(a) = self.announcing.get_mut(&id) else {
-            return;
-        };
-        a.outstanding = a.outstanding.saturating_sub(1);
-        if acknowledged {
-            a.summary.announced += 1;
-        }
-        if a.outstanding == 0 {
-            if let Some(mut a) = self.announcing.remove(&id) {
-                a.summary.elapsed = self.now.saturating_duration_since(a.started);
-                self.events.push_back(DhtEvent::LookupDone(a.summary));
-            }
+        if let Some(summary) = self.lookups.announce_answered(self.now, id, acknowledged) {
+            self.out.report(DhtEvent::LookupDone(summary));
         }
     }
 
-    /// Builds and sends a query; false if it could not be sent (too many pending).
-    pub(super) fn send_query(
-        &mut self,
-        to: SocketAddr,
-        id: Option<NodeId>,
-        query: Query,
-        purpose: Purpose,
-    ) -> bool {
-        if self.pending.len() >= MAX_PENDING {
-            self.stats.dropped_pending_full += 1;
-            return false;
-        }
-        let mut t = [0u8; 4];
-        loop {
-            self.rng.fill_bytes(&mut t);
-            if !self.pending.contains_key(&t) {
-                break;
-            }
-        }
-        let msg = Message {
-            transaction_id: t.to_vec(),
-            version: Some(CLIENT_VERSION.to_vec()),
-            read_only: self.config.read_only,
-            ip: None,
-            body: Body::Query { id: self.id, query },
-        };
-        let bytes = msg.encode();
-        self.transmits.push_back(Transmit {
-            destination: to,
-            contents: bytes.clone(),
+    /// Sends a query of ours; false if it could not be sent (too many pending).
+    fn send_query(&mut self, query: Outgoing) -> bool {
+        self.queries.send(
+            self.now,
+            &mut self.rng,
+            self.tables.id(),
+            self.config.read_only,
+            &mut self.out,
+            query,
+        )
+    }
+
+    fn ping(&mut self, to: SocketAddr) {
+        self.send_query(Outgoing {
+            to,
+            id: None,
+            query: Query::Ping,
+            purpose: Purpose::Ping,
         });
-        self.stats.queries_sent += 1;
-        let deadline = self.now + self.config.rpc_timeout;
-        self.pending.insert(
-            t,
-            Pending {
-                to,
-                id,
-                purpose,
-                bytes,
-                deadline,
-                attempts: 1,
-            },
-        );
-        true
-    }
-
-    pub(super) fn ping(&mut self, to: SocketAddr) {
-        self.send_query(to, None, Query::Ping, Purpose::Ping);
     }
 
     /// Pings queued unknown queriers while fewer than [`MAX_PINGS_IN_FLIGHT`] pings are
     /// pending, so that new nodes enter the table within a round trip without letting a
     /// crowd of queriers make us send a crowd of pings.
-    pub(super) fn pump_pings(&mut self) {
-        let mut in_flight = self
-            .pending
-            .values()
-            .filter(|p| p.purpose == Purpose::Ping)
-            .count();
+    fn pump_pings(&mut self) {
+        let mut in_flight = self.queries.pings_in_flight();
         while in_flight < MAX_PINGS_IN_FLIGHT {
-            let Some(addr) = self.ping_queue.pop_front() else {
+            let Some(addr) = self.tables.next_to_ping() else {
                 break;
             };
             self.ping(addr);
@@ -563,50 +383,64 @@ impl Dht {
         }
     }
 
-    /// A response or error to one of our queries.
-    pub(super) fn handle_reply(&mut self, remote: SocketAddr, msg: Message) {
-        let Ok(t) = <[u8; 4]>::try_from(msg.transaction_id.as_slice()) else {
-            self.stats.dropped_unknown_transaction += 1;
+    /// Handles one KRPC datagram from `remote`.
+    fn handle_krpc(&mut self, remote: SocketAddr, datagram: &[u8]) {
+        match Message::decode(datagram) {
+            Ok(msg) if matches!(msg.body, Body::Query { .. }) => self.handle_query(remote, msg),
+            Ok(msg) => self.handle_reply(remote, msg),
+            Err(e) => {
+                self.server
+                    .malformed(self.now, remote, e, self.config.read_only, &mut self.out);
+            }
+        }
+    }
+
+    /// A query from another node: admitted by the server, its sender noted in the
+    /// routing tables, then answered.
+    fn handle_query(&mut self, remote: SocketAddr, msg: Message) {
+        let Body::Query { id, query } = msg.body else {
             return;
         };
-        let Some(pending) = self.pending.get(&t) else {
-            self.stats.dropped_unknown_transaction += 1;
-            return;
-        };
-        if pending.to != remote {
-            self.stats.dropped_unexpected_source += 1;
+        let now = self.now;
+        if !self
+            .server
+            .admit(now, remote, &query, self.config.read_only, &self.extensions)
+        {
             return;
         }
-        let Some(pending) = self.pending.remove(&t) else {
+        self.tables.note_querier(now, id, remote, msg.read_only);
+        self.pump_pings();
+        let cx = Context {
+            tables: &self.tables,
+            extensions: &self.extensions,
+            k: self.config.k,
+        };
+        self.server
+            .answer(now, remote, msg.transaction_id, query, &cx, &mut self.out);
+    }
+
+    /// A response or error to one of our queries.
+    fn handle_reply(&mut self, remote: SocketAddr, msg: Message) {
+        let Some(settled) = self.queries.take_reply(remote, &msg) else {
             return;
         };
         match msg.body {
             Body::Response { id, response } => {
-                self.stats.responses_received += 1;
                 if let Some(ip) = msg.ip {
-                    self.external = Some(ip);
+                    self.tables.set_external(ip);
                 }
                 let node = CompactNode { id, addr: remote };
-                if let Some(expected) = pending.id.filter(|e| *e != id) {
-                    // The node at that address has a new id (it restarted): forget the old.
-                    self.table_for(remote).forget(&expected, remote);
+                if let Some(stale) =
+                    self.tables
+                        .on_answer(self.now, node, settled.id, msg.read_only)
+                {
+                    self.ping(stale);
                 }
-                if msg.read_only {
-                    self.table_for(remote).remove(&id);
-                } else if !self.config.enforce_bep42 || bep42::is_valid(&id, remote.ip()) {
-                    let now = self.now;
-                    if let Insertion::Cached { ping: Some(stale) } =
-                        self.table_for(remote).on_response(node, now)
-                    {
-                        self.ping(stale.addr);
-                    }
-                }
-                self.on_answer(pending.purpose, remote, id, response);
+                self.on_answer(settled.purpose, remote, id, response);
             }
             Body::Error { code, .. } => {
-                self.stats.errors_received += 1;
                 tracing::debug!(%remote, code, "DHT error reply");
-                self.on_failure(pending.purpose, remote);
+                self.on_failure(settled.purpose, remote);
             }
             Body::Query { .. } => {}
         }
@@ -615,29 +449,13 @@ impl Dht {
     fn on_answer(&mut self, purpose: Purpose, remote: SocketAddr, id: NodeId, response: Response) {
         match purpose {
             Purpose::Lookup(lid) => {
-                let own = self.id;
-                let Some(lookup) = self.lookups.get_mut(&lid) else {
-                    return;
-                };
-                lookup.on_response(remote, id, response.token);
-                // Never ourselves: implementations that do not leave the querier out of
-                // `nodes` (bittorrent-dht) hand us our own id, and querying and announcing
-                // to ourselves would take one of the k places from a real node.
-                let others = |nodes: &[CompactNode]| -> Vec<CompactNode> {
-                    nodes.iter().filter(|n| n.id != own).copied().collect()
-                };
-                lookup.add_nodes(&others(&response.nodes));
-                lookup.add_nodes(&others(&response.nodes6));
-                let new = lookup.add_peers(&response.values);
-                let info_hash = lookup.info_hash();
-                if !new.is_empty() {
-                    self.events.push_back(DhtEvent::PeersFound {
-                        lookup: lid,
-                        info_hash,
-                        peers: new,
-                    });
+                let own = self.tables.id();
+                if self
+                    .lookups
+                    .on_response(lid, own, remote, id, response, &mut self.out)
+                {
+                    self.drive(lid);
                 }
-                self.drive(lid);
             }
             Purpose::Announce(lid) => self.announce_answered(lid, true),
             Purpose::Ping | Purpose::Extension => {}
@@ -647,8 +465,7 @@ impl Dht {
     fn on_failure(&mut self, purpose: Purpose, remote: SocketAddr) {
         match purpose {
             Purpose::Lookup(lid) => {
-                if let Some(lookup) = self.lookups.get_mut(&lid) {
-                    lookup.on_failure(remote);
+                if self.lookups.on_failure(lid, remote) {
                     self.drive(lid);
                 }
             }
@@ -657,94 +474,71 @@ impl Dht {
         }
     }
 
-    fn expire_pending(&mut self) {
+    /// Retransmits overdue queries once; the ones overdue again have failed.
+    fn expire_queries(&mut self) {
         let now = self.now;
-        let due: Vec<[u8; 4]> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(t, _)| *t)
-            .collect();
-        for t in due {
-            let Some(p) = self.pending.get_mut(&t) else {
+        for t in self.queries.overdue(now) {
+            let Some(failed) = self.queries.retry_or_expire(now, t, &mut self.out) else {
                 continue;
             };
-            if p.attempts < ATTEMPTS {
-                p.attempts += 1;
-                p.deadline = now + self.config.rpc_timeout;
-                self.transmits.push_back(Transmit {
-                    destination: p.to,
-                    contents: p.bytes.clone(),
-                });
-                self.stats.queries_sent += 1;
-                continue;
+            if let Some(id) = failed.id {
+                self.tables.on_timeout(now, &id, failed.to);
             }
-            let Some(p) = self.pending.remove(&t) else {
-                continue;
-            };
-            self.stats.timeouts += 1;
-            if let Some(id) = p.id {
-                self.table_for(p.to).on_timeout(&id, p.to, now);
-            }
-            self.on_failure(p.purpose, p.to);
+            self.on_failure(failed.purpose, failed.to);
         }
     }
 
     fn maintenance(&mut self) {
         self.next_maintenance = self.now + MAINTENANCE_EVERY;
-        self.peers.expire(self.now);
-        self.flood.expire(self.now);
-        if self.bootstrap_retry_at.is_some_and(|t| t <= self.now) {
-            self.bootstrap_retry_at = None;
-            self.bootstrap();
+        self.server.expire(self.now);
+        if self.bootstrap.take_due_retry(self.now) {
+            self.start_bootstrap();
         }
         // Unknown nodes that queried us: ping a few so that they can enter the table.
         for _ in 0..4 {
-            let Some(addr) = self.ping_queue.pop_front() else {
+            let Some(addr) = self.tables.next_to_ping() else {
                 break;
             };
             self.ping(addr);
         }
         // A sparse table (a network that is young, or that we joined at the same moment
         // as many others): look ourselves up again, which fills the buckets near us.
-        if self.ready
-            && self.routing_table_size() < 2 * self.config.k
-            && !self.config.bootstrap.is_empty()
-        {
-            let _ = self.start_lookup(self.id, LookupKind::FindNode);
+        let ready = self.bootstrap.is_ready();
+        if ready && self.tables.len() < 2 * self.config.k && !self.config.bootstrap.is_empty() {
+            let _ = self.start_lookup(self.tables.id(), LookupKind::FindNode);
         }
-        if self.ready {
-            let rng = &mut self.rng;
-            let mut stale = self.table4.stale_buckets(self.now, || {
-                let mut b = [0u8; 20];
-                rng.fill_bytes(&mut b);
-                b
-            });
-            stale.truncate(4);
-            if !stale.is_empty() {
-                self.table4.touch_all(self.now);
-            }
+        if ready {
+            let stale = self.tables.refresh_targets(self.now, &mut self.rng, 4);
             for target in stale {
                 let _ = self.start_lookup(target, LookupKind::FindNode);
             }
         }
     }
 
+    /// Starts the lookups of the topics that are due (none before the bootstrap).
+    fn run_due_topics(&mut self) {
+        if !self.bootstrap.is_ready() {
+            return;
+        }
+        for due in self.topics.due(self.now) {
+            let started = self.start_lookup(NodeId(due.info_hash.0), due.kind).ok();
+            self.topics.started(self.now, due, started);
+        }
+    }
+
     fn next_event_time(&self) -> Instant {
-        let pending = self.pending.values().map(|p| p.deadline).min();
         // Topics wait for the bootstrap (`run_due_topics` starts nothing before it): a
         // due topic must not make the owner spin until then.
-        let topics = self
-            .topics
-            .iter()
-            .filter(|t| self.ready && t.running.is_none())
-            .map(|t| t.next_at)
-            .min();
+        let topics = if self.bootstrap.is_ready() {
+            self.topics.next_due()
+        } else {
+            None
+        };
         [
             Some(self.next_maintenance),
-            pending,
+            self.queries.next_deadline(),
             topics,
-            self.bootstrap_retry_at,
+            self.bootstrap.next_retry(),
         ]
         .into_iter()
         .flatten()
@@ -770,24 +564,23 @@ impl SansIo for Dht {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
-        self.expire_pending();
+        self.expire_queries();
         self.pump_pings();
         if self.next_maintenance <= self.now {
             self.maintenance();
         }
-        if self.bootstrap_retry_at.is_some_and(|t| t <= self.now) {
-            self.bootstrap_retry_at = None;
-            self.bootstrap();
+        if self.bootstrap.take_due_retry(self.now) {
+            self.start_bootstrap();
         }
         self.run_due_topics();
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.poll_transmit()
     }
 
     fn poll_event(&mut self) -> Option<DhtEvent> {
-        self.events.pop_front()
+        self.out.poll_event()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

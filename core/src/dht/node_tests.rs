@@ -1,5 +1,9 @@
 use super::*;
+use crate::dht::bep42;
+use crate::dht::events::LookupSummary;
+use crate::dht::krpc::Want;
 use crate::dht::krpc::error_code;
+use crate::dht::tables::MAX_PING_QUEUE;
 use crate::test_clock;
 use crate::test_net::Net;
 
@@ -23,7 +27,7 @@ fn network(n: usize, seed: u64, latency_ms: u64) -> Net<Dht> {
             bootstrap: if i == 0 { Vec::new() } else { vec![addr(0)] },
             ..DhtConfig::default()
         };
-        let dht = Dht::new(config, Seed::from_u64(seed).child(&format!("node{i}")), now).unwrap();
+        let dht = Dht::new(now, config, Seed::from_u64(seed).child(&format!("node{i}"))).unwrap();
         net.machines.insert(addr(i), dht);
     }
     net
@@ -64,7 +68,7 @@ fn a_small_network_bootstraps_and_finds_an_announced_peer() {
         .machines
         .get_mut(&announcer)
         .unwrap()
-        .announce(hash(1), None, now)
+        .announce(now, hash(1), None)
         .unwrap();
     let s = wait_for_lookup(&mut net, announcer, id);
     assert!(
@@ -78,7 +82,7 @@ fn a_small_network_bootstraps_and_finds_an_announced_peer() {
         .machines
         .get_mut(&asker)
         .unwrap()
-        .get_peers(hash(1), now)
+        .get_peers(now, hash(1))
         .unwrap();
     let s = wait_for_lookup(&mut net, asker, id);
     assert_eq!(
@@ -118,7 +122,7 @@ fn lookups_converge_on_the_true_k_closest_nodes() {
             .machines
             .get_mut(&at)
             .unwrap()
-            .find_node(target, now)
+            .find_node(now, target)
             .unwrap();
         let s = wait_for_lookup(&mut net, at, id);
         let mut truth: Vec<CompactNode> = all.iter().filter(|c| c.addr != at).copied().collect();
@@ -151,7 +155,7 @@ fn announced_peers_are_found_under_ten_percent_loss() {
         .machines
         .get_mut(&addr(5))
         .unwrap()
-        .announce(hash(2), Some(4242), now)
+        .announce(now, hash(2), Some(4242))
         .unwrap();
     let s = wait_for_lookup(&mut net, addr(5), id);
     assert!(s.announced > 0, "seed {seed}");
@@ -160,7 +164,7 @@ fn announced_peers_are_found_under_ten_percent_loss() {
         .machines
         .get_mut(&addr(50))
         .unwrap()
-        .get_peers(hash(2), now)
+        .get_peers(now, hash(2))
         .unwrap();
     let s = wait_for_lookup(&mut net, addr(50), id);
     assert_eq!(
@@ -179,7 +183,7 @@ fn a_watched_topic_is_reannounced_every_refresh_interval() {
     net.machines
         .get_mut(&addr(3))
         .unwrap()
-        .watch(hash(3), LookupKind::Announce { port: None }, now)
+        .watch(now, hash(3), LookupKind::Announce { port: None })
         .unwrap();
     net.run(Duration::from_secs(90));
     let rounds = net
@@ -221,7 +225,7 @@ fn query(t: &[u8], query: Query) -> Message {
 }
 
 fn lone_node() -> Dht {
-    Dht::new(DhtConfig::default(), Seed::from_u64(1), test_clock::start()).unwrap()
+    Dht::new(test_clock::start(), DhtConfig::default(), Seed::from_u64(1)).unwrap()
 }
 
 #[test]
@@ -375,7 +379,7 @@ fn replies_from_strangers_and_unsolicited_replies_are_dropped() {
         bootstrap: vec![addr(1)],
         ..DhtConfig::default()
     };
-    let mut dht = Dht::new(config, Seed::from_u64(2), now).unwrap();
+    let mut dht = Dht::new(now, config, Seed::from_u64(2)).unwrap();
     let sent = dht.poll_transmit().expect("a bootstrap query");
     let q = Message::decode(&sent.contents).unwrap();
     assert_eq!(q.transaction_id.len(), 4, "4-byte transaction ids");
@@ -415,9 +419,9 @@ fn a_lookup_skips_our_own_id_when_a_responder_returns_it() {
         bootstrap: vec![addr(1)],
         ..DhtConfig::default()
     };
-    let mut dht = Dht::new(config, Seed::from_u64(3), now).unwrap();
+    let mut dht = Dht::new(now, config, Seed::from_u64(3)).unwrap();
     while dht.poll_transmit().is_some() {}
-    dht.announce(hash(7), None, now).unwrap();
+    dht.announce(now, hash(7), None).unwrap();
     let sent = dht
         .poll_transmit()
         .expect("a get_peers to the bootstrap node");
@@ -502,7 +506,7 @@ fn a_read_only_node_asks_but_does_not_answer_and_is_not_stored() {
         ..DhtConfig::default()
     };
     net.machines
-        .insert(addr(99), Dht::new(config, Seed::from_u64(99), now).unwrap());
+        .insert(addr(99), Dht::new(now, config, Seed::from_u64(99)).unwrap());
     net.run(Duration::from_secs(20));
     assert!(
         net.machines[&addr(99)].is_ready(),
@@ -522,7 +526,7 @@ fn a_read_only_node_asks_but_does_not_answer_and_is_not_stored() {
 #[test]
 fn bad_configurations_are_refused() {
     let now = test_clock::start();
-    let bad = |c: DhtConfig| Dht::new(c, Seed::from_u64(0), now).unwrap_err();
+    let bad = |c: DhtConfig| Dht::new(now, c, Seed::from_u64(0)).unwrap_err();
     assert_eq!(
         bad(DhtConfig {
             k: 0,
@@ -563,7 +567,7 @@ fn a_public_ip_gives_a_bep42_id_and_keeps_the_table() {
     let before = m.routing_table_size();
     let ip: std::net::IpAddr = "203.0.113.7".parse().unwrap();
     let now = m.now;
-    m.set_public_ip(ip, now);
+    m.set_public_ip(now, ip);
     assert!(bep42::is_valid(&m.id(), ip));
     assert_eq!(m.routing_table_size(), before);
 }
@@ -580,7 +584,7 @@ fn prop_arbitrary_datagrams_never_panic_and_stay_bounded() {
             dht.handle_datagram(now, addr(0), addr(usize::from(from)), &bytes);
             while dht.poll_transmit().is_some() {}
         }
-        dht.routing_table_size() == 0 && dht.ping_queue.len() <= MAX_PING_QUEUE
+        dht.routing_table_size() == 0 && dht.tables.ping_queue_len() <= MAX_PING_QUEUE
     }
     quickcheck::QuickCheck::new()
         .tests(500)
@@ -594,7 +598,7 @@ fn a_read_only_node_still_takes_registered_extension_queries() {
         read_only: true,
         ..DhtConfig::default()
     };
-    let mut dht = Dht::new(config, Seed::from_u64(5), now).unwrap();
+    let mut dht = Dht::new(now, config, Seed::from_u64(5)).unwrap();
     dht.register_extension(b"dm_signal");
     let signal = Query::Other {
         method: b"dm_signal".to_vec(),

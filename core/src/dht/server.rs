@@ -1,73 +1,125 @@
-//! Node mode (BEP 5): answering other nodes' queries, and the entry point for every KRPC
-//! datagram.
+//! Node mode (BEP 5): answering other nodes' queries. The server owns what answering
+//! needs beyond the routing tables: the announce tokens, the peers stored for others,
+//! and the per-source flood guard.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
-use super::bep42;
+use super::events::{DhtEvent, DhtStats, Outbox};
+use super::extension::Extensions;
+use super::flood::FloodGuard;
 use super::id::NodeId;
 use super::krpc::{Body, CompactNode, DecodeError, Message, Query, Response, Want, error_code};
-use super::node::{Dht, DhtEvent, MAX_PING_QUEUE};
-use crate::transmit::Transmit;
+use super::peer_store::PeerStore;
+use super::queries::CLIENT_VERSION;
+use super::tables::Tables;
+use super::token::Tokens;
+use crate::seed::Rng;
 
-impl Dht {
-    /// Handles one KRPC datagram from `remote`.
-    pub(super) fn handle_krpc(&mut self, remote: SocketAddr, datagram: &[u8]) {
-        let msg = match Message::decode(datagram) {
-            Ok(msg) => msg,
-            Err(e) => {
-                self.stats.dropped_malformed += 1;
-                self.reply_malformed(remote, e);
-                return;
-            }
-        };
-        match msg.body {
-            Body::Query { .. } => self.handle_query(remote, msg),
-            Body::Response { .. } | Body::Error { .. } => self.handle_reply(remote, msg),
+/// The query-answering part of the node.
+#[derive(Debug)]
+pub(super) struct Server {
+    tokens: Tokens,
+    peers: PeerStore,
+    flood: FloodGuard,
+    counts: DhtStats,
+}
+
+/// What answering a query reads from the rest of the node.
+pub(super) struct Context<'a> {
+    pub(super) tables: &'a Tables,
+    pub(super) extensions: &'a Extensions,
+    /// Nodes per answer (BEP 5's k).
+    pub(super) k: usize,
+}
+
+impl Server {
+    /// Tokens drawn from `token_rng`, nothing stored.
+    pub(super) fn new(now: Instant, token_rng: Rng) -> Self {
+        Server {
+            tokens: Tokens::new(token_rng, now),
+            peers: PeerStore::new(),
+            flood: FloodGuard::new(),
+            counts: DhtStats::default(),
         }
     }
 
-    /// A query we could not decode but whose transaction id we know gets error 203.
-    fn reply_malformed(&mut self, remote: SocketAddr, e: DecodeError) {
-        if !e.is_query || self.config.read_only {
+    /// Forgets expired peers and idle flood buckets.
+    pub(super) fn expire(&mut self, now: Instant) {
+        self.peers.expire(now);
+        self.flood.expire(now);
+    }
+
+    /// Peers stored for others: (info-hashes, peers).
+    pub(super) fn peer_store_size(&self) -> (usize, usize) {
+        self.peers.size()
+    }
+
+    /// A datagram that is not KRPC. A query we could not decode but whose transaction id
+    /// we know gets error 203 (unless `read_only`).
+    pub(super) fn malformed(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        e: DecodeError,
+        read_only: bool,
+        out: &mut Outbox,
+    ) {
+        self.counts.dropped_malformed += 1;
+        if !e.is_query || read_only {
             return;
         }
         let Some(t) = e.transaction_id else { return };
-        if !self.flood.allow(remote, self.now) {
-            self.stats.dropped_flood += 1;
+        if !self.flood.allow(remote, now) {
+            self.counts.dropped_flood += 1;
             return;
         }
-        self.send_error(remote, t, error_code::PROTOCOL, "Protocol Error");
+        self.send_error(remote, t, error_code::PROTOCOL, "Protocol Error", out);
     }
 
-    fn handle_query(&mut self, remote: SocketAddr, msg: Message) {
-        let Body::Query { id, query } = msg.body else {
-            return;
-        };
-        // Read-only (BEP 43) means "do not use me as a DHT node": DHT queries are not
-        // answered. Registered extensions (meeting signaling) are not DHT service and
-        // still get through, or a read-only member could never be signaled.
-        let extension =
-            matches!(&query, Query::Other { method, .. } if self.extensions.contains(method));
-        if self.config.read_only && !extension {
-            self.stats.dropped_read_only += 1;
-            return;
+    /// Whether a query from `remote` is to be answered: not while `read_only` (BEP 43:
+    /// "do not use me as a DHT node"), except registered extensions, which are not DHT
+    /// service (or a read-only member could never be signaled); and within the source's
+    /// flood budget.
+    pub(super) fn admit(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        query: &Query,
+        read_only: bool,
+        extensions: &Extensions,
+    ) -> bool {
+        let extension = matches!(query, Query::Other { method, .. } if extensions.contains(method));
+        if read_only && !extension {
+            self.counts.dropped_read_only += 1;
+            return false;
         }
-        if !self.flood.allow(remote, self.now) {
-            self.stats.dropped_flood += 1;
-            return;
+        if !self.flood.allow(remote, now) {
+            self.counts.dropped_flood += 1;
+            return false;
         }
-        self.stats.queries_received += 1;
-        self.note_querier(id, remote, msg.read_only);
-        self.pump_pings();
-        let t = msg.transaction_id;
+        self.counts.queries_received += 1;
+        true
+    }
+
+    /// Answers an admitted query from `remote` with transaction id `t`.
+    pub(super) fn answer(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        t: Vec<u8>,
+        query: Query,
+        cx: &Context<'_>,
+        out: &mut Outbox,
+    ) {
         let response = match query {
             Query::Ping => Response::default(),
-            Query::FindNode { target, want } => self.nodes_for(&target, want, remote),
+            Query::FindNode { target, want } => nodes_for(now, cx, &target, want, remote),
             Query::GetPeers { info_hash, want } => {
-                let mut r = self.nodes_for(&NodeId(info_hash.0), want, remote);
+                let mut r = nodes_for(now, cx, &NodeId(info_hash.0), want, remote);
                 let (v4, v6) = families(want, remote);
-                r.values = self.peers.get(&info_hash, v4, v6, self.now);
-                r.token = Some(self.tokens.issue(remote.ip(), self.now).to_vec());
+                r.values = self.peers.get(&info_hash, v4, v6, now);
+                r.token = Some(self.tokens.issue(remote.ip(), now).to_vec());
                 r
             }
             Query::AnnouncePeer {
@@ -76,33 +128,33 @@ impl Dht {
                 implied_port,
                 token,
             } => {
-                if !self.tokens.verify(remote.ip(), &token, self.now) {
-                    self.stats.dropped_bad_token += 1;
-                    self.send_error(remote, t, error_code::PROTOCOL, "Bad Token");
+                if !self.tokens.verify(remote.ip(), &token, now) {
+                    self.counts.dropped_bad_token += 1;
+                    self.send_error(remote, t, error_code::PROTOCOL, "Bad Token", out);
                     return;
                 }
                 let port = if implied_port { remote.port() } else { port };
                 if port == 0 {
-                    self.send_error(remote, t, error_code::PROTOCOL, "Invalid Port");
+                    self.send_error(remote, t, error_code::PROTOCOL, "Invalid Port", out);
                     return;
                 }
                 // The peer is always the querier's own IP: announces for other IPs are
                 // impossible by construction (BEP 5 stores the source address).
                 if self
                     .peers
-                    .announce(info_hash, SocketAddr::new(remote.ip(), port), self.now)
+                    .announce(info_hash, SocketAddr::new(remote.ip(), port), now)
                 {
-                    self.stats.announces_stored += 1;
+                    self.counts.announces_stored += 1;
                 }
                 Response::default()
             }
             Query::Other { method, args } => {
-                if !self.extensions.contains(&method) {
-                    self.send_error(remote, t, error_code::METHOD_UNKNOWN, "Method Unknown");
+                if !cx.extensions.contains(&method) {
+                    self.send_error(remote, t, error_code::METHOD_UNKNOWN, "Method Unknown", out);
                     return;
                 }
                 // A registered extension: acknowledged here, judged by its owner.
-                self.events.push_back(DhtEvent::ExtensionQuery {
+                out.report(DhtEvent::ExtensionQuery {
                     from: remote,
                     method,
                     args,
@@ -112,71 +164,29 @@ impl Dht {
         };
         let reply = Message {
             transaction_id: t,
-            version: Some(super::node::CLIENT_VERSION.to_vec()),
+            version: Some(CLIENT_VERSION.to_vec()),
             read_only: false,
             ip: Some(remote),
             body: Body::Response {
-                id: self.id,
+                id: cx.tables.id(),
                 response,
             },
         };
-        self.transmits.push_back(Transmit {
-            destination: remote,
-            contents: reply.encode(),
-        });
+        out.send(remote, reply.encode());
     }
 
-    /// A querier we know stays good; one we do not know is pinged before it may enter the
-    /// table (a query's source could be spoofed; an answer to our ping cannot).
-    fn note_querier(&mut self, id: NodeId, remote: SocketAddr, read_only: bool) {
-        if read_only || id == self.id || !super::routing::is_routable(remote) {
-            return;
-        }
-        if self.config.enforce_bep42 && !bep42::is_valid(&id, remote.ip()) {
-            return;
-        }
-        let now = self.now;
-        // Only ping a querier that could enter a bucket: one bound for a full bucket would
-        // only be cached, and two such nodes would ping each other for ever (each ping is
-        // a query from an unknown node).
-        let table = self.table_for(remote);
-        if !table.on_query(&id, remote, now)
-            && table.has_room_for(&id, now)
-            && self.ping_queue.len() < MAX_PING_QUEUE
-            && !self.ping_queue.contains(&remote)
-        {
-            self.ping_queue.push_back(remote);
-        }
-    }
-
-    /// The k closest nodes we know to `target`, in the families the querier wants
-    /// (BEP 32; by default the family it asked over).
-    fn nodes_for(&self, target: &NodeId, want: Want, remote: SocketAddr) -> Response {
-        let (v4, v6) = families(want, remote);
-        let k = self.config.k;
-        let pick = |nodes: Vec<CompactNode>| -> Vec<CompactNode> {
-            nodes.into_iter().filter(|n| n.addr != remote).collect()
-        };
-        Response {
-            nodes: if v4 {
-                pick(self.table4.closest(target, k, self.now))
-            } else {
-                Vec::new()
-            },
-            nodes6: if v6 {
-                pick(self.table6.closest(target, k, self.now))
-            } else {
-                Vec::new()
-            },
-            ..Response::default()
-        }
-    }
-
-    fn send_error(&mut self, remote: SocketAddr, t: Vec<u8>, code: i64, message: &str) {
-        self.stats.errors_sent += 1;
+    fn send_error(
+        &mut self,
+        remote: SocketAddr,
+        t: Vec<u8>,
+        code: i64,
+        message: &str,
+        out: &mut Outbox,
+    ) {
+        self.counts.errors_sent += 1;
         let reply = Message {
             transaction_id: t,
-            version: Some(super::node::CLIENT_VERSION.to_vec()),
+            version: Some(CLIENT_VERSION.to_vec()),
             read_only: false,
             ip: None,
             body: Body::Error {
@@ -184,10 +194,44 @@ impl Dht {
                 message: message.to_owned(),
             },
         };
-        self.transmits.push_back(Transmit {
-            destination: remote,
-            contents: reply.encode(),
-        });
+        out.send(remote, reply.encode());
+    }
+
+    /// Fills in our counters (queries answered, errors sent, announces stored, and the
+    /// incoming datagrams we dropped) in `stats`.
+    pub(super) fn count_into(&self, stats: &mut DhtStats) {
+        let c = &self.counts;
+        stats.queries_received = c.queries_received;
+        stats.errors_sent = c.errors_sent;
+        stats.announces_stored = c.announces_stored;
+        stats.dropped_malformed = c.dropped_malformed;
+        stats.dropped_flood = c.dropped_flood;
+        stats.dropped_read_only = c.dropped_read_only;
+        stats.dropped_bad_token = c.dropped_bad_token;
+    }
+}
+
+/// The k closest nodes we know to `target`, in the families the querier wants
+/// (BEP 32; by default the family it asked over), the querier left out.
+fn nodes_for(
+    now: Instant,
+    cx: &Context<'_>,
+    target: &NodeId,
+    want: Want,
+    remote: SocketAddr,
+) -> Response {
+    let (v4, v6) = families(want, remote);
+    let pick = |ipv6: bool| -> Vec<CompactNode> {
+        cx.tables
+            .closest_in(now, ipv6, target, cx.k)
+            .into_iter()
+            .filter(|n| n.addr != remote)
+            .collect()
+    };
+    Response {
+        nodes: if v4 { pick(false) } else { Vec::new() },
+        nodes6: if v6 { pick(true) } else { Vec::new() },
+        ..Response::default()
     }
 }
 

@@ -5,21 +5,11 @@
 use std::time::{Duration, Instant};
 
 use super::events::DhtError;
-use super::id::{InfoHash, NodeId};
+use super::id::InfoHash;
 use super::lookup::{LookupId, LookupKind};
-use super::node::{Dht, MAX_TOPICS};
 
-#[derive(Debug)]
-pub(super) struct Topic {
-    pub(super) info_hash: InfoHash,
-    pub(super) kind: LookupKind,
-    pub(super) next_at: Instant,
-    pub(super) running: Option<LookupId>,
-    /// Rounds finished. The first few come quickly: members who join at the same moment
-    /// look up before each other's announces are stored, and would otherwise wait a
-    /// whole refresh interval to meet.
-    pub(super) rounds: u32,
-}
+/// Topics watched at once at most.
+pub const MAX_TOPICS: usize = 32;
 
 /// Rounds of a new topic that follow each other quickly: the second as soon as the first
 /// finished, the third half a second later (a sixtieth of the refresh interval), the
@@ -33,44 +23,78 @@ pub(super) struct Topic {
 /// loopback from about 2 s to 5–55 ms.
 const QUICK_ROUNDS: u32 = 5;
 
-impl Dht {
-    /// Keeps `info_hash` looked up (and announced, for [`LookupKind::Announce`]) now and
-    /// every [`DhtConfig::refresh_interval`](super::DhtConfig::refresh_interval) until [`Dht::unwatch`].
-    pub fn watch(
+#[derive(Debug)]
+struct Topic {
+    info_hash: InfoHash,
+    kind: LookupKind,
+    next_at: Instant,
+    running: Option<LookupId>,
+    /// Rounds finished. The first few come quickly: members who join at the same moment
+    /// look up before each other's announces are stored, and would otherwise wait a
+    /// whole refresh interval to meet.
+    rounds: u32,
+}
+
+/// A topic whose next round is due: the lookup to start for it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Due {
+    index: usize,
+    pub(super) info_hash: InfoHash,
+    pub(super) kind: LookupKind,
+}
+
+/// The watched topics and when each is looked up next.
+#[derive(Debug)]
+pub(super) struct Topics {
+    watched: Vec<Topic>,
+    /// Time between rounds once the quick ones are over.
+    refresh_interval: Duration,
+}
+
+impl Topics {
+    /// None watched; rounds every `refresh_interval` after the quick ones.
+    pub(super) fn new(refresh_interval: Duration) -> Self {
+        Topics {
+            watched: Vec::new(),
+            refresh_interval,
+        }
+    }
+
+    /// Watches `info_hash` (or changes its kind), due at `now`.
+    pub(super) fn watch(
         &mut self,
+        now: Instant,
         info_hash: InfoHash,
         kind: LookupKind,
-        now: Instant,
     ) -> Result<(), DhtError> {
-        self.advance(now);
-        if let Some(t) = self.topics.iter_mut().find(|t| t.info_hash == info_hash) {
+        if let Some(t) = self.watched.iter_mut().find(|t| t.info_hash == info_hash) {
             t.kind = kind;
-            t.next_at = self.now;
-        } else {
-            if self.topics.len() >= MAX_TOPICS {
-                return Err(DhtError::TooManyTopics);
-            }
-            self.topics.push(Topic {
-                info_hash,
-                kind,
-                next_at: self.now,
-                running: None,
-                rounds: 0,
-            });
+            t.next_at = now;
+            return Ok(());
         }
-        self.run_due_topics();
+        if self.watched.len() >= MAX_TOPICS {
+            return Err(DhtError::TooManyTopics);
+        }
+        self.watched.push(Topic {
+            info_hash,
+            kind,
+            next_at: now,
+            running: None,
+            rounds: 0,
+        });
         Ok(())
     }
 
-    /// Stops watching `info_hash` (a running lookup finishes normally).
-    pub fn unwatch(&mut self, info_hash: &InfoHash) {
-        self.topics.retain(|t| t.info_hash != *info_hash);
+    /// Stops watching `info_hash`.
+    pub(super) fn unwatch(&mut self, info_hash: &InfoHash) {
+        self.watched.retain(|t| t.info_hash != *info_hash);
     }
 
-    pub(super) fn topic_finished(&mut self, id: LookupId) {
-        let interval = self.config.refresh_interval;
-        let now = self.now;
-        for t in self.topics.iter_mut().filter(|t| t.running == Some(id)) {
+    /// The lookup `id` finished: the topics it ran for are due again, soon for the quick
+    /// rounds, then after the refresh interval.
+    pub(super) fn finished(&mut self, now: Instant, id: LookupId) {
+        let interval = self.refresh_interval;
+        for t in self.watched.iter_mut().filter(|t| t.running == Some(id)) {
             t.running = None;
             t.rounds += 1;
             t.next_at = now
@@ -86,30 +110,38 @@ impl Dht {
         }
     }
 
-    pub(super) fn run_due_topics(&mut self) {
-        if !self.ready {
-            return;
-        }
-        let due: Vec<(usize, InfoHash, LookupKind)> = self
-            .topics
+    /// The topics due at `now` with no lookup running.
+    pub(super) fn due(&self, now: Instant) -> Vec<Due> {
+        self.watched
             .iter()
             .enumerate()
-            .filter(|(_, t)| t.running.is_none() && t.next_at <= self.now)
-            .map(|(i, t)| (i, t.info_hash, t.kind))
-            .collect();
-        for (i, info_hash, kind) in due {
-            match self.start_lookup(NodeId(info_hash.0), kind) {
-                Ok(id) => {
-                    if let Some(t) = self.topics.get_mut(i) {
-                        t.running = Some(id);
-                    }
-                }
-                Err(_) => {
-                    if let Some(t) = self.topics.get_mut(i) {
-                        t.next_at = self.now + self.config.refresh_interval;
-                    }
-                }
-            }
+            .filter(|(_, t)| t.running.is_none() && t.next_at <= now)
+            .map(|(index, t)| Due {
+                index,
+                info_hash: t.info_hash,
+                kind: t.kind,
+            })
+            .collect()
+    }
+
+    /// The lookup for a due topic started as `started`, or could not start: then the
+    /// topic waits a refresh interval.
+    pub(super) fn started(&mut self, now: Instant, due: Due, started: Option<LookupId>) {
+        let Some(t) = self.watched.get_mut(due.index) else {
+            return;
+        };
+        match started {
+            Some(id) => t.running = Some(id),
+            None => t.next_at = now + self.refresh_interval,
         }
+    }
+
+    /// When the next topic with no lookup running is due.
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.watched
+            .iter()
+            .filter(|t| t.running.is_none())
+            .map(|t| t.next_at)
+            .min()
     }
 }

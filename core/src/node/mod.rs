@@ -85,7 +85,7 @@ impl Node {
         let dht = match config.dht {
             Some(mut dht) => {
                 dht.read_only |= auto_read_only;
-                Some(Dht::with_saved(dht, config.seed.child("dht"), now, &saved)?)
+                Some(Dht::with_saved(now, dht, config.seed.child("dht"), &saved)?)
             }
             None => None,
         };
@@ -144,7 +144,7 @@ impl Node {
         let dht = self.dht.as_mut().ok_or(JoinError::NoDht)?;
         let keys = MeetingKeys::derive(code);
         let topic = keys.topic;
-        dht.watch(keys.topic, LookupKind::Announce { port: None }, self.now)?;
+        dht.watch(self.now, keys.topic, LookupKind::Announce { port: None })?;
         dht.register_extension(signal::METHOD);
         self.meetings_joined += 1;
         let seed = self
@@ -249,7 +249,7 @@ impl Node {
         now: Instant,
         info_hash: InfoHash,
     ) -> Result<LookupId, LookupError> {
-        self.dht_call(now, |dht, now| dht.get_peers(info_hash, now))
+        self.dht_call(now, |dht, now| dht.get_peers(now, info_hash))
     }
 
     /// Starts a DHT get_peers lookup and then announces us under `info_hash` to the k
@@ -261,12 +261,12 @@ impl Node {
         info_hash: InfoHash,
         port: Option<u16>,
     ) -> Result<LookupId, LookupError> {
-        self.dht_call(now, |dht, now| dht.announce(info_hash, port, now))
+        self.dht_call(now, |dht, now| dht.announce(now, info_hash, port))
     }
 
     /// Starts a DHT find_node lookup for `target`.
     pub fn find_node(&mut self, now: Instant, target: NodeId) -> Result<LookupId, LookupError> {
-        self.dht_call(now, |dht, now| dht.find_node(target, now))
+        self.dht_call(now, |dht, now| dht.find_node(now, target))
     }
 
     fn dht_call<T>(
@@ -343,7 +343,7 @@ impl Node {
         if let Some(dht) = &mut self.dht {
             // BEP 42: a DHT id bound to our public IP, once we know it.
             if report.mapping == Mapping::EndpointIndependent {
-                dht.set_public_ip(report.first.mapped.ip(), now);
+                dht.set_public_ip(now, report.first.mapped.ip());
             }
             // After the BEP 42 id, so that a switch to answering looks the new id up.
             if self.auto_read_only {
@@ -352,7 +352,7 @@ impl Node {
                 let public = self
                     .local
                     .is_some_and(|l| canonical_remote(l) == canonical_remote(report.first.mapped));
-                dht.set_read_only(!public, now);
+                dht.set_read_only(now, !public);
             }
         }
         if let Some(m) = &mut self.meeting {

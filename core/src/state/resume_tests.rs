@@ -83,13 +83,13 @@ fn saved(nodes: Vec<CompactNode>) -> SavedState {
 fn the_dht_resumes_with_its_id_unless_the_config_fixes_one() {
     let now = test_clock::start();
     let s = saved(Vec::new());
-    let dht = Dht::with_saved(DhtConfig::default(), Seed::from_u64(1), now, &s).unwrap();
+    let dht = Dht::with_saved(now, DhtConfig::default(), Seed::from_u64(1), &s).unwrap();
     assert_eq!(dht.id(), NodeId([0x42; 20]));
     let fixed = DhtConfig {
         node_id: Some(NodeId([7; 20])),
         ..DhtConfig::default()
     };
-    let dht = Dht::with_saved(fixed, Seed::from_u64(1), now, &s).unwrap();
+    let dht = Dht::with_saved(now, fixed, Seed::from_u64(1), &s).unwrap();
     assert_eq!(dht.id(), NodeId([7; 20]));
 }
 
@@ -111,7 +111,7 @@ fn a_node_enforcing_bep42_imports_only_valid_ids() {
         ..DhtConfig::default()
     };
     let dht =
-        Dht::with_saved(config, Seed::from_u64(5), now, &saved(vec![valid, invalid])).unwrap();
+        Dht::with_saved(now, config, Seed::from_u64(5), &saved(vec![valid, invalid])).unwrap();
     let kept: Vec<CompactNode> = dht.routing_table().entries().map(|e| e.node).collect();
     assert_eq!(kept, vec![valid]);
 }
@@ -127,7 +127,7 @@ fn bootstrap_asks_remembered_nodes_and_configured_ones_together() {
         bootstrap: vec![boot],
         ..DhtConfig::default()
     };
-    let mut dht = Dht::with_saved(config, Seed::from_u64(2), now, &saved(nodes)).unwrap();
+    let mut dht = Dht::with_saved(now, config, Seed::from_u64(2), &saved(nodes)).unwrap();
     assert_eq!(dht.routing_table_size(), 8);
     assert_eq!(dht.good_nodes(), 0);
     let mut to = Vec::new();
@@ -146,7 +146,7 @@ fn remembered_nodes_that_are_all_gone_do_not_make_the_dht_ready() {
     let now = test_clock::start();
     let nodes = vec![compact(1, "192.0.2.1:6881"), compact(2, "192.0.2.2:6881")];
     let mut dht =
-        Dht::with_saved(DhtConfig::default(), Seed::from_u64(3), now, &saved(nodes)).unwrap();
+        Dht::with_saved(now, DhtConfig::default(), Seed::from_u64(3), &saved(nodes)).unwrap();
     let mut t = now;
     let mut failed = false;
     for _ in 0..100 {
@@ -186,12 +186,12 @@ fn a_bep42_id_is_renewed_when_the_public_ip_changes() {
         id_ip: Some(old_ip),
         ..SavedState::default()
     };
-    let mut same = Dht::with_saved(DhtConfig::default(), Seed::from_u64(4), now, &s).unwrap();
-    same.set_public_ip(old_ip, now);
+    let mut same = Dht::with_saved(now, DhtConfig::default(), Seed::from_u64(4), &s).unwrap();
+    same.set_public_ip(now, old_ip);
     assert_eq!(same.id(), id, "same IP: same id");
     assert_eq!(same.id_ip(), Some(old_ip));
-    let mut moved = Dht::with_saved(DhtConfig::default(), Seed::from_u64(4), now, &s).unwrap();
-    moved.set_public_ip(new_ip, now);
+    let mut moved = Dht::with_saved(now, DhtConfig::default(), Seed::from_u64(4), &s).unwrap();
+    moved.set_public_ip(now, new_ip);
     assert_ne!(moved.id(), id);
     assert!(bep42::is_valid(&moved.id(), new_ip));
     assert_eq!(moved.id_ip(), Some(new_ip));

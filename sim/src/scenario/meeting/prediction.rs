@@ -1,0 +1,79 @@
+//! Which pairs of members the `meeting` scenario expects to connect directly, from their
+//! NAT presets: RFC 4787 for a simple hole-punching agent, and Linux's conntrack where
+//! RFC 4787 says nothing.
+
+use crate::preset::NatPreset;
+
+/// Whether two members behind a pair of presets meet directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Prediction {
+    /// Always.
+    Connects,
+    /// Never.
+    Fails,
+    /// It depends on whose first datagram reaches the other's NAT first: a `masquerade`
+    /// NAT whose port was claimed by the other side's early datagram diverts its replies
+    /// to a new port, which an address-and-port-dependent filter refuses.
+    DependsOnOrder,
+}
+
+impl Prediction {
+    /// A short name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prediction::Connects => "connects",
+            Prediction::Fails => "fails",
+            Prediction::DependsOnOrder => "depends-on-order",
+        }
+    }
+
+    /// Whether `connected` is possible under this prediction.
+    pub fn allows(self, connected: bool) -> bool {
+        match self {
+            Prediction::Connects => connected,
+            Prediction::Fails => !connected,
+            Prediction::DependsOnOrder => true,
+        }
+    }
+}
+
+/// The prediction for members behind `a` and `b` (see `docs/sim.md` and
+/// `docs/real-nat.md`), from RFC 4787 for a simple hole-punching agent: both mappings
+/// endpoint-independent connect; a `symmetric` side connects only to a filter that
+/// admits endpoints it never sent to (`open`, `full-cone`, `restricted-cone`). Then
+/// Linux's conntrack, which RFC 4787 does not cover: `masquerade` against an
+/// address-and-port-dependent filter (`masquerade` included) connects only if the
+/// `masquerade` side's first datagram leaves before the other side's arrives (the
+/// other side's early datagram claims the port, and the replies are diverted to a port
+/// the other side's filter refuses). Two `masquerade` NATs thus connect only if their
+/// first datagrams cross in flight: common in the simulator's lockstep, rare on real
+/// networks.
+pub fn predict(a: NatPreset, b: NatPreset) -> Prediction {
+    let lenient = |p| {
+        matches!(
+            p,
+            NatPreset::Open | NatPreset::FullCone | NatPreset::RestrictedCone
+        )
+    };
+    let yes_if = |c: bool| {
+        if c {
+            Prediction::Connects
+        } else {
+            Prediction::Fails
+        }
+    };
+    match (a, b) {
+        (NatPreset::Symmetric, NatPreset::Symmetric) => Prediction::Fails,
+        (NatPreset::Symmetric, other) | (other, NatPreset::Symmetric) => yes_if(lenient(other)),
+        (NatPreset::Masquerade, other) | (other, NatPreset::Masquerade) if !lenient(other) => {
+            Prediction::DependsOnOrder
+        }
+        _ => Prediction::Connects,
+    }
+}
+
+/// Whether [`predict`] leaves room for a direct connection (it is not
+/// [`Prediction::Fails`]).
+pub fn punch_predicted(a: NatPreset, b: NatPreset) -> bool {
+    predict(a, b) != Prediction::Fails
+}
