@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dhtmeet_benches::median_ns;
+use dhtmeet_core::meeting::code;
 use dhtmeet_core::meeting::signal::MemberId;
-use dhtmeet_core::meeting::{Session, SessionConfig, SessionEvent, code};
+use dhtmeet_core::webrtc::{Session, SessionConfig, SessionEvent};
 use dhtmeet_core::{Event, SansIo, Seed};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 

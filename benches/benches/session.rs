@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use dhtmeet_core::meeting::code;
 use dhtmeet_core::meeting::signal::MemberId;
-use dhtmeet_core::meeting::{DtlsChoice, Session, SessionConfig, SessionEvent, code};
+use dhtmeet_core::webrtc::{DtlsChoice, Session, SessionConfig, SessionEvent};
 use dhtmeet_core::{Event as NodeEvent, Node, NodeConfig, SansIo, Seed};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability, SctpInitData};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use dhtmeet_benches::median_ns;
-use dhtmeet_core::meeting::SessionEvent;
+use dhtmeet_core::webrtc::SessionEvent;
 use dhtmeet_core::webrtc::{PeerConfig, PeerConnection, Signal, sdp};
 use dhtmeet_core::{SansIo, Seed};
 use str0m::change::SdpOffer;

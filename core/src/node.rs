@@ -16,10 +16,7 @@ use crate::dht::{
 use crate::meeting::code::{self, CodeError, CodeStrength};
 use crate::meeting::keys::MeetingKeys;
 use crate::meeting::signal::{self, MemberId};
-use crate::meeting::{
-    DisconnectReason, Meeting, MeetingConfig, MeetingEvent, MeetingStats, PeerGone, SendError,
-    SessionConfigError,
-};
+use crate::meeting::{Meeting, MeetingConfig, MeetingEvent, MeetingStats, PeerGone};
 use crate::seed::Seed;
 use crate::state::{MAX_SAVED_NODES, SavedState};
 use crate::stun::wire::{Class, Message};
@@ -28,6 +25,7 @@ use crate::stun::{
     StunConfigError, StunEvent, StunReport,
 };
 use crate::transmit::{SansIo, Transmit, canonical_remote};
+use crate::webrtc::{DisconnectReason, SendError, SessionConfigError};
 
 /// Everything a node is configured with.
 #[derive(Clone, Debug)]

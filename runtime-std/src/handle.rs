@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dhtmeet_core::meeting::SendError;
 use dhtmeet_core::meeting::code::CodeStrength;
 use dhtmeet_core::meeting::signal::MemberId;
+use dhtmeet_core::webrtc::SendError;
 use dhtmeet_core::{Event, Health, JoinError, Node};
 
 use crate::service::{Command, Reply, Service, may_drop_when_full};

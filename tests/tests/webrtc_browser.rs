@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dhtmeet_core::Seed;
-use dhtmeet_core::meeting::SessionEvent;
+use dhtmeet_core::webrtc::SessionEvent;
 use dhtmeet_core::webrtc::{PeerConfig, PeerConnection, Signal};
 use dhtmeet_tests::browser::{Browser, browser_or_skip, serve_page};
 use dhtmeet_tests::{ChildGuard, dhtmeet_bin, wait_for};

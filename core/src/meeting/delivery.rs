@@ -16,7 +16,7 @@
 use std::collections::VecDeque;
 
 /// Bytes of messages kept for a member until acknowledged; sending more waits
-/// ([`super::SendError::WouldBlock`]).
+/// ([`SendError::WouldBlock`](crate::webrtc::SendError::WouldBlock)).
 pub const MAX_UNACKED_BYTES: usize = 8 * 1024 * 1024;
 /// Messages delivered before an acknowledgement is sent without waiting for the timer.
 pub const ACK_EVERY: u32 = 16;

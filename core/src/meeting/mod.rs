@@ -1,26 +1,11 @@
 //! Meetings: invitation codes, the keys they derive, authenticated serverless signaling,
-//! and WebRTC sessions between members.
+//! and a WebRTC [`Session`](crate::webrtc::Session) between members.
 
 pub mod code;
 mod delivery;
 pub mod keys;
-mod seeded_dtls;
-mod session;
-mod session_framing;
-mod session_route;
-mod session_rtc;
-pub(crate) mod session_sdp;
-mod session_types;
 pub mod signal;
 mod state;
 
 pub use delivery::MAX_UNACKED_BYTES;
-pub use session::{
-    CandidateKind, DisconnectReason, DtlsChoice, IceCandidate, MAX_MESSAGE_SIZE, MAX_REMOTE_ADDRS,
-    MAX_REMOTE_CANDIDATES, NewSessionError, SendError, Session, SessionConfig, SessionConfigError,
-    SessionEvent, SessionParameters, SessionStats, SetRemoteError,
-};
-pub use session_framing::{FRAME_MAX, FramingError};
-pub use session_route::ice_username_recipient;
-pub(crate) use session_sdp::MessageMode;
 pub use state::{MAX_CONTACTS, Meeting, MeetingConfig, MeetingEvent, MeetingStats, PeerGone};

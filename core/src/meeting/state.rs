@@ -20,16 +20,16 @@ use std::time::{Duration, Instant};
 use rand_core::Rng as _;
 
 use super::delivery::{Delivery, Received};
-use super::ice_username_recipient;
 use super::keys::MeetingKeys;
-use super::session::MAX_MESSAGE_SIZE;
-use super::session::{
-    DisconnectReason, SendError, Session, SessionConfig, SessionEvent, SessionStats,
-};
 use super::signal::{MemberId, ReplayGuard, Signal, SignalBody, SignalError};
 use crate::dht::{InfoHash, NodeId};
 use crate::seed::{Rng, Seed};
 use crate::transmit::{SansIo, Transmit};
+use crate::webrtc::MAX_MESSAGE_SIZE;
+use crate::webrtc::ice_username_recipient;
+use crate::webrtc::{
+    DisconnectReason, SendError, Session, SessionConfig, SessionEvent, SessionStats,
+};
 
 /// Bytes a delivery frame adds to a message (kind and sequence number).
 const FRAME_OVERHEAD: usize = 9;

@@ -14,11 +14,11 @@ use str0m::config::DtlsVersion;
 use str0m::net::Protocol;
 
 use super::sdp::{self, CandidateCheck, FRAMING_ATTRIBUTE, RemoteSdp, SdpError, Setup};
+use super::session::SeededRtc;
+use super::session::sdp_path::MessageMode;
 use super::signal::{CandidateInit, Signal};
-use crate::meeting::session_sdp::SeededRtc;
-use crate::meeting::{
-    CandidateKind, IceCandidate, MessageMode, SendError, Session, SessionConfig, SessionEvent,
-    SessionStats,
+use super::{
+    CandidateKind, IceCandidate, SendError, Session, SessionConfig, SessionEvent, SessionStats,
 };
 use crate::{SansIo, Seed, Transmit};
 

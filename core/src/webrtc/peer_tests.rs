@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::*;
-use crate::meeting::{DisconnectReason, MAX_MESSAGE_SIZE};
 use crate::test_net::Net;
+use crate::webrtc::{DisconnectReason, MAX_MESSAGE_SIZE};
 
 const A: &str = "10.0.0.1:5000";
 const B: &str = "10.0.0.2:6000";

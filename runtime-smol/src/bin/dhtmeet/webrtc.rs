@@ -8,8 +8,8 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dhtmeet_core::meeting::SessionEvent;
 use dhtmeet_core::stun::{BindingClient, StunConfig, StunEvent};
+use dhtmeet_core::webrtc::SessionEvent;
 use dhtmeet_core::webrtc::{PeerConfig, PeerConnection, Signal};
 use dhtmeet_smol::{Driver, random_seed, resolve_all};
 

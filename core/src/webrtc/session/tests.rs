@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand_core::Rng as _;
 use sha2::{Digest, Sha256};
 
+use super::send::{BUDGET_RATE, MIN_SCTP_BUDGET};
 use super::*;
 use crate::test_net::Net;
 use crate::{SansIo, Seed};
@@ -178,11 +179,12 @@ fn sctp_budget_ignores_round_trips_inflated_by_our_own_queue() {
     let mut near = pair(SessionConfig::default(), Duration::ZERO, 13);
     connect(&mut near);
     let s = session(&mut near, A);
-    s.min_rtt = Some(Duration::from_micros(150));
-    s.stats.rtt = Some(Duration::from_millis(160));
+    s.liveness
+        .set_rtts(Duration::from_micros(150), Duration::from_millis(160));
     assert_eq!(s.sctp_budget(), MIN_SCTP_BUDGET);
     // A slower path, measured from the start, still gets its bandwidth-delay product.
-    s.min_rtt = Some(Duration::from_millis(2));
+    s.liveness
+        .set_rtts(Duration::from_millis(2), Duration::from_millis(160));
     assert_eq!(s.sctp_budget(), (0.002 * BUDGET_RATE) as usize);
 }
 
