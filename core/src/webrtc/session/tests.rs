@@ -800,3 +800,24 @@ fn a_config_that_could_never_send_is_refused() {
     assert_eq!(zero.validate(), Err(SessionConfigError::ZeroTimeout));
     assert_eq!(SessionConfig::default().validate(), Ok(()));
 }
+
+/// str0m draws from `fastrand`'s thread-local generator, which the session seeds from
+/// its own stream around every call: a caller's own `fastrand` on the same thread is
+/// left exactly as it was, whatever the session did in between.
+#[test]
+// The test has to read the thread's generator to see that the session left it alone.
+#[allow(clippy::disallowed_methods)]
+fn the_callers_fastrand_state_is_unchanged_across_session_calls() {
+    fastrand::seed(0x5eed);
+    let before = fastrand::get_seed();
+    let mut net = pair(SessionConfig::default(), Duration::from_millis(5), 21);
+    assert_eq!(fastrand::get_seed(), before, "after new and set_remote");
+    connect(&mut net);
+    assert_eq!(fastrand::get_seed(), before, "after connecting");
+    session(&mut net, A).send(b"hello").unwrap();
+    net.run(Duration::from_millis(200));
+    assert_eq!(messages(&net, B), vec![b"hello".to_vec()]);
+    session(&mut net, B).close();
+    net.run(Duration::from_millis(200));
+    assert_eq!(fastrand::get_seed(), before, "after send and close");
+}
