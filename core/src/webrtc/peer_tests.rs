@@ -171,6 +171,29 @@ fn towards_a_standard_peer_one_message_is_one_sctp_message() {
     assert_eq!(messages(&net, B).last().unwrap(), b"hello");
 }
 
+/// On a plain channel an empty message would go to SCTP as an empty write, which takes
+/// a stream sequence number and sends nothing (str0m cannot send RFC 8831's one-byte
+/// "empty" payload): every later message on the ordered channel would wait for it at
+/// the receiver forever. So `send` refuses empty messages there, and what follows
+/// still arrives. (Framed channels carry empty messages: a frame has its tag byte.)
+#[test]
+fn an_empty_message_on_a_plain_channel_never_blocks_the_next() {
+    let plain = PeerConfig {
+        framing: false,
+        ..PeerConfig::default()
+    };
+    let mut net = pair(PeerConfig::default(), plain, 9);
+    connect(&mut net);
+    assert!(!peer(&mut net, A).is_framed());
+    let _ = peer(&mut net, A).send(b"");
+    let _ = peer(&mut net, A).send_text("");
+    peer(&mut net, A).send_text("after").unwrap();
+    net.run(Duration::from_secs(2));
+    assert_eq!(messages(&net, B), vec![b"after".to_vec()]);
+    assert_eq!(peer(&mut net, A).send(b""), Err(SendError::Empty));
+    assert_eq!(peer(&mut net, A).send_text(""), Err(SendError::Empty));
+}
+
 /// Plain channels cannot cut a message to the SCTP budget's room as framed ones do, so
 /// a nearly empty buffer (under 8 KiB unacknowledged) counts as empty: a message never
 /// waits for the peer's delayed acknowledgement of the last packet (200 ms). At zero

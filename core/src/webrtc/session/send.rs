@@ -81,10 +81,16 @@ impl SendPath {
     }
 
     /// Queues `message`: accepted if the queue is empty or the message fits within the
-    /// queue limit; otherwise [`SendError::WouldBlock`] and a `Writable` owed.
+    /// queue limit; otherwise [`SendError::WouldBlock`] and a `Writable` owed. An empty
+    /// message on a plain channel is [`SendError::Empty`]: str0m hands SCTP an empty
+    /// write, which takes a stream sequence number and sends nothing (RFC 8831's
+    /// one-byte "empty" payload is not in its API), stalling the ordered channel.
     pub fn push(&mut self, message: &[u8], binary: bool) -> Result<(), SendError> {
         if message.len() > self.max_size() {
             return Err(SendError::TooLarge);
+        }
+        if message.is_empty() && self.is_plain() {
+            return Err(SendError::Empty);
         }
         let queued = self.queue.queued_bytes();
         if !self.queue.is_empty() && queued + message.len() > self.queue_limit {

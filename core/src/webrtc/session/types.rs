@@ -212,6 +212,12 @@ pub enum SendError {
     /// The session is closed.
     #[error("the session is closed")]
     Closed,
+    /// An empty message on a plain channel (towards a standard WebRTC peer): str0m would
+    /// send no SCTP message for it yet use up the stream's next sequence number, and
+    /// every later message would be stuck at the peer. Send at least one byte. (Framed
+    /// channels, between dhtmeet peers, carry empty messages.)
+    #[error("empty messages cannot be sent on a plain data channel")]
+    Empty,
 }
 
 /// Per-session counters.
