@@ -40,8 +40,8 @@ fn addrs() -> [SocketAddr; 2] {
 fn session_pair(config: &SessionConfig, now: Instant, seed: u64) -> [Session; 2] {
     let [a, b] = addrs();
     let root = Seed::from_u64(seed);
-    let mut sa = Session::new(config.clone(), true, a, root.child("a"), now).unwrap();
-    let mut sb = Session::new(config.clone(), false, b, root.child("b"), now).unwrap();
+    let mut sa = Session::new(now, config.clone(), true, a, root.child("a")).unwrap();
+    let mut sb = Session::new(now, config.clone(), false, b, root.child("b")).unwrap();
     let (pa, pb) = (sa.local_parameters().clone(), sb.local_parameters().clone());
     sa.set_remote(&pb).unwrap();
     sb.set_remote(&pa).unwrap();

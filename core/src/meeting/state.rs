@@ -467,11 +467,11 @@ impl Meeting {
             .child(&format!("session/{member}/{}", self.sessions_made));
         let controlling = self.me < member;
         let mut session = match Session::new(
+            self.now,
             self.config.session.clone(),
             controlling,
             self.local,
             seed,
-            self.now,
         ) {
             Ok(s) => s,
             Err(e) => {

@@ -27,11 +27,11 @@
 //!
 //! let (a_addr, b_addr) = ("127.0.0.1:4001".parse().unwrap(), "127.0.0.1:4002".parse().unwrap());
 //! let mut now = Instant::now(); // in a runtime; the core itself never reads a clock
-//! let (mut a, offer) = PeerConnection::offer(PeerConfig::default(), a_addr, Seed::from_u64(1), now).unwrap();
+//! let (mut a, offer) = PeerConnection::offer(now, PeerConfig::default(), a_addr, Seed::from_u64(1)).unwrap();
 //! // The offer travels as JSON, out of band.
 //! let offer = Signal::parse(offer.to_json().as_bytes()).unwrap();
-//! let (mut b, answer) = PeerConnection::answer(PeerConfig::default(), b_addr, Seed::from_u64(2), &offer, now).unwrap();
-//! a.handle_signal(&answer, now).unwrap();
+//! let (mut b, answer) = PeerConnection::answer(now, PeerConfig::default(), b_addr, Seed::from_u64(2), &offer).unwrap();
+//! a.handle_signal(now, &answer).unwrap();
 //! a.send_text("hello").unwrap();
 //! let got = 'run: loop {
 //!     while let Some(t) = a.poll_transmit() { b.handle_datagram(now, b_addr, a_addr, &t.contents); }

@@ -32,11 +32,11 @@ impl Session {
     /// our ICE role; the controlling side is also the DTLS client and the SCTP client.
     /// ICE credentials derive from `seed`.
     pub fn new(
+        now: Instant,
         config: SessionConfig,
         controlling: bool,
         local: SocketAddr,
         seed: Seed,
-        now: Instant,
     ) -> Result<Session, NewSessionError> {
         config.validate()?;
         let dtls_version = match (controlling, config.dtls) {
@@ -45,7 +45,7 @@ impl Session {
             (true, DtlsChoice::Dtls12) => DtlsVersion::Dtls12,
             (true, DtlsChoice::Dtls13) => DtlsVersion::Dtls13,
         };
-        let mut built = SeededRtc::build(&seed, "session", now, |c| {
+        let mut built = SeededRtc::build(now, &seed, "session", |c| {
             c.set_dtls_version(dtls_version)
                 .set_sctp_max_buffered_amount(config.sctp_buffer)
         });
@@ -56,7 +56,7 @@ impl Session {
             .call(|rtc| rtc.add_local_candidate(host).is_some());
         let snap_wanted = config.snap;
         let parts = built
-            .into_parts(config, controlling, local, now)
+            .into_parts(now, config, controlling, local)
             .ok_or(NewSessionError::Fingerprint)?;
         let (snap, sctp_init) = if snap_wanted {
             let mut data = SctpInitData::new();

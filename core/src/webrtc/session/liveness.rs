@@ -47,7 +47,7 @@ pub(super) struct Liveness {
 }
 
 impl Liveness {
-    pub fn new(config: &SessionConfig, now: Instant) -> Liveness {
+    pub fn new(now: Instant, config: &SessionConfig) -> Liveness {
         Liveness {
             phase: Phase::New,
             connect_timeout: config.connect_timeout,

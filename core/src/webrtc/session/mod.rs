@@ -148,10 +148,10 @@ impl BuiltRtc {
     /// that is not SHA-256 (the only hash signaling carries).
     pub(crate) fn into_parts(
         self,
+        now: Instant,
         config: SessionConfig,
         controlling: bool,
         local: SocketAddr,
-        now: Instant,
     ) -> Option<SessionParts> {
         Some(SessionParts {
             config,
@@ -189,7 +189,7 @@ impl Session {
         mode: MessageMode,
     ) -> Session {
         Session {
-            liveness: Liveness::new(&parts.config, parts.now),
+            liveness: Liveness::new(parts.now, &parts.config),
             send: SendPath::new(&parts.config, mode),
             receive: ReceivePath::default(),
             config: parts.config,

@@ -65,9 +65,9 @@ impl SeededRtc {
     /// adds the path's own settings. The one recipe both paths use (meetings'
     /// `Session::new` and the SDP path).
     pub(crate) fn build(
+        now: Instant,
         seed: &Seed,
         label: &str,
-        now: Instant,
         configure: impl FnOnce(RtcConfig) -> RtcConfig,
     ) -> BuiltRtc {
         let mut rng = seed.child(&format!("{label}/ice-credentials")).rng();

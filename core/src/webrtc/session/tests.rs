@@ -25,8 +25,8 @@ fn pair(config: SessionConfig, latency: Duration, seed: u64) -> Net<Session> {
     let now = crate::test_clock::start();
     let mut net = Net::new(now, latency, seed);
     let root = Seed::from_u64(seed);
-    let mut a = Session::new(config.clone(), true, addr(A), root.child("a"), now).unwrap();
-    let mut b = Session::new(config, false, addr(B), root.child("b"), now).unwrap();
+    let mut a = Session::new(now, config.clone(), true, addr(A), root.child("a")).unwrap();
+    let mut b = Session::new(now, config, false, addr(B), root.child("b")).unwrap();
     let (pa, pb) = (a.local_parameters().clone(), b.local_parameters().clone());
     a.set_remote(&pb).unwrap();
     b.set_remote(&pa).unwrap();
@@ -438,8 +438,8 @@ fn run_with_forged_fingerprint(
     let now = crate::test_clock::start();
     let mut net: Net<Session> = Net::new(now, Duration::from_millis(5), 7);
     let config = SessionConfig::default();
-    let mut a = Session::new(config.clone(), true, addr(A), Seed::from_u64(70), now).unwrap();
-    let mut b = Session::new(config, false, addr(B), Seed::from_u64(71), now).unwrap();
+    let mut a = Session::new(now, config.clone(), true, addr(A), Seed::from_u64(70)).unwrap();
+    let mut b = Session::new(now, config, false, addr(B), Seed::from_u64(71)).unwrap();
     let (mut pa, mut pb) = (a.local_parameters().clone(), b.local_parameters().clone());
     if forged_at_controlling {
         pb.fingerprint[0] ^= 1;
@@ -505,17 +505,17 @@ fn parameters_are_validated() {
     let config = SessionConfig::default();
     assert_eq!(
         Session::new(
+            now,
             config.clone(),
             true,
             addr("0.0.0.0:1"),
-            Seed::from_u64(1),
-            now
+            Seed::from_u64(1)
         )
         .err(),
         Some(NewSessionError::BadLocalAddress)
     );
-    let mut a = Session::new(config.clone(), true, addr(A), Seed::from_u64(1), now).unwrap();
-    let good = Session::new(config, false, addr(B), Seed::from_u64(2), now)
+    let mut a = Session::new(now, config.clone(), true, addr(A), Seed::from_u64(1)).unwrap();
+    let good = Session::new(now, config, false, addr(B), Seed::from_u64(2))
         .unwrap()
         .local_parameters()
         .clone();
@@ -535,11 +535,11 @@ fn parameters_are_validated() {
     assert_eq!(a.set_remote(&good), Err(SetRemoteError::AlreadySet));
     // Same seed, same credentials; another seed, others.
     let again = Session::new(
+        now,
         SessionConfig::default(),
         true,
         addr(A),
         Seed::from_u64(1),
-        now,
     )
     .unwrap();
     assert_eq!(again.local_parameters().ufrag, a.local_parameters().ufrag);
@@ -617,8 +617,8 @@ fn traced_run(config: SessionConfig, one_way: Duration, seed: u64, lose_dtls: &[
     let start = crate::test_clock::start();
     let root = Seed::from_u64(seed);
     let mut s = [
-        Session::new(config.clone(), true, addr(A), root.child("a"), start).unwrap(),
-        Session::new(config, false, addr(B), root.child("b"), start).unwrap(),
+        Session::new(start, config.clone(), true, addr(A), root.child("a")).unwrap(),
+        Session::new(start, config, false, addr(B), root.child("b")).unwrap(),
     ];
     let (pa, pb) = (
         s[0].local_parameters().clone(),
@@ -788,7 +788,7 @@ fn a_config_that_could_never_send_is_refused() {
         ..SessionConfig::default()
     };
     assert!(matches!(
-        Session::new(small, true, local, Seed::from_u64(1), now),
+        Session::new(now, small, true, local, Seed::from_u64(1)),
         Err(NewSessionError::Config(
             SessionConfigError::SctpBufferTooSmall(_)
         ))

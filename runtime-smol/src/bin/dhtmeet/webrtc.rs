@@ -106,7 +106,7 @@ pub(crate) async fn run(command: Command) -> Result<(), String> {
     let seed = random_seed().map_err(|e| format!("no OS randomness: {e}"))?;
     let now = Instant::now();
     let (peer, ours) = if offering {
-        PeerConnection::offer(config, local, seed, now).map_err(|e| e.to_string())?
+        PeerConnection::offer(now, config, local, seed).map_err(|e| e.to_string())?
     } else {
         let offer = match offer_file {
             Some(path) => read_signal_file(&path, false).await?,
@@ -115,7 +115,7 @@ pub(crate) async fn run(command: Command) -> Result<(), String> {
                 next_signal(&rx).await?
             }
         };
-        PeerConnection::answer(config, local, seed, &offer, now)
+        PeerConnection::answer(now, config, local, seed, &offer)
             .map_err(|e| format!("cannot answer this offer: {e}"))?
     };
     let mut signals = vec![ours];
@@ -172,7 +172,7 @@ pub(crate) async fn run(command: Command) -> Result<(), String> {
                         return ControlFlow::Continue(());
                     }
                 };
-                match peer.handle_signal(&signal, now) {
+                match peer.handle_signal(now, &signal) {
                     Ok(_) => {
                         if matches!(signal, Signal::Answer { .. }) {
                             awaiting_answer = false;
