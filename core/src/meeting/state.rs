@@ -272,8 +272,7 @@ impl Meeting {
     pub fn peer_stats(&self, member: &MemberId) -> Option<SessionStats> {
         self.peers
             .get(member)
-            .and_then(|p| p.session.as_ref())
-            .map(Session::stats)
+            .and_then(|p| Some(p.delivery.application_stats(p.session.as_ref()?.stats())))
     }
 
     /// Addresses worth remembering for the next time we join: those of members with a
