@@ -1,10 +1,11 @@
-//! One WebRTC peer connection: ICE, DTLS and one reliable, ordered
-//! data channel, on str0m's direct API (no SDP), as a sans-IO state machine.
+//! One WebRTC peer connection: ICE, DTLS and one reliable, ordered data channel, on
+//! str0m's direct API (no SDP; the SDP path, `PeerConnection`, builds the same type),
+//! as a sans-IO state machine.
 //!
 //! # Use
 //!
-//! 1. [`Session::new`] with our ICE role (the caller's deterministic rule decides who
-//!    is controlling), our socket address as a host candidate, a seed and `now`.
+//! 1. [`Session::new`] with `now`, our ICE role (the caller's deterministic rule decides
+//!    who is controlling), our socket address as a host candidate and a seed.
 //! 2. Send [`Session::local_parameters`] to the peer over signaling; give the peer's to
 //!    [`Session::set_remote`].
 //! 3. Drive it like every machine of the core ([`SansIo`]): `handle_datagram`,
@@ -32,16 +33,16 @@
 //! `rtc.rs`, the one place the core touches `fastrand`), so those draws depend only
 //! on the session's seed and inputs. What cannot be contained (DTLS and SCTP handshake
 //! bytes, the certificate) is listed in `docs/webrtc.md`.
-
 //!
 //! # Parts
 //!
-//! A session is made of parts that each own their state: [`rtc`] (str0m's `Rtc` behind
-//! the seeded `fastrand` stream), [`send`] (queue, framing out, SCTP budget),
-//! [`receive`] (reassembly), [`liveness`] (phase, round trips, timeouts), [`route`]
-//! (which datagrams are the peer's), [`sdp_path`] (what the SDP path changes) and
-//! [`dtls`] (dimpl seeded from the session). `drive.rs` runs str0m and hands its
-//! outputs to the parts; this file holds the public face.
+//! A session is made of parts that each own their state: `rtc.rs` (str0m's `Rtc` behind
+//! the seeded `fastrand` stream), `send.rs` (queue, framing out, SCTP budget),
+//! `receive.rs` (reassembly), `liveness.rs` (phase, round trips, timeouts), `route.rs`
+//! (which datagrams are the peer's) and `dtls.rs` (dimpl seeded from the session).
+//! `direct.rs` and `sdp_path.rs` hold what each way of setting a session up does;
+//! `drive.rs` runs str0m and hands its outputs to the parts; this file holds the
+//! public face.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
