@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dhtmeet_benches::median_ns;
+use dhtmeet_core::meeting::code;
 use dhtmeet_core::meeting::signal::MemberId;
-use dhtmeet_core::meeting::{Session, SessionConfig, SessionEvent, code};
+use dhtmeet_core::webrtc::{Session, SessionConfig, SessionEvent};
 use dhtmeet_core::{Event, SansIo, Seed};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
@@ -52,8 +53,8 @@ fn wire_datagram_size() -> usize {
     let root = Seed::from_u64(7);
     let config = SessionConfig::default();
     let mut s = [
-        Session::new(config.clone(), true, a, root.child("a"), now).expect("session a"),
-        Session::new(config, false, b, root.child("b"), now).expect("session b"),
+        Session::new(now, config.clone(), true, a, root.child("a")).expect("session a"),
+        Session::new(now, config, false, b, root.child("b")).expect("session b"),
     ];
     let (pa, pb) = (
         s[0].local_parameters().clone(),

@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use dhtmeet_core::meeting::code;
 use dhtmeet_core::meeting::signal::MemberId;
-use dhtmeet_core::meeting::{DtlsChoice, Session, SessionConfig, SessionEvent, code};
+use dhtmeet_core::webrtc::{DtlsChoice, Session, SessionConfig, SessionEvent};
 use dhtmeet_core::{Event as NodeEvent, Node, NodeConfig, SansIo, Seed};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability, SctpInitData};
@@ -39,8 +40,8 @@ fn addrs() -> [SocketAddr; 2] {
 fn session_pair(config: &SessionConfig, now: Instant, seed: u64) -> [Session; 2] {
     let [a, b] = addrs();
     let root = Seed::from_u64(seed);
-    let mut sa = Session::new(config.clone(), true, a, root.child("a"), now).unwrap();
-    let mut sb = Session::new(config.clone(), false, b, root.child("b"), now).unwrap();
+    let mut sa = Session::new(now, config.clone(), true, a, root.child("a")).unwrap();
+    let mut sb = Session::new(now, config.clone(), false, b, root.child("b")).unwrap();
     let (pa, pb) = (sa.local_parameters().clone(), sb.local_parameters().clone());
     sa.set_remote(&pb).unwrap();
     sb.set_remote(&pa).unwrap();

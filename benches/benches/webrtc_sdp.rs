@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use dhtmeet_benches::median_ns;
-use dhtmeet_core::meeting::SessionEvent;
+use dhtmeet_core::webrtc::SessionEvent;
 use dhtmeet_core::webrtc::{PeerConfig, PeerConnection, Signal, sdp};
 use dhtmeet_core::{SansIo, Seed};
 use str0m::change::SdpOffer;
@@ -39,11 +39,11 @@ fn setup_once(seed: u64, now: Instant) -> Duration {
     let b_addr = SocketAddr::from(([10, 0, 0, 2], 6000));
     let root = Seed::from_u64(seed);
     let (mut a, offer) =
-        PeerConnection::offer(PeerConfig::default(), a_addr, root.child("a"), now).unwrap();
+        PeerConnection::offer(now, PeerConfig::default(), a_addr, root.child("a")).unwrap();
     let (mut b, answer) =
-        PeerConnection::answer(PeerConfig::default(), b_addr, root.child("b"), &offer, now)
+        PeerConnection::answer(now, PeerConfig::default(), b_addr, root.child("b"), &offer)
             .unwrap();
-    a.handle_signal(&answer, now).unwrap();
+    a.handle_signal(now, &answer).unwrap();
     let mut t = now;
     let (mut a_open, mut b_open) = (false, false);
     while !(a_open && b_open) {

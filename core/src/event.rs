@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 
 use crate::dht::{InfoHash, LookupSummary};
-use crate::meeting::DisconnectReason;
 use crate::meeting::signal::MemberId;
 use crate::stun::{AllServersFailed, StunReport};
+use crate::webrtc::DisconnectReason;
 
 /// What a node tells its application. New kinds of events arrive as the protocol grows:
 /// match with a `_` arm.

@@ -91,11 +91,11 @@ pub fn sdp_signal(origin: Instant, data: &[u8]) {
             sdp: text.into_owned(),
         };
         if let Ok((mut peer, _)) = PeerConnection::answer(
+            origin,
             PeerConfig::default(),
             local,
             Seed::from_u64(0),
             &offer,
-            origin,
         ) {
             peer.handle_timeout(origin + Duration::from_millis(50));
             while peer.poll_transmit().is_some() {}

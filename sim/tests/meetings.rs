@@ -227,7 +227,7 @@ fn under_five_percent_loss_every_message_arrives_exactly_once_and_intact() {
         o.stats
     );
     // Losses reproduce too, DTLS retransmissions included (dimpl's jitter is seeded
-    // from the session seed, `core/src/meeting/seeded_dtls.rs`).
+    // from the session seed, `core/src/webrtc/session/dtls.rs`).
     let again = meeting::run(&config, seed, None).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     assert_eq!(
         o.trace_hash,

@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dhtmeet_core::PeerGone;
-use dhtmeet_core::meeting::SendError;
 use dhtmeet_core::meeting::code;
 use dhtmeet_core::meeting::signal::MemberId;
+use dhtmeet_core::webrtc::SendError;
 use dhtmeet_core::{Event, Health, Seed};
 use sha2::{Digest, Sha256};
 

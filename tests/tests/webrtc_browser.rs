@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dhtmeet_core::Seed;
-use dhtmeet_core::meeting::SessionEvent;
+use dhtmeet_core::webrtc::SessionEvent;
 use dhtmeet_core::webrtc::{PeerConfig, PeerConnection, Signal};
 use dhtmeet_tests::browser::{Browser, browser_or_skip, serve_page};
 use dhtmeet_tests::{ChildGuard, dhtmeet_bin, wait_for};
@@ -60,7 +60,7 @@ impl Peer {
                     let pc = driver.machine_mut();
                     match command {
                         Command::Signal(s) => {
-                            pc.handle_signal(&s, now).expect("signal accepted");
+                            pc.handle_signal(now, &s).expect("signal accepted");
                         }
                         Command::Send(m) => pc.send(&m).expect("send"),
                         Command::Text(t) => pc.send_text(&t).expect("send text"),
@@ -179,7 +179,7 @@ fn chromium_answers_our_offer_and_offers_to_our_answer() {
         ..PeerConfig::default()
     };
     let (mut pc, offer) =
-        PeerConnection::offer(config, socket.local_addr().unwrap(), Seed::from_u64(1), now)
+        PeerConnection::offer(now, config, socket.local_addr().unwrap(), Seed::from_u64(1))
             .unwrap();
     let mut candidates = Vec::new();
     while let Some(s) = pc.poll_signal() {
@@ -215,11 +215,11 @@ fn chromium_answers_our_offer_and_offers_to_our_answer() {
     let offer = Signal::parse(offer.as_str().unwrap().as_bytes()).unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (pc, answer) = PeerConnection::answer(
+        Instant::now(),
         PeerConfig::default(),
         socket.local_addr().unwrap(),
         Seed::from_u64(2),
         &offer,
-        Instant::now(),
     )
     .unwrap();
     assert!(pc.signaling_stats().candidates_added >= 1);
@@ -241,11 +241,11 @@ fn chromium_answers_our_offer_and_offers_to_our_answer() {
     let offer = Signal::parse(offer.as_str().unwrap().as_bytes()).unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (pc, answer) = PeerConnection::answer(
+        Instant::now(),
         PeerConfig::default(),
         socket.local_addr().unwrap(),
         Seed::from_u64(3),
         &offer,
-        Instant::now(),
     )
     .unwrap();
     assert_eq!(

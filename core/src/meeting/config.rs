@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::SessionConfig;
+use crate::webrtc::SessionConfig;
 
 /// Meeting settings; `Default` gives the design's values.
 #[derive(Clone, Debug)]

@@ -15,12 +15,16 @@
 
 use std::collections::VecDeque;
 
+use crate::webrtc::SessionStats;
+
 /// Bytes of messages kept for a member until acknowledged; sending more waits
-/// ([`super::SendError::WouldBlock`]).
+/// ([`SendError::WouldBlock`](crate::webrtc::SendError::WouldBlock)).
 pub const MAX_UNACKED_BYTES: usize = 8 * 1024 * 1024;
 /// Messages delivered before an acknowledgement is sent without waiting for the timer.
 pub const ACK_EVERY: u32 = 16;
 
+/// Bytes a data frame adds to a message: its kind and sequence number.
+const FRAME_HEADER: usize = 9;
 const DATA: u8 = 1;
 const ACK: u8 = 2;
 
@@ -57,6 +61,18 @@ pub(crate) struct Delivery {
     fresh: bool,
     pub(crate) duplicates: u64,
     pub(crate) malformed: u64,
+    /// The application's messages and payload bytes over the current session (see
+    /// [`Delivery::application_stats`]).
+    session_counts: AppCounts,
+}
+
+/// Application messages and payload bytes, each way, over one session.
+#[derive(Debug, Default, Clone, Copy)]
+struct AppCounts {
+    messages_sent: u64,
+    bytes_sent: u64,
+    messages_received: u64,
+    bytes_received: u64,
 }
 
 impl Default for Delivery {
@@ -72,6 +88,7 @@ impl Default for Delivery {
             fresh: true,
             duplicates: 0,
             malformed: 0,
+            session_counts: AppCounts::default(),
         }
     }
 }
@@ -85,7 +102,7 @@ impl Delivery {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let mut frame = Vec::with_capacity(9 + data.len());
+        let mut frame = Vec::with_capacity(FRAME_HEADER + data.len());
         frame.push(DATA);
         frame.extend_from_slice(&seq.to_be_bytes());
         frame.extend_from_slice(data);
@@ -97,6 +114,21 @@ impl Delivery {
     /// A new session: everything not acknowledged goes again.
     pub(crate) fn restart(&mut self) {
         self.sent_upto = self.acked;
+        self.session_counts = AppCounts::default();
+    }
+
+    /// A session's counters with its application counts replaced by the application's
+    /// own: messages and payload bytes handed to the session and delivered from it,
+    /// without the delivery frame (kind, sequence number) or the acknowledgements.
+    pub(crate) fn application_stats(&self, session: SessionStats) -> SessionStats {
+        let c = self.session_counts;
+        SessionStats {
+            messages_sent: c.messages_sent,
+            bytes_sent: c.bytes_sent,
+            messages_received: c.messages_received,
+            bytes_received: c.bytes_received,
+            ..session
+        }
     }
 
     /// The next frame to hand to the session, with its sequence number.
@@ -109,6 +141,12 @@ impl Delivery {
 
     /// The session took the frame `seq`.
     pub(crate) fn mark_sent(&mut self, seq: u64) {
+        if seq > self.sent_upto
+            && let Some((_, frame)) = self.unacked.iter().find(|(s, _)| *s == seq)
+        {
+            self.session_counts.messages_sent += 1;
+            self.session_counts.bytes_sent += (frame.len() - FRAME_HEADER) as u64;
+        }
         self.sent_upto = self.sent_upto.max(seq);
     }
 
@@ -144,6 +182,8 @@ impl Delivery {
             DATA if seq == self.expected => {
                 self.expected += 1;
                 self.unacknowledged_deliveries += 1;
+                self.session_counts.messages_received += 1;
+                self.session_counts.bytes_received += (rest.len() - 8) as u64;
                 Received::Message(rest[8..].to_vec())
             }
             ACK if seq < self.next_seq => {

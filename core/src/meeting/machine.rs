@@ -21,18 +21,17 @@ use std::time::Instant;
 use rand_core::Rng as _;
 
 use super::contacts::Contacts;
-use super::ice_username_recipient;
 use super::keys::MeetingKeys;
 use super::peer::{Outputs, Peer};
 use super::signal::{MemberId, ReplayGuard, Signal, SignalBody, SignalError};
-use super::{
-    DisconnectReason, MAX_MESSAGE_SIZE, MeetingConfig, MeetingStats, SendError, Session,
-    SessionStats,
-};
+use super::{MeetingConfig, MeetingStats};
 use crate::dht::{InfoHash, NodeId};
 use crate::event::{Event, PeerGone};
 use crate::seed::{Rng, Seed};
 use crate::transmit::{SansIo, Transmit};
+use crate::webrtc::{
+    DisconnectReason, MAX_MESSAGE_SIZE, SendError, Session, SessionStats, ice_username_recipient,
+};
 
 /// Bytes a delivery frame adds to a message (kind and sequence number).
 const FRAME_OVERHEAD: usize = 9;
@@ -127,10 +126,7 @@ impl Meeting {
 
     /// A member's session counters (and RTT), if a session exists.
     pub fn peer_stats(&self, member: &MemberId) -> Option<SessionStats> {
-        self.peers
-            .get(member)
-            .and_then(|p| p.session.as_ref())
-            .map(Session::stats)
+        self.peers.get(member).and_then(Peer::application_stats)
     }
 
     /// Addresses worth remembering for the next time we join: those of members with a
@@ -282,11 +278,11 @@ impl Meeting {
             .child(&format!("session/{member}/{}", self.sessions_made));
         let controlling = self.me < member;
         let mut session = match Session::new(
+            self.now,
             self.config.session.clone(),
             controlling,
             self.local,
             seed,
-            self.now,
         ) {
             Ok(s) => s,
             Err(e) => {

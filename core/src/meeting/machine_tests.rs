@@ -189,6 +189,35 @@ fn two_members_meet_and_exchange_small_and_large_messages() {
     assert_eq!(room.messages_at(addr(1)), vec![&b"hello from b".to_vec()]);
 }
 
+/// A member's counters (`peer_stats`, shown per peer in `Health`) are the application's:
+/// its messages and their payload bytes, without the delivery frame (kind and sequence
+/// number) or the acknowledgements the delivery layer sends.
+#[test]
+fn per_member_counters_count_the_applications_payload_only() {
+    let mut room = Room::new(&["apple-river-7", "apple-river-7"]);
+    room.discover_all();
+    room.run(Duration::from_secs(10));
+    assert_eq!(room.connected_pairs(), 2);
+    let a = room.members[&addr(1)].member_id();
+    let b = room.members[&addr(2)].member_id();
+    let sender = room.members.get_mut(&addr(1)).unwrap();
+    sender.send(&b, &[7u8; 1000]).unwrap();
+    sender.send(&b, b"0123456789").unwrap();
+    let now = room.now;
+    for m in room.members.values_mut() {
+        m.handle_timeout(now);
+    }
+    room.run(Duration::from_secs(10));
+    assert_eq!(room.messages_at(addr(2)).len(), 2);
+    let at_a = room.members[&addr(1)].peer_stats(&b).unwrap();
+    let at_b = room.members[&addr(2)].peer_stats(&a).unwrap();
+    assert_eq!((at_a.messages_sent, at_a.bytes_sent), (2, 1010));
+    assert_eq!((at_b.messages_received, at_b.bytes_received), (2, 1010));
+    // B acknowledged them: acknowledgements are not the application's.
+    assert_eq!((at_b.messages_sent, at_b.bytes_sent), (0, 0));
+    assert_eq!((at_a.messages_received, at_a.bytes_received), (0, 0));
+}
+
 #[test]
 fn three_members_form_a_full_mesh() {
     let mut room = Room::new(&["m", "m", "m"]);

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::delivery::{Delivery, Received};
 use super::signal::MemberId;
-use super::{DisconnectReason, Session, SessionEvent};
 use crate::event::Event;
 use crate::transmit::{SansIo, Transmit};
+use crate::webrtc::{DisconnectReason, Session, SessionEvent, SessionStats};
 
 /// How long an acknowledgement may wait for more deliveries to share it.
 const ACK_DELAY: Duration = Duration::from_millis(50);
@@ -51,6 +51,13 @@ impl Peer {
             delivery: Delivery::default(),
             ack_at: None,
         }
+    }
+
+    /// The session's counters (and RTT) with the application's own message and byte
+    /// counts: payload only, without the delivery frame or the acknowledgements.
+    pub(super) fn application_stats(&self) -> Option<SessionStats> {
+        let session = self.session.as_ref()?.stats();
+        Some(self.delivery.application_stats(session))
     }
 
     /// Queues `data` for delivery; false if the delivery window is full.

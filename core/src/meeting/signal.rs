@@ -34,8 +34,8 @@ use bendy::decoding::{Decoder, Object};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::session::{CandidateKind, IceCandidate, SessionParameters};
 use crate::dht::NodeId;
+use crate::webrtc::{CandidateKind, IceCandidate, SessionParameters};
 
 /// The KRPC method name of signaling messages.
 pub const METHOD: &[u8] = b"dm_signal";

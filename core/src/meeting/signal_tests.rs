@@ -1,6 +1,6 @@
 use super::*;
 use crate::meeting::keys::MeetingKeys;
-use crate::meeting::{CandidateKind, IceCandidate, SessionParameters};
+use crate::webrtc::{CandidateKind, IceCandidate, SessionParameters};
 use quickcheck::QuickCheck;
 
 fn key() -> [u8; 32] {

@@ -3,11 +3,12 @@
 use std::net::SocketAddr;
 
 use crate::dht::{DhtConfig, DhtConfigError, DhtError};
+use crate::meeting::MeetingConfig;
 use crate::meeting::code::CodeError;
-use crate::meeting::{MeetingConfig, SessionConfigError};
 use crate::seed::Seed;
 use crate::state::SavedState;
 use crate::stun::{StunConfig, StunConfigError};
+use crate::webrtc::SessionConfigError;
 
 /// Everything a node is configured with.
 #[derive(Clone, Debug)]

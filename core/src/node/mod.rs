@@ -29,12 +29,13 @@ use crate::event::Event;
 use crate::meeting::code::{self, CodeStrength};
 use crate::meeting::keys::MeetingKeys;
 use crate::meeting::signal::{self, MemberId};
-use crate::meeting::{Meeting, MeetingConfig, SendError};
+use crate::meeting::{Meeting, MeetingConfig};
 use crate::seed::Seed;
 use crate::state::{MAX_SAVED_NODES, SavedState};
 use crate::stun::wire::{Class, Message};
 use crate::stun::{BindingClient, BindingServer, Mapping, StunEvent, StunReport};
 use crate::transmit::{SansIo, Transmit, canonical_remote};
+use crate::webrtc::SendError;
 
 /// A dhtmeet node: the sans-IO state machine a runtime drives over one UDP socket.
 #[derive(Debug)]

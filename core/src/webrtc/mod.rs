@@ -1,14 +1,18 @@
-//! Standard WebRTC interop: a data channel to a browser tab or any other WebRTC stack,
-//! set up by SDP offer/answer that the application carries out of band (copy and paste,
-//! a QR code, a chat), beside the meetings' DHT-signaled path.
+//! WebRTC data channels on str0m: the [`Session`] (one peer connection with one
+//! reliable, ordered data channel, the meetings' DHT-signaled path uses it directly),
+//! and standard WebRTC interop: a data channel to a browser tab or any other WebRTC
+//! stack, set up by SDP offer/answer that the application carries out of band (copy
+//! and paste, a QR code, a chat).
 //!
+//! * [`Session`]: ICE, DTLS and SCTP on str0m's direct API, as a sans-IO machine
+//!   (`session/`: see its module docs and `docs/webrtc.md`).
 //! * [`signal`]: the JSON signal shapes pages use (`{"type":"offer","sdp":…}`,
 //!   `{"candidate":…}`, simple-peer's), parsed without panics and bounded.
 //! * [`sdp`]: a first pass over a remote SDP that checks what a data channel needs and
 //!   drops what str0m cannot use (mDNS candidates, extra fingerprints, TCP candidates).
 //! * [`PeerConnection`]: the offerer's or the answerer's side, on str0m's SDP API,
 //!   driven like every machine of the core ([`SansIo`](crate::SansIo)). Underneath it
-//!   is a meeting [`Session`](crate::meeting::Session): same events, stats and bounds.
+//!   is a [`Session`]: same events, stats and bounds.
 //!
 //! Between two dhtmeet peers messages are framed as in meetings (both announce
 //! [`sdp::FRAMING_ATTRIBUTE`]); towards a standard peer one message is one SCTP message,
@@ -18,17 +22,16 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use dhtmeet_core::webrtc::{PeerConfig, PeerConnection, Signal};
-//! use dhtmeet_core::meeting::SessionEvent;
+//! use dhtmeet_core::webrtc::{PeerConfig, PeerConnection, SessionEvent, Signal};
 //! use dhtmeet_core::{SansIo, Seed};
 //!
 //! let (a_addr, b_addr) = ("127.0.0.1:4001".parse().unwrap(), "127.0.0.1:4002".parse().unwrap());
 //! let mut now = Instant::now(); // in a runtime; the core itself never reads a clock
-//! let (mut a, offer) = PeerConnection::offer(PeerConfig::default(), a_addr, Seed::from_u64(1), now).unwrap();
+//! let (mut a, offer) = PeerConnection::offer(now, PeerConfig::default(), a_addr, Seed::from_u64(1)).unwrap();
 //! // The offer travels as JSON, out of band.
 //! let offer = Signal::parse(offer.to_json().as_bytes()).unwrap();
-//! let (mut b, answer) = PeerConnection::answer(PeerConfig::default(), b_addr, Seed::from_u64(2), &offer, now).unwrap();
-//! a.handle_signal(&answer, now).unwrap();
+//! let (mut b, answer) = PeerConnection::answer(now, PeerConfig::default(), b_addr, Seed::from_u64(2), &offer).unwrap();
+//! a.handle_signal(now, &answer).unwrap();
 //! a.send_text("hello").unwrap();
 //! let got = 'run: loop {
 //!     while let Some(t) = a.poll_transmit() { b.handle_datagram(now, b_addr, a_addr, &t.contents); }
@@ -46,10 +49,17 @@
 
 mod peer;
 pub mod sdp;
+mod session;
 pub mod signal;
 
 pub use peer::{
     CHANNEL_LABEL, CandidateOutcome, PeerConfig, PeerConnection, PeerError, SignalingStats,
 };
 pub use sdp::SdpError;
+pub use session::{
+    CandidateKind, DisconnectReason, DtlsChoice, FRAME_MAX, FramingError, IceCandidate,
+    MAX_MESSAGE_SIZE, MAX_REMOTE_ADDRS, MAX_REMOTE_CANDIDATES, NewSessionError, SendError, Session,
+    SessionConfig, SessionConfigError, SessionEvent, SessionParameters, SessionStats,
+    SetRemoteError, ice_username_recipient,
+};
 pub use signal::{CandidateInit, Signal, SignalError};

@@ -14,11 +14,11 @@ use str0m::config::DtlsVersion;
 use str0m::net::Protocol;
 
 use super::sdp::{self, CandidateCheck, FRAMING_ATTRIBUTE, RemoteSdp, SdpError, Setup};
+use super::session::SeededRtc;
+use super::session::sdp_path::MessageMode;
 use super::signal::{CandidateInit, Signal};
-use crate::meeting::session_sdp::SeededRtc;
-use crate::meeting::{
-    CandidateKind, IceCandidate, MessageMode, SendError, Session, SessionConfig, SessionEvent,
-    SessionStats,
+use super::{
+    CandidateKind, IceCandidate, SendError, Session, SessionConfig, SessionEvent, SessionStats,
 };
 use crate::{SansIo, Seed, Transmit};
 
@@ -148,15 +148,15 @@ impl PeerConnection {
     /// connection and the offer to send. Then give the answer to
     /// [`PeerConnection::handle_signal`].
     pub fn offer(
+        now: Instant,
         config: PeerConfig,
         local: SocketAddr,
         seed: Seed,
-        now: Instant,
     ) -> Result<(PeerConnection, Signal), PeerError> {
         // An offerer is the ICE controlling side and, as str0m answers `actpass` with
         // `passive` and browsers with `active`, either DTLS client or server: DTLS 1.2,
         // which every stack speaks.
-        let mut peer = PeerConnection::build(&config, local, seed, DtlsVersion::Dtls12, true, now)?;
+        let mut peer = PeerConnection::build(now, &config, local, seed, DtlsVersion::Dtls12, true)?;
         let made = peer.session.rtc_call(|rtc| {
             let mut api = rtc.sdp_api();
             let channel = api.add_channel_with_config(ChannelConfig {
@@ -185,11 +185,11 @@ impl PeerConnection {
     /// Creates the answerer's side for a remote `offer` (a [`Signal::Offer`]): returns
     /// the connection and the answer to send. Connecting starts at once.
     pub fn answer(
+        now: Instant,
         config: PeerConfig,
         local: SocketAddr,
         seed: Seed,
         offer: &Signal,
-        now: Instant,
     ) -> Result<(PeerConnection, Signal), PeerError> {
         let Signal::Offer { sdp } = offer else {
             return Err(PeerError::UnexpectedSignal);
@@ -202,7 +202,7 @@ impl PeerConnection {
             Some(Setup::Passive) => DtlsVersion::Dtls12,
             _ => DtlsVersion::Auto,
         };
-        let mut peer = PeerConnection::build(&config, local, seed, version, false, now)?;
+        let mut peer = PeerConnection::build(now, &config, local, seed, version, false)?;
         let answer = peer
             .session
             .rtc_call(|rtc| rtc.sdp_api().accept_offer(offer))
@@ -215,19 +215,19 @@ impl PeerConnection {
     }
 
     fn build(
+        now: Instant,
         config: &PeerConfig,
         local: SocketAddr,
         seed: Seed,
         dtls: DtlsVersion,
         controlling: bool,
-        now: Instant,
     ) -> Result<PeerConnection, PeerError> {
-        let parts = SeededRtc::build(&seed, "webrtc", now, |c| {
+        let parts = SeededRtc::build(now, &seed, "webrtc", |c| {
             c.set_dtls_version(dtls)
                 .set_snap_enabled(config.snap)
                 .set_sctp_max_buffered_amount(config.session.sctp_buffer)
         })
-        .into_parts(config.session.clone(), controlling, local, now)
+        .into_parts(now, config.session.clone(), controlling, local)
         .ok_or(PeerError::Rejected)?;
         let mut session = Session::from_sdp_parts(parts);
         let host = Candidate::host(local, Protocol::Udp).map_err(|_| PeerError::BadLocalAddress)?;
@@ -364,8 +364,8 @@ impl PeerConnection {
     /// Takes a signal from the peer: the answer (offerer), or a trickled candidate.
     pub fn handle_signal(
         &mut self,
-        signal: &Signal,
         now: Instant,
+        signal: &Signal,
     ) -> Result<CandidateOutcome, PeerError> {
         if self.session.is_closed() {
             return Err(PeerError::Closed);
@@ -378,23 +378,23 @@ impl PeerConnection {
                 let Some(pending) = pending.take() else {
                     return Err(PeerError::UnexpectedSignal);
                 };
-                let result = self.accept_answer(sdp, pending, now);
+                let result = self.accept_answer(now, sdp, pending);
                 if result.is_err() {
                     self.session.close();
                 }
                 result.map(|()| CandidateOutcome::None)
             }
             Signal::Offer { .. } => Err(PeerError::UnexpectedSignal),
-            Signal::Candidate(c) => self.add_remote_candidate(c, now),
+            Signal::Candidate(c) => self.add_remote_candidate(now, c),
             Signal::EndOfCandidates => Ok(CandidateOutcome::None),
         }
     }
 
     fn accept_answer(
         &mut self,
+        now: Instant,
         sdp: &str,
         pending: SdpPendingOffer,
-        now: Instant,
     ) -> Result<(), PeerError> {
         let remote = sdp::inspect(sdp)?;
         if remote.setup == Some(Setup::ActPass) {
@@ -413,8 +413,8 @@ impl PeerConnection {
 
     fn add_remote_candidate(
         &mut self,
-        init: &CandidateInit,
         now: Instant,
+        init: &CandidateInit,
     ) -> Result<CandidateOutcome, PeerError> {
         if let (Some(theirs), Some(known)) = (&init.username_fragment, &self.remote_ufrag)
             && theirs != known

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::*;
-use crate::meeting::{DisconnectReason, MAX_MESSAGE_SIZE};
 use crate::test_net::Net;
+use crate::webrtc::{DisconnectReason, MAX_MESSAGE_SIZE};
 
 const A: &str = "10.0.0.1:5000";
 const B: &str = "10.0.0.2:6000";
@@ -41,7 +41,7 @@ fn pair_at(
     let mut net = Net::new(now, Duration::from_millis(5), seed);
     let root = Seed::from_u64(seed);
     let (mut a, offer) =
-        PeerConnection::offer(a_config, addr(a_addr), root.child("a"), now).unwrap();
+        PeerConnection::offer(now, a_config, addr(a_addr), root.child("a")).unwrap();
     let Signal::Offer { sdp } = offer else {
         panic!("not an offer")
     };
@@ -50,7 +50,7 @@ fn pair_at(
     };
     let offer = Signal::parse(offer.to_json().as_bytes()).unwrap();
     let (mut b, answer) =
-        PeerConnection::answer(b_config, addr(b_addr), root.child("b"), &offer, now).unwrap();
+        PeerConnection::answer(now, b_config, addr(b_addr), root.child("b"), &offer).unwrap();
     let Signal::Answer { sdp } = answer else {
         panic!("not an answer")
     };
@@ -58,13 +58,13 @@ fn pair_at(
         sdp: edit_answer(sdp),
     };
     let answer = Signal::parse(answer.to_json().as_bytes()).unwrap();
-    a.handle_signal(&answer, now).unwrap();
+    a.handle_signal(now, &answer).unwrap();
     while let Some(s) = a.poll_signal() {
         let s = Signal::parse(s.to_json().as_bytes()).unwrap();
-        b.handle_signal(&s, now).unwrap();
+        b.handle_signal(now, &s).unwrap();
     }
     while let Some(s) = b.poll_signal() {
-        a.handle_signal(&s, now).unwrap();
+        a.handle_signal(now, &s).unwrap();
     }
     net.machines.insert(addr(a_addr), a);
     net.machines.insert(addr(b_addr), b);
@@ -171,6 +171,29 @@ fn towards_a_standard_peer_one_message_is_one_sctp_message() {
     assert_eq!(messages(&net, B).last().unwrap(), b"hello");
 }
 
+/// On a plain channel an empty message would go to SCTP as an empty write, which takes
+/// a stream sequence number and sends nothing (str0m cannot send RFC 8831's one-byte
+/// "empty" payload): every later message on the ordered channel would wait for it at
+/// the receiver forever. So `send` refuses empty messages there, and what follows
+/// still arrives. (Framed channels carry empty messages: a frame has its tag byte.)
+#[test]
+fn an_empty_message_on_a_plain_channel_never_blocks_the_next() {
+    let plain = PeerConfig {
+        framing: false,
+        ..PeerConfig::default()
+    };
+    let mut net = pair(PeerConfig::default(), plain, 9);
+    connect(&mut net);
+    assert!(!peer(&mut net, A).is_framed());
+    let _ = peer(&mut net, A).send(b"");
+    let _ = peer(&mut net, A).send_text("");
+    peer(&mut net, A).send_text("after").unwrap();
+    net.run(Duration::from_secs(2));
+    assert_eq!(messages(&net, B), vec![b"after".to_vec()]);
+    assert_eq!(peer(&mut net, A).send(b""), Err(SendError::Empty));
+    assert_eq!(peer(&mut net, A).send_text(""), Err(SendError::Empty));
+}
+
 /// Plain channels cannot cut a message to the SCTP budget's room as framed ones do, so
 /// a nearly empty buffer (under 8 KiB unacknowledged) counts as empty: a message never
 /// waits for the peer's delayed acknowledgement of the last packet (200 ms). At zero
@@ -210,7 +233,7 @@ fn trickled_candidates_connect_like_candidates_in_the_sdp() {
     };
     let now = crate::test_clock::start();
     let (mut a, offer) =
-        PeerConnection::offer(trickle.clone(), addr(A), Seed::from_u64(3), now).unwrap();
+        PeerConnection::offer(now, trickle.clone(), addr(A), Seed::from_u64(3)).unwrap();
     let Signal::Offer { sdp } = &offer else {
         panic!()
     };
@@ -335,11 +358,11 @@ fn answers_a_browser_offer_and_skips_what_it_cannot_use() {
         sdp: chromium_offer(),
     };
     let (b, answer) = PeerConnection::answer(
+        now,
         PeerConfig::default(),
         addr(B),
         Seed::from_u64(5),
         &offer,
-        now,
     )
     .unwrap();
     let Signal::Answer { sdp } = answer else {
@@ -366,22 +389,22 @@ fn trickled_mdns_and_foreign_candidates_are_refused_cleanly() {
         sdp: chromium_offer(),
     };
     let (mut b, _) = PeerConnection::answer(
+        now,
         PeerConfig::default(),
         addr(B),
         Seed::from_u64(6),
         &offer,
-        now,
     )
     .unwrap();
     let mut candidate = |c: &str, ufrag: Option<&str>| {
         b.handle_signal(
+            now,
             &Signal::Candidate(CandidateInit {
                 candidate: c.into(),
                 sdp_mid: Some("0".into()),
                 sdp_m_line_index: Some(0),
                 username_fragment: ufrag.map(Into::into),
             }),
-            now,
         )
     };
     assert_eq!(
@@ -408,10 +431,10 @@ fn trickled_mdns_and_foreign_candidates_are_refused_cleanly() {
     );
     assert_eq!(
         b.handle_signal(
+            now,
             &Signal::Offer {
                 sdp: chromium_offer()
-            },
-            now
+            }
         ),
         Err(PeerError::UnexpectedSignal)
     );
@@ -423,11 +446,11 @@ fn bad_descriptions_are_clear_errors_and_no_connection() {
     let good = chromium_offer();
     let answer = |sdp: String| {
         PeerConnection::answer(
+            now,
             PeerConfig::default(),
             addr(B),
             Seed::from_u64(7),
             &Signal::Offer { sdp },
-            now,
         )
         .map(|_| ())
     };
@@ -478,18 +501,18 @@ fn bad_descriptions_are_clear_errors_and_no_connection() {
     };
     assert!(matches!(
         PeerConnection::answer(
+            now,
             PeerConfig::default(),
             addr(B),
             Seed::from_u64(8),
-            &answer_signal,
-            now
+            &answer_signal
         ),
         Err(PeerError::UnexpectedSignal)
     ));
     let (mut a, _) =
-        PeerConnection::offer(PeerConfig::default(), addr(A), Seed::from_u64(9), now).unwrap();
+        PeerConnection::offer(now, PeerConfig::default(), addr(A), Seed::from_u64(9)).unwrap();
     assert_eq!(
-        a.handle_signal(&answer_signal, now),
+        a.handle_signal(now, &answer_signal),
         Err(SdpError::UnsupportedSetup.into())
     );
     assert!(a.is_closed());
@@ -518,19 +541,19 @@ fn any_text_as_an_offer_or_answer_gives_an_error_or_a_session() {
         };
         let offer = Signal::Offer { sdp: sdp.clone() };
         if let Ok((mut b, _)) = PeerConnection::answer(
+            now,
             PeerConfig::default(),
             addr(B),
             Seed::from_u64(seed),
             &offer,
-            now,
         ) {
             b.handle_timeout(now + Duration::from_millis(10));
             while b.poll_transmit().is_some() {}
         }
         let (mut a, _) =
-            PeerConnection::offer(PeerConfig::default(), addr(A), Seed::from_u64(seed), now)
+            PeerConnection::offer(now, PeerConfig::default(), addr(A), Seed::from_u64(seed))
                 .unwrap();
-        let _ = a.handle_signal(&Signal::Answer { sdp }, now);
+        let _ = a.handle_signal(now, &Signal::Answer { sdp });
         a.handle_timeout(now + Duration::from_millis(10));
         true
     }
@@ -547,7 +570,7 @@ fn same_seed_same_offer_except_the_certificate() {
     let now = crate::test_clock::start();
     let offer = |seed| {
         let (_, offer) =
-            PeerConnection::offer(PeerConfig::default(), addr(A), Seed::from_u64(seed), now)
+            PeerConnection::offer(now, PeerConfig::default(), addr(A), Seed::from_u64(seed))
                 .unwrap();
         let Signal::Offer { sdp } = offer else {
             panic!()

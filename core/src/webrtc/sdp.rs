@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use str0m::Candidate;
 
-use crate::meeting::MAX_MESSAGE_SIZE;
+use super::MAX_MESSAGE_SIZE;
 
 /// The longest SDP accepted, in bytes.
 pub const MAX_SDP_LEN: usize = 32 * 1024;

@@ -56,7 +56,7 @@ pub(crate) enum FileError {
     #[error("its partial file is gone (a bug)")]
     NoPartFile,
     #[error("the node did not take it: {0}")]
-    Node(#[from] dhtmeet_core::meeting::SendError),
+    Node(#[from] dhtmeet_core::webrtc::SendError),
 }
 
 /// What a member's message was.

@@ -5,7 +5,7 @@
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use dhtmeet_core::meeting::SessionEvent;
+use dhtmeet_core::webrtc::SessionEvent;
 use dhtmeet_core::webrtc::{CandidateOutcome, PeerConnection, Signal};
 
 use super::error::WebrtcError;
@@ -100,7 +100,7 @@ impl App {
     fn on_signal(&mut self, peer: &mut PeerConnection, signal: Signal, now: Instant) -> Outcome {
         match signal {
             Signal::Answer { .. } if self.awaiting_answer => {
-                if let Err(e) = peer.handle_signal(&signal, now) {
+                if let Err(e) = peer.handle_signal(now, &signal) {
                     return ControlFlow::Break(Err(WebrtcError::BadAnswer(e)));
                 }
                 self.awaiting_answer = false;
@@ -137,7 +137,7 @@ impl App {
 
 /// Gives a trickled candidate (or the end of candidates) to `peer`; says what it skipped.
 fn add_candidate(peer: &mut PeerConnection, signal: &Signal, now: Instant) {
-    match peer.handle_signal(signal, now) {
+    match peer.handle_signal(now, signal) {
         Ok(CandidateOutcome::Added) => eprintln!("* remote candidate added"),
         Ok(CandidateOutcome::SkippedMdns) => {
             eprintln!("warning: an mDNS (.local) candidate skipped: names are not resolved")

@@ -156,7 +156,7 @@ impl Start {
         answer_file: Option<PathBuf>,
     ) -> Result<(App, PeerConnection, Signal), WebrtcError> {
         let (peer, offer) =
-            PeerConnection::offer(self.config, self.local, self.seed, Instant::now())
+            PeerConnection::offer(Instant::now(), self.config, self.local, self.seed)
                 .map_err(WebrtcError::Offer)?;
         match answer_file {
             Some(path) => signals::follow(path, 0, true, self.tx),
@@ -189,7 +189,7 @@ impl Start {
         };
         let now = Instant::now();
         let (mut peer, answer) =
-            PeerConnection::answer(self.config, self.local, self.seed, &offer, now)
+            PeerConnection::answer(now, self.config, self.local, self.seed, &offer)
                 .map_err(WebrtcError::BadOffer)?;
         let mut app = App::answerer(self.json, early);
         app.take_early(&mut peer, now);

@@ -8,9 +8,20 @@
 //!   is one of our sessions' [`Session::ufrag`](super::Session::ufrag);
 //! * everything else (STUN responses, DTLS) is routed by the remote address, which a
 //!   session learns from the remote candidates and from the checks it receives
-//!   ([`Session::accepts`](super::Session::accepts) answers for one session).
+//!   ([`Session::accepts`](super::Session::accepts) answers for one session, from its
+//!   [`RemoteAddrs`]).
 
+use std::net::SocketAddr;
+
+use str0m::Candidate;
+use str0m::net::Protocol;
+
+use super::types::{CandidateKind, IceCandidate};
 use crate::stun::wire::{BINDING, Class, Message};
+
+/// At most this many remote addresses are remembered for
+/// [`Session::accepts`](super::Session::accepts).
+pub const MAX_REMOTE_ADDRS: usize = 16;
 
 /// RFC 8489 §14.3: USERNAME is at most 513 bytes.
 const MAX_USERNAME: usize = 513;
@@ -26,6 +37,41 @@ pub fn ice_username_recipient(datagram: &[u8]) -> Option<&[u8]> {
     let username = msg.username().filter(|u| u.len() <= MAX_USERNAME)?;
     let colon = username.iter().position(|&b| b == b':')?;
     Some(&username[..colon])
+}
+
+/// The peer's addresses a session knows: its signaled candidates and the sources of
+/// the checks it sent us; at most [`MAX_REMOTE_ADDRS`].
+#[derive(Debug, Default)]
+pub(super) struct RemoteAddrs {
+    addrs: Vec<SocketAddr>,
+}
+
+impl RemoteAddrs {
+    /// Remembers `addr`, unless known already or the bound is reached.
+    pub fn remember(&mut self, addr: SocketAddr) {
+        if !self.addrs.contains(&addr) && self.addrs.len() < MAX_REMOTE_ADDRS {
+            self.addrs.push(addr);
+        }
+    }
+
+    pub fn contains(&self, addr: &SocketAddr) -> bool {
+        self.addrs.contains(addr)
+    }
+
+    pub fn len(&self) -> usize {
+        self.addrs.len()
+    }
+}
+
+/// A str0m candidate for a signaled remote candidate.
+pub(super) fn remote_candidate(c: &IceCandidate) -> Option<Candidate> {
+    match c.kind {
+        CandidateKind::Host => Candidate::host(c.addr, Protocol::Udp).ok(),
+        // The peer's base address is not signaled; str0m only uses it for priorities.
+        CandidateKind::ServerReflexive => {
+            Candidate::server_reflexive(c.addr, c.addr, Protocol::Udp).ok()
+        }
+    }
 }
 
 #[cfg(test)]

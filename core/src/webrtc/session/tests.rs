@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand_core::Rng as _;
 use sha2::{Digest, Sha256};
 
+use super::send::{BUDGET_RATE, MIN_SCTP_BUDGET};
 use super::*;
 use crate::test_net::Net;
 use crate::{SansIo, Seed};
@@ -24,8 +25,8 @@ fn pair(config: SessionConfig, latency: Duration, seed: u64) -> Net<Session> {
     let now = crate::test_clock::start();
     let mut net = Net::new(now, latency, seed);
     let root = Seed::from_u64(seed);
-    let mut a = Session::new(config.clone(), true, addr(A), root.child("a"), now).unwrap();
-    let mut b = Session::new(config, false, addr(B), root.child("b"), now).unwrap();
+    let mut a = Session::new(now, config.clone(), true, addr(A), root.child("a")).unwrap();
+    let mut b = Session::new(now, config, false, addr(B), root.child("b")).unwrap();
     let (pa, pb) = (a.local_parameters().clone(), b.local_parameters().clone());
     a.set_remote(&pb).unwrap();
     b.set_remote(&pa).unwrap();
@@ -178,11 +179,12 @@ fn sctp_budget_ignores_round_trips_inflated_by_our_own_queue() {
     let mut near = pair(SessionConfig::default(), Duration::ZERO, 13);
     connect(&mut near);
     let s = session(&mut near, A);
-    s.min_rtt = Some(Duration::from_micros(150));
-    s.stats.rtt = Some(Duration::from_millis(160));
+    s.liveness
+        .set_rtts(Duration::from_micros(150), Duration::from_millis(160));
     assert_eq!(s.sctp_budget(), MIN_SCTP_BUDGET);
     // A slower path, measured from the start, still gets its bandwidth-delay product.
-    s.min_rtt = Some(Duration::from_millis(2));
+    s.liveness
+        .set_rtts(Duration::from_millis(2), Duration::from_millis(160));
     assert_eq!(s.sctp_budget(), (0.002 * BUDGET_RATE) as usize);
 }
 
@@ -436,8 +438,8 @@ fn run_with_forged_fingerprint(
     let now = crate::test_clock::start();
     let mut net: Net<Session> = Net::new(now, Duration::from_millis(5), 7);
     let config = SessionConfig::default();
-    let mut a = Session::new(config.clone(), true, addr(A), Seed::from_u64(70), now).unwrap();
-    let mut b = Session::new(config, false, addr(B), Seed::from_u64(71), now).unwrap();
+    let mut a = Session::new(now, config.clone(), true, addr(A), Seed::from_u64(70)).unwrap();
+    let mut b = Session::new(now, config, false, addr(B), Seed::from_u64(71)).unwrap();
     let (mut pa, mut pb) = (a.local_parameters().clone(), b.local_parameters().clone());
     if forged_at_controlling {
         pb.fingerprint[0] ^= 1;
@@ -503,17 +505,17 @@ fn parameters_are_validated() {
     let config = SessionConfig::default();
     assert_eq!(
         Session::new(
+            now,
             config.clone(),
             true,
             addr("0.0.0.0:1"),
-            Seed::from_u64(1),
-            now
+            Seed::from_u64(1)
         )
         .err(),
         Some(NewSessionError::BadLocalAddress)
     );
-    let mut a = Session::new(config.clone(), true, addr(A), Seed::from_u64(1), now).unwrap();
-    let good = Session::new(config, false, addr(B), Seed::from_u64(2), now)
+    let mut a = Session::new(now, config.clone(), true, addr(A), Seed::from_u64(1)).unwrap();
+    let good = Session::new(now, config, false, addr(B), Seed::from_u64(2))
         .unwrap()
         .local_parameters()
         .clone();
@@ -533,11 +535,11 @@ fn parameters_are_validated() {
     assert_eq!(a.set_remote(&good), Err(SetRemoteError::AlreadySet));
     // Same seed, same credentials; another seed, others.
     let again = Session::new(
+        now,
         SessionConfig::default(),
         true,
         addr(A),
         Seed::from_u64(1),
-        now,
     )
     .unwrap();
     assert_eq!(again.local_parameters().ufrag, a.local_parameters().ufrag);
@@ -615,8 +617,8 @@ fn traced_run(config: SessionConfig, one_way: Duration, seed: u64, lose_dtls: &[
     let start = crate::test_clock::start();
     let root = Seed::from_u64(seed);
     let mut s = [
-        Session::new(config.clone(), true, addr(A), root.child("a"), start).unwrap(),
-        Session::new(config, false, addr(B), root.child("b"), start).unwrap(),
+        Session::new(start, config.clone(), true, addr(A), root.child("a")).unwrap(),
+        Session::new(start, config, false, addr(B), root.child("b")).unwrap(),
     ];
     let (pa, pb) = (
         s[0].local_parameters().clone(),
@@ -786,7 +788,7 @@ fn a_config_that_could_never_send_is_refused() {
         ..SessionConfig::default()
     };
     assert!(matches!(
-        Session::new(small, true, local, Seed::from_u64(1), now),
+        Session::new(now, small, true, local, Seed::from_u64(1)),
         Err(NewSessionError::Config(
             SessionConfigError::SctpBufferTooSmall(_)
         ))
@@ -797,4 +799,25 @@ fn a_config_that_could_never_send_is_refused() {
     };
     assert_eq!(zero.validate(), Err(SessionConfigError::ZeroTimeout));
     assert_eq!(SessionConfig::default().validate(), Ok(()));
+}
+
+/// str0m draws from `fastrand`'s thread-local generator, which the session seeds from
+/// its own stream around every call: a caller's own `fastrand` on the same thread is
+/// left exactly as it was, whatever the session did in between.
+#[test]
+// The test has to read the thread's generator to see that the session left it alone.
+#[allow(clippy::disallowed_methods)]
+fn the_callers_fastrand_state_is_unchanged_across_session_calls() {
+    fastrand::seed(0x5eed);
+    let before = fastrand::get_seed();
+    let mut net = pair(SessionConfig::default(), Duration::from_millis(5), 21);
+    assert_eq!(fastrand::get_seed(), before, "after new and set_remote");
+    connect(&mut net);
+    assert_eq!(fastrand::get_seed(), before, "after connecting");
+    session(&mut net, A).send(b"hello").unwrap();
+    net.run(Duration::from_millis(200));
+    assert_eq!(messages(&net, B), vec![b"hello".to_vec()]);
+    session(&mut net, B).close();
+    net.run(Duration::from_millis(200));
+    assert_eq!(fastrand::get_seed(), before, "after send and close");
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 #[cfg(doc)]
-use super::session::{MAX_MESSAGE_SIZE, MAX_REMOTE_CANDIDATES, Session};
+use super::{MAX_MESSAGE_SIZE, MAX_REMOTE_CANDIDATES, Session};
 
 /// Which DTLS version the session speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,10 +67,8 @@ pub enum SessionConfigError {
 impl SessionConfig {
     /// Checks the settings a session cannot work with.
     pub fn validate(&self) -> Result<(), SessionConfigError> {
-        if self.sctp_buffer < super::session_framing::FRAME_MAX {
-            return Err(SessionConfigError::SctpBufferTooSmall(
-                super::session_framing::FRAME_MAX,
-            ));
+        if self.sctp_buffer < super::FRAME_MAX {
+            return Err(SessionConfigError::SctpBufferTooSmall(super::FRAME_MAX));
         }
         if self.idle_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(SessionConfigError::ZeroTimeout);
@@ -214,6 +212,12 @@ pub enum SendError {
     /// The session is closed.
     #[error("the session is closed")]
     Closed,
+    /// An empty message on a plain channel (towards a standard WebRTC peer): str0m would
+    /// send no SCTP message for it yet use up the stream's next sequence number, and
+    /// every later message would be stuck at the peer. Send at least one byte. (Framed
+    /// channels, between dhtmeet peers, carry empty messages.)
+    #[error("empty messages cannot be sent on a plain data channel")]
+    Empty,
 }
 
 /// Per-session counters.
