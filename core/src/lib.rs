@@ -16,8 +16,8 @@
 //!   after every input until empty: `poll_transmit`, `poll_event`, `poll_timeout`.
 //! * **Input never panics.** Malformed, hostile or unexpected datagrams are counted in
 //!   the stats and dropped (or answered with a protocol error). A panic is a bug.
-//! * **Every table has a bound**, stated where it is defined (e.g. [`stun::MAX_SERVERS`],
-//!   [`stun::SERVER_BACKLOG`]).
+//! * **Every table has a bound**, stated where it is defined and in `docs/` (e.g. the
+//!   STUN client's `MAX_SERVERS`, the responder's `SERVER_BACKLOG`).
 //!
 //! One UDP socket carries every protocol; [`PacketKind`] demultiplexes it by first byte
 //! (RFC 7983, plus `d` for bencoded KRPC).
@@ -69,17 +69,22 @@
 //! `dhtmeet-std` and `dhtmeet-smol` are this loop over a real socket; `dhtmeet-sim` is
 //! this loop over a simulated network with NATs.
 //!
-//! ## What is implemented
+//! ## The public API
 //!
-//! * [`stun`]: RFC 8489 Binding client and responder (checklist in its docs);
-//! * [`dht`]: the Mainline DHT, BEP 5, 32, 42 and 43 (checklist in `docs/dht.md`);
-//! * [`meeting`]: invitation codes, keys, authenticated signaling (`dm_signal`) and
-//!   WebRTC data-channel sessions on str0m; [`Node::join`] puts them together;
-//! * [`state`]: what a node remembers across restarts ([`Node::export_state`],
-//!   [`NodeConfig::saved_state`]) as a bounded, versioned, checksummed byte format.
-//! * [`webrtc`]: the same data channel to any standard WebRTC peer (a browser tab),
-//!   negotiated by SDP offer/answer passed out of band (`docs/webrtc-sdp.md`).
-//! * [`transfer`]: files between members over meeting messages, the caller doing the IO.
+//! What an embedder uses is at the crate root: [`Node`] and its [`NodeConfig`] (with
+//! [`StunConfig`], [`DhtConfig`], [`MeetingConfig`], [`SessionConfig`]), the [`SansIo`]
+//! face and [`Transmit`], [`Event`] (with [`MemberId`], [`PeerGone`],
+//! [`DisconnectReason`]), [`SendError`], [`Health`], [`SavedState`], [`Seed`], and the
+//! [`code`] module to make and check invitation codes. Two protocol-level modules are
+//! public too: [`webrtc`] (the same data channel to any standard WebRTC peer, a browser
+//! tab, negotiated by SDP offer/answer: `docs/webrtc-sdp.md`) and [`transfer`] (files
+//! between members over meeting messages, the caller doing the IO).
+//!
+//! The protocol modules themselves — `stun` (RFC 8489 Binding client and responder),
+//! `dht` (the Mainline DHT, BEP 5, 32, 42 and 43: `docs/dht.md`), `meeting` (keys,
+//! `dm_signal` signaling, the meeting state machine) and `state` (the saved-state byte
+//! format) — are public only with the `internals` feature, for benches, the simulator,
+//! fuzzing and the `dhtmeet` binary. `docs/ARCHITECTURE.md` maps them.
 //!
 //! A meeting in a few lines (a runtime drives the node as in the loop above):
 //!
@@ -90,7 +95,7 @@
 //! config.dht.as_mut().unwrap().bootstrap = vec!["192.0.2.1:6881".parse().unwrap()];
 //! config.local_addr = Some("198.51.100.7:4000".parse().unwrap());
 //! let mut node = Node::new(config, Instant::now()).unwrap();
-//! let code = "zihuk-nirur-zopup-hifat-kipul-bopaj"; // from dhtmeet_core::meeting::code::generate
+//! let code = "zihuk-nirur-zopup-hifat-kipul-bopaj"; // from dhtmeet_core::code::generate
 //! node.join(Instant::now(), code, false).unwrap();
 //! // … drive it; then, on Event::PeerConnected { member }:
 //! # let member = node.meeting().unwrap().member_id();
@@ -107,14 +112,32 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+// The protocol modules: codecs and state machines that benches, the simulator, fuzzing
+// and the `dhtmeet` binary reach into. An embedder needs only the root (below), so they
+// are public only with the `internals` feature; without it they are the crate's own.
+macro_rules! internal_mod {
+    ($($(#[$attr:meta])* $name:ident;)*) => {$(
+        $(#[$attr])*
+        #[cfg(feature = "internals")]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "internals"))]
+        #[allow(dead_code, unused_imports)]
+        pub(crate) mod $name;
+    )*};
+}
+
+internal_mod! {
+    dht;
+    meeting;
+    state;
+    stun;
+}
+
 mod demux;
-pub mod dht;
 mod event;
-pub mod meeting;
 mod node;
 mod seed;
-pub mod state;
-pub mod stun;
 pub mod transfer;
 mod transmit;
 pub mod webrtc;
@@ -122,14 +145,27 @@ pub mod webrtc;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
 
+/// Invitation codes: make one ([`code::generate`]), check one a person typed
+/// ([`code::check`]).
+pub mod code {
+    pub use crate::meeting::code::*;
+}
+
 pub use demux::PacketKind;
+pub use dht::krpc::CompactNode;
+pub use dht::{DhtConfig, InfoHash, LookupId, LookupKind, LookupSummary, NodeId};
 pub use event::{Event, PeerGone};
+pub use meeting::code::{CodeError, CodeStrength};
+pub use meeting::signal::MemberId;
+pub use meeting::{MeetingConfig, MeetingStats};
 pub use node::{
     ConfigError, Health, JoinError, LookupError, Node, NodeConfig, NodeStats, PeerHealth,
 };
 pub use seed::{Rng, Seed};
-pub use state::{SavedState, StateError};
+pub use state::{MAX_STATE_BYTES, SavedState, StateError};
+pub use stun::{AllServersFailed, Mapping, StunConfig, StunReport};
 pub use transmit::{SansIo, Transmit, canonical_remote, socket_destination};
+pub use webrtc::{DisconnectReason, SendError, SessionConfig};
 
 #[cfg(test)]
 mod test_net;

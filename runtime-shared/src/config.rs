@@ -6,8 +6,8 @@ use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 
-use dhtmeet_core::dht::{DhtConfig, NodeId};
-use dhtmeet_core::meeting::MeetingConfig;
+use dhtmeet_core::MeetingConfig;
+use dhtmeet_core::{DhtConfig, NodeId};
 use dhtmeet_core::{NodeConfig, SavedState, Seed};
 
 use crate::StateDir;
@@ -452,7 +452,7 @@ mod tests {
         assert!(resolve_bootstrap_with(&names, None, literal).is_err());
         assert!(resolve_bootstrap_with(&names, Some(&SavedState::default()), literal).is_err());
         let saved = SavedState {
-            nodes: vec![dhtmeet_core::dht::krpc::CompactNode {
+            nodes: vec![dhtmeet_core::CompactNode {
                 id: NodeId([1; 20]),
                 addr: "127.0.0.1:7000".parse().unwrap(),
             }],

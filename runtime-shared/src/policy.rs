@@ -34,9 +34,9 @@ use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use dhtmeet_core::meeting::code::CodeStrength;
-use dhtmeet_core::meeting::signal::MemberId;
-use dhtmeet_core::webrtc::SendError;
+use dhtmeet_core::CodeStrength;
+use dhtmeet_core::MemberId;
+use dhtmeet_core::SendError;
 use dhtmeet_core::{Event, Health, JoinError, Node, SansIo, SavedState, Transmit};
 
 mod delivery;

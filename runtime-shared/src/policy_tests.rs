@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
+use dhtmeet_core::MemberId;
 use dhtmeet_core::PeerGone;
-use dhtmeet_core::meeting::signal::MemberId;
 use dhtmeet_core::{Event, Node, NodeConfig, SansIo, Seed};
 
 use super::delivery::{Delivery, MAX_HELD_BYTES, RETRY_DELIVERY};

@@ -234,7 +234,7 @@ pub fn read_state(path: &Path) -> Result<SavedState, LoadError> {
         Err(e) => return Err(io_err(e)),
     };
     let mut bytes = Vec::new();
-    let limit = dhtmeet_core::state::MAX_STATE_BYTES as u64 + 1;
+    let limit = dhtmeet_core::MAX_STATE_BYTES as u64 + 1;
     file.take(limit).read_to_end(&mut bytes).map_err(io_err)?;
     SavedState::decode(&bytes).map_err(|source| LoadError::Invalid {
         path: path.to_path_buf(),

@@ -1,6 +1,6 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use dhtmeet_core::dht::NodeId;
+use dhtmeet_core::NodeId;
 
 use super::*;
 
@@ -120,11 +120,9 @@ fn truncated_corrupted_foreign_and_future_files_are_named_and_refused() {
             },
             |e| matches!(e, StateError::FutureVersion(200)),
         ),
-        (
-            "huge",
-            vec![b'D'; dhtmeet_core::state::MAX_STATE_BYTES * 4],
-            |e| matches!(e, StateError::TooLarge(_)),
-        ),
+        ("huge", vec![b'D'; dhtmeet_core::MAX_STATE_BYTES * 4], |e| {
+            matches!(e, StateError::TooLarge(_))
+        }),
     ];
     for (name, bytes, expected) in cases {
         fs::write(dir.path(), &bytes).unwrap();

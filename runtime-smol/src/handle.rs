@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use dhtmeet_core::meeting::code::CodeStrength;
-use dhtmeet_core::meeting::signal::MemberId;
-use dhtmeet_core::webrtc::SendError;
+use dhtmeet_core::CodeStrength;
+use dhtmeet_core::MemberId;
+use dhtmeet_core::SendError;
 use dhtmeet_core::{Event, Health, JoinError, Node};
 use dhtmeet_runtime::policy::{Command, Output, Policy, Reply};
 use dhtmeet_runtime::write_state;

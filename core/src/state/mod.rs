@@ -40,9 +40,9 @@ pub struct SavedState {
     /// The public IP the id was derived for (BEP 42), if it was bound to one. A node that
     /// learns a different public IP whose BEP 42 check the id fails takes a new id.
     pub id_ip: Option<IpAddr>,
-    /// Good routing-table nodes, most recently seen first (at most [`MAX_SAVED_NODES`]).
+    /// Good routing-table nodes, most recently seen first (at most `MAX_SAVED_NODES`, 256).
     pub nodes: Vec<CompactNode>,
-    /// Meetings joined, most recent first (at most [`MAX_SAVED_MEETINGS`]).
+    /// Meetings joined, most recent first (at most `MAX_SAVED_MEETINGS`, 16).
     pub meetings: Vec<SavedMeeting>,
 }
 

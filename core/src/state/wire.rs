@@ -50,7 +50,7 @@ pub enum StateError {
     /// Longer than [`MAX_STATE_BYTES`].
     #[error("the state is {0} bytes, more than the {MAX_STATE_BYTES} this format can hold")]
     TooLarge(usize),
-    /// Does not start with [`MAGIC`]: not a dhtmeet state.
+    /// Does not start with `MAGIC` (`DMST`): not a dhtmeet state.
     #[error("not a dhtmeet state (wrong magic bytes)")]
     NotState,
     /// Written by a newer version of the format.
