@@ -9,7 +9,7 @@ use super::events::{DhtEvent, DhtStats, Outbox};
 use super::extension::Extensions;
 use super::flood::FloodGuard;
 use super::id::NodeId;
-use super::krpc::{Body, CompactNode, DecodeError, Message, Query, Response, Want, error_code};
+use super::krpc::{Body, CompactNode, KrpcDecodeError, Message, Query, Response, Want, error_code};
 use super::peer_store::PeerStore;
 use super::queries::CLIENT_VERSION;
 use super::tables::Tables;
@@ -61,7 +61,7 @@ impl Server {
         &mut self,
         now: Instant,
         remote: SocketAddr,
-        e: DecodeError,
+        e: KrpcDecodeError,
         read_only: bool,
         out: &mut Outbox,
     ) {

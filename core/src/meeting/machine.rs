@@ -23,7 +23,7 @@ use rand_core::Rng as _;
 use super::contacts::Contacts;
 use super::keys::MeetingKeys;
 use super::peer::{Outputs, Peer};
-use super::signal::{MemberId, ReplayGuard, Signal, SignalBody, SignalError};
+use super::signal::{MemberId, ReplayGuard, DmSignal, DmSignalBody, DmSignalError};
 use super::{MeetingConfig, MeetingStats};
 use crate::dht::{InfoHash, NodeId};
 use crate::event::{Event, PeerGone};
@@ -173,9 +173,9 @@ impl Meeting {
         self.send_due_hellos();
     }
 
-    fn queue_signal(&mut self, to_addr: SocketAddr, to: Option<MemberId>, body: SignalBody) {
+    fn queue_signal(&mut self, to_addr: SocketAddr, to: Option<MemberId>, body: DmSignalBody) {
         self.seq += 1;
-        let signal = Signal {
+        let signal = DmSignal {
             node_id: self.node_id,
             from: self.me,
             to,
@@ -189,7 +189,7 @@ impl Meeting {
 
     fn send_due_hellos(&mut self) {
         for addr in self.contacts.due_hellos(self.now, self.config.hello_every) {
-            self.queue_signal(addr, None, SignalBody::Hello);
+            self.queue_signal(addr, None, DmSignalBody::Hello);
         }
     }
 
@@ -199,7 +199,7 @@ impl Meeting {
         if self.left {
             return;
         }
-        let signal = match Signal::decode_args(args, &self.keys.signaling, self.me) {
+        let signal = match DmSignal::decode_args(args, &self.keys.signaling, self.me) {
             Ok(s) => s,
             Err(e) => return self.count(e),
         };
@@ -214,12 +214,12 @@ impl Meeting {
         self.contacts.answered(from, signal.from);
         let member = signal.from;
         match signal.body {
-            SignalBody::Hello => {
+            DmSignalBody::Hello => {
                 if !self.peers.contains_key(&member) {
                     self.start_session(member, from);
                 }
             }
-            SignalBody::Params(params) => {
+            DmSignalBody::Params(params) => {
                 let known = self.peers.get(&member).and_then(|p| p.remote_ufrag.clone());
                 if known.as_deref() == Some(params.ufrag.as_str()) {
                     return; // The same parameters again.
@@ -244,7 +244,7 @@ impl Meeting {
                 }
                 self.settle(&member);
             }
-            SignalBody::Bye => {
+            DmSignalBody::Bye => {
                 if self.peers.contains_key(&member) {
                     self.drop_session(&member);
                     self.peers.remove(&member);
@@ -257,12 +257,12 @@ impl Meeting {
         }
     }
 
-    fn count(&mut self, e: SignalError) {
+    fn count(&mut self, e: DmSignalError) {
         match e {
-            SignalError::Malformed(_) => self.stats.dropped_malformed += 1,
-            SignalError::BadMac => self.stats.dropped_bad_mac += 1,
-            SignalError::NotForUs => self.stats.dropped_not_for_us += 1,
-            SignalError::Replayed => self.stats.dropped_replayed += 1,
+            DmSignalError::Malformed(_) => self.stats.dropped_malformed += 1,
+            DmSignalError::BadMac => self.stats.dropped_bad_mac += 1,
+            DmSignalError::NotForUs => self.stats.dropped_not_for_us += 1,
+            DmSignalError::Replayed => self.stats.dropped_replayed += 1,
         }
     }
 
@@ -304,7 +304,7 @@ impl Meeting {
         self.out
             .events
             .push_back(Event::PeerConnecting { member, addr });
-        self.queue_signal(addr, Some(member), SignalBody::Params(params));
+        self.queue_signal(addr, Some(member), DmSignalBody::Params(params));
         true
     }
 
@@ -347,7 +347,7 @@ impl Meeting {
         let members: Vec<(MemberId, SocketAddr)> =
             self.peers.iter().map(|(m, p)| (*m, p.addr)).collect();
         for (member, addr) in members {
-            self.queue_signal(addr, Some(member), SignalBody::Bye);
+            self.queue_signal(addr, Some(member), DmSignalBody::Bye);
             self.drop_session(&member);
             self.out.events.push_back(Event::PeerDisconnected {
                 member,

@@ -18,7 +18,7 @@ struct Room {
 
 #[derive(Clone)]
 enum Packet {
-    Signal(Vec<u8>),
+    DmSignal(Vec<u8>),
     Datagram(Vec<u8>),
 }
 
@@ -70,7 +70,7 @@ impl Room {
             while let Some((to, args)) = m.poll_signal() {
                 self.signals.push((from, to, args.clone()));
                 self.in_flight
-                    .push((self.now + self.latency, from, to, Packet::Signal(args)));
+                    .push((self.now + self.latency, from, to, Packet::DmSignal(args)));
             }
             while let Some(t) = m.poll_transmit() {
                 self.in_flight.push((
@@ -112,7 +112,7 @@ impl Room {
                     continue;
                 };
                 match packet {
-                    Packet::Signal(args) => m.handle_signal(now, from, &args),
+                    Packet::DmSignal(args) => m.handle_signal(now, from, &args),
                     Packet::Datagram(d) => {
                         Meeting::handle_datagram(m, now, to, from, &d);
                     }

@@ -93,7 +93,7 @@ impl std::str::FromStr for MemberId {
 
 /// What a signaling message says.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SignalBody {
+pub enum DmSignalBody {
     /// "Here is how to reach me": starts (or restarts) a session.
     Params(SessionParameters),
     /// "I am leaving": close the session.
@@ -105,7 +105,7 @@ pub enum SignalBody {
 
 /// One signaling message.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Signal {
+pub struct DmSignal {
     /// The sender's DHT node id.
     pub node_id: NodeId,
     /// The sender's member id.
@@ -115,12 +115,12 @@ pub struct Signal {
     /// The sender's sequence number.
     pub seq: u64,
     /// The content.
-    pub body: SignalBody,
+    pub body: DmSignalBody,
 }
 
 /// Why a signaling message was refused. All are counted and dropped by the meeting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SignalError {
+pub enum DmSignalError {
     /// Not a well-formed bencoded dictionary, or a field of the wrong type or length.
     #[error("malformed signaling message ({0})")]
     Malformed(&'static str),
@@ -169,14 +169,14 @@ fn compact(addrs: impl Iterator<Item = SocketAddr>) -> Vec<u8> {
     out
 }
 
-impl Signal {
+impl DmSignal {
     /// The canonical `a` dictionary, with `h` when `mac` is given.
     fn args(&self, mac: Option<&[u8; MAC_LEN]>) -> Vec<u8> {
         let mut out = Vec::with_capacity(300);
         out.push(b'd');
         let params = match &self.body {
-            SignalBody::Params(p) => Some(p),
-            SignalBody::Bye | SignalBody::Hello => None,
+            DmSignalBody::Params(p) => Some(p),
+            DmSignalBody::Bye | DmSignalBody::Hello => None,
         };
         let of = |p: &SessionParameters, kind: CandidateKind, v4: bool| {
             compact(
@@ -202,9 +202,9 @@ impl Signal {
         }
         put_bytes(&mut out, "id", &self.node_id.0);
         let kind = match self.body {
-            SignalBody::Params(_) => 1,
-            SignalBody::Bye => 2,
-            SignalBody::Hello => 3,
+            DmSignalBody::Params(_) => 1,
+            DmSignalBody::Bye => 2,
+            DmSignalBody::Hello => 3,
         };
         put_int(&mut out, "k", kind);
         put_bytes(&mut out, "m", &self.from.0);
@@ -246,17 +246,17 @@ impl Signal {
 
     /// Decodes and authenticates the raw `a` dictionary of a `dm_signal` query. `me` is
     /// our member id: a message addressed to another member is refused.
-    pub fn decode_args(args: &[u8], key: &[u8; 32], me: MemberId) -> Result<Signal, SignalError> {
+    pub fn decode_args(args: &[u8], key: &[u8; 32], me: MemberId) -> Result<DmSignal, DmSignalError> {
         let fields = Fields::read(args)?;
-        let h = fields.h.ok_or(SignalError::Malformed("h"))?;
-        let node_id = NodeId(fixed(fields.id.ok_or(SignalError::Malformed("id"))?, "id")?);
-        let from = MemberId(fixed(fields.m.ok_or(SignalError::Malformed("m"))?, "m")?);
+        let h = fields.h.ok_or(DmSignalError::Malformed("h"))?;
+        let node_id = NodeId(fixed(fields.id.ok_or(DmSignalError::Malformed("id"))?, "id")?);
+        let from = MemberId(fixed(fields.m.ok_or(DmSignalError::Malformed("m"))?, "m")?);
         let to = fields
             .to
             .map(|t| fixed(t, "to").map(MemberId))
             .transpose()?;
-        let seq = u64::try_from(fields.n.ok_or(SignalError::Malformed("n"))?)
-            .map_err(|_| SignalError::Malformed("n"))?;
+        let seq = u64::try_from(fields.n.ok_or(DmSignalError::Malformed("n"))?)
+            .map_err(|_| DmSignalError::Malformed("n"))?;
         let body = match fields.k {
             Some(1) => {
                 let mut candidates = Vec::new();
@@ -270,34 +270,34 @@ impl Signal {
                     candidates.extend(addrs.into_iter().map(|addr| IceCandidate { kind, addr }));
                 }
                 if candidates.is_empty() || candidates.len() > MAX_CANDIDATES {
-                    return Err(SignalError::Malformed("candidates"));
+                    return Err(DmSignalError::Malformed("candidates"));
                 }
-                let text = |b: Option<&[u8]>, key: &'static str| -> Result<String, SignalError> {
-                    let b = b.ok_or(SignalError::Malformed(key))?;
+                let text = |b: Option<&[u8]>, key: &'static str| -> Result<String, DmSignalError> {
+                    let b = b.ok_or(DmSignalError::Malformed(key))?;
                     if b.is_empty() || b.len() > MAX_CREDENTIAL {
-                        return Err(SignalError::Malformed(key));
+                        return Err(DmSignalError::Malformed(key));
                     }
-                    String::from_utf8(b.to_vec()).map_err(|_| SignalError::Malformed(key))
+                    String::from_utf8(b.to_vec()).map_err(|_| DmSignalError::Malformed(key))
                 };
                 let sctp_init = match fields.s {
                     Some(s) if s.is_empty() || s.len() > MAX_SCTP_INIT => {
-                        return Err(SignalError::Malformed("s"));
+                        return Err(DmSignalError::Malformed("s"));
                     }
                     s => s.map(<[u8]>::to_vec),
                 };
-                SignalBody::Params(SessionParameters {
+                DmSignalBody::Params(SessionParameters {
                     ufrag: text(fields.u, "u")?,
                     pwd: text(fields.p, "p")?,
-                    fingerprint: fixed(fields.f.ok_or(SignalError::Malformed("f"))?, "f")?,
+                    fingerprint: fixed(fields.f.ok_or(DmSignalError::Malformed("f"))?, "f")?,
                     candidates,
                     sctp_init,
                 })
             }
-            Some(2) => SignalBody::Bye,
-            Some(3) => SignalBody::Hello,
-            _ => return Err(SignalError::Malformed("k")),
+            Some(2) => DmSignalBody::Bye,
+            Some(3) => DmSignalBody::Hello,
+            _ => return Err(DmSignalError::Malformed("k")),
         };
-        let signal = Signal {
+        let signal = DmSignal {
             node_id,
             from,
             to,
@@ -308,10 +308,10 @@ impl Signal {
         // refused above): any altered field or non-canonical spelling fails the MAC.
         let expected = mac(key, &signal.args(None));
         if !constant_time_eq(&expected, h) {
-            return Err(SignalError::BadMac);
+            return Err(DmSignalError::BadMac);
         }
         if to.is_some_and(|t| t != me) {
-            return Err(SignalError::NotForUs);
+            return Err(DmSignalError::NotForUs);
         }
         Ok(signal)
     }
@@ -321,13 +321,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn fixed<const N: usize>(bytes: &[u8], key: &'static str) -> Result<[u8; N], SignalError> {
-    <[u8; N]>::try_from(bytes).map_err(|_| SignalError::Malformed(key))
+fn fixed<const N: usize>(bytes: &[u8], key: &'static str) -> Result<[u8; N], DmSignalError> {
+    <[u8; N]>::try_from(bytes).map_err(|_| DmSignalError::Malformed(key))
 }
 
-fn split_compact(bytes: &[u8], size: usize) -> Result<Vec<SocketAddr>, SignalError> {
+fn split_compact(bytes: &[u8], size: usize) -> Result<Vec<SocketAddr>, DmSignalError> {
     if bytes.len() % size != 0 || bytes.len() / size > MAX_CANDIDATES {
-        return Err(SignalError::Malformed("candidates"));
+        return Err(DmSignalError::Malformed("candidates"));
     }
     Ok(bytes
         .chunks_exact(size)
@@ -366,8 +366,8 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    fn read(args: &'a [u8]) -> Result<Fields<'a>, SignalError> {
-        const BENCODE: SignalError = SignalError::Malformed("bencode");
+    fn read(args: &'a [u8]) -> Result<Fields<'a>, DmSignalError> {
+        const BENCODE: DmSignalError = DmSignalError::Malformed("bencode");
         let mut decoder = Decoder::new(args).with_max_depth(4);
         let mut fields = Fields::default();
         {
@@ -377,13 +377,13 @@ impl<'a> Fields<'a> {
             while let Some((key, value)) = dict.next_pair().map_err(|_| BENCODE)? {
                 let bytes = |v: Object<'_, 'a>| match v {
                     Object::Bytes(b) => Ok(b),
-                    _ => Err(SignalError::Malformed("type")),
+                    _ => Err(DmSignalError::Malformed("type")),
                 };
                 let int = |v: Object<'_, 'a>| match v {
                     Object::Integer(text) => text
                         .parse::<i64>()
-                        .map_err(|_| SignalError::Malformed("integer")),
-                    _ => Err(SignalError::Malformed("type")),
+                        .map_err(|_| DmSignalError::Malformed("integer")),
+                    _ => Err(DmSignalError::Malformed("type")),
                 };
                 match key {
                     b"c" => fields.c = Some(bytes(value)?),
@@ -403,7 +403,7 @@ impl<'a> Fields<'a> {
                     // Strict on purpose: the MAC covers the fields we understand, so an
                     // unknown key would ride along unauthenticated. A new version of the
                     // format takes a new method name instead.
-                    _ => return Err(SignalError::Malformed("unknown key")),
+                    _ => return Err(DmSignalError::Malformed("unknown key")),
                 }
             }
         }
@@ -434,7 +434,7 @@ impl ReplayGuard {
 
     /// Accepts `seq` from `member` once; refuses repeats and anything older than the
     /// window. Call only for authenticated messages (or a forger could fill the table).
-    pub fn check(&mut self, member: MemberId, seq: u64, now: Instant) -> Result<(), SignalError> {
+    pub fn check(&mut self, member: MemberId, seq: u64, now: Instant) -> Result<(), DmSignalError> {
         if !self.members.contains_key(&member) && self.members.len() >= MAX_TRACKED_MEMBERS {
             if let Some(oldest) = self
                 .members
@@ -466,7 +466,7 @@ impl ReplayGuard {
         }
         let age = *highest - seq;
         if age >= REPLAY_WINDOW || *window & (1 << age) != 0 {
-            return Err(SignalError::Replayed);
+            return Err(DmSignalError::Replayed);
         }
         *window |= 1 << age;
         Ok(())

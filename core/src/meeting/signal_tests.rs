@@ -7,13 +7,13 @@ fn key() -> [u8; 32] {
     MeetingKeys::derive("correct-horse-battery-staple").signaling
 }
 
-fn params_signal() -> Signal {
-    Signal {
+fn params_signal() -> DmSignal {
+    DmSignal {
         node_id: NodeId([0x11; 20]),
         from: MemberId([1, 2, 3, 4, 5, 6, 7, 8]),
         to: None,
         seq: 1,
-        body: SignalBody::Params(SessionParameters {
+        body: DmSignalBody::Params(SessionParameters {
             ufrag: "abcd".into(),
             pwd: "0123456789abcdefghijkl".into(),
             fingerprint: [0xAB; 32],
@@ -39,28 +39,28 @@ fn params_and_bye_round_trip_under_the_meeting_key() {
     let s = params_signal();
     let args = s.encode_args(&key());
     assert!(args.len() < 250, "{} bytes", args.len());
-    assert_eq!(Signal::decode_args(&args, &key(), ME), Ok(s.clone()));
-    let bye = Signal {
-        body: SignalBody::Bye,
+    assert_eq!(DmSignal::decode_args(&args, &key(), ME), Ok(s.clone()));
+    let bye = DmSignal {
+        body: DmSignalBody::Bye,
         to: Some(ME),
         seq: 2,
         ..s.clone()
     };
     assert_eq!(
-        Signal::decode_args(&bye.encode_args(&key()), &key(), ME),
+        DmSignal::decode_args(&bye.encode_args(&key()), &key(), ME),
         Ok(bye)
     );
-    let hello = Signal {
-        body: SignalBody::Hello,
+    let hello = DmSignal {
+        body: DmSignalBody::Hello,
         seq: 3,
         ..s.clone()
     };
     assert_eq!(
-        Signal::decode_args(&hello.encode_args(&key()), &key(), ME),
+        DmSignal::decode_args(&hello.encode_args(&key()), &key(), ME),
         Ok(hello)
     );
     // Reflexive candidates and an SCTP INIT (SNAP) travel too.
-    let SignalBody::Params(mut p) = s.body.clone() else {
+    let DmSignalBody::Params(mut p) = s.body.clone() else {
         unreachable!()
     };
     p.candidates.push(IceCandidate {
@@ -68,12 +68,12 @@ fn params_and_bye_round_trip_under_the_meeting_key() {
         addr: "203.0.113.5:6000".parse().unwrap(),
     });
     p.sctp_init = Some(vec![1, 2, 3, 4, 5]);
-    let full = Signal {
-        body: SignalBody::Params(p),
+    let full = DmSignal {
+        body: DmSignalBody::Params(p),
         ..s
     };
     assert_eq!(
-        Signal::decode_args(&full.encode_args(&key()), &key(), ME),
+        DmSignal::decode_args(&full.encode_args(&key()), &key(), ME),
         Ok(full)
     );
 }
@@ -83,12 +83,12 @@ fn a_non_member_cannot_forge_or_alter_a_message() {
     let args = params_signal().encode_args(&key());
     let outsider = MeetingKeys::derive("correct-horse-battery-stapler").signaling;
     assert_eq!(
-        Signal::decode_args(&args, &outsider, ME),
-        Err(SignalError::BadMac)
+        DmSignal::decode_args(&args, &outsider, ME),
+        Err(DmSignalError::BadMac)
     );
     assert_eq!(
-        Signal::decode_args(&params_signal().encode_args(&outsider), &key(), ME),
-        Err(SignalError::BadMac)
+        DmSignal::decode_args(&params_signal().encode_args(&outsider), &key(), ME),
+        Err(DmSignalError::BadMac)
     );
     // Every single-byte change is refused (as malformed or unauthenticated), never a panic.
     for i in 0..args.len() {
@@ -96,14 +96,14 @@ fn a_non_member_cannot_forge_or_alter_a_message() {
             let mut bad = args.clone();
             bad[i] ^= flip;
             assert!(
-                Signal::decode_args(&bad, &key(), ME).is_err(),
+                DmSignal::decode_args(&bad, &key(), ME).is_err(),
                 "byte {i} ^ {flip:#x} accepted"
             );
         }
     }
     // Truncations too.
     for len in 0..args.len() {
-        assert!(Signal::decode_args(&args[..len], &key(), ME).is_err());
+        assert!(DmSignal::decode_args(&args[..len], &key(), ME).is_err());
     }
 }
 
@@ -114,20 +114,20 @@ fn an_extra_key_is_refused() {
     let mut extra = args[..args.len() - 1].to_vec();
     extra.extend_from_slice(b"1:zi1ee");
     assert_eq!(
-        Signal::decode_args(&extra, &key(), ME),
-        Err(SignalError::Malformed("unknown key"))
+        DmSignal::decode_args(&extra, &key(), ME),
+        Err(DmSignalError::Malformed("unknown key"))
     );
 }
 
 #[test]
 fn a_message_for_another_member_is_refused() {
-    let s = Signal {
+    let s = DmSignal {
         to: Some(MemberId([7; 8])),
         ..params_signal()
     };
     assert_eq!(
-        Signal::decode_args(&s.encode_args(&key()), &key(), ME),
-        Err(SignalError::NotForUs)
+        DmSignal::decode_args(&s.encode_args(&key()), &key(), ME),
+        Err(DmSignalError::NotForUs)
     );
 }
 
@@ -137,14 +137,14 @@ fn replays_and_stale_messages_are_refused_reordering_within_the_window_is_not() 
     let mut g = ReplayGuard::new();
     let m = MemberId([1; 8]);
     assert_eq!(g.check(m, 10, now), Ok(()));
-    assert_eq!(g.check(m, 10, now), Err(SignalError::Replayed));
+    assert_eq!(g.check(m, 10, now), Err(DmSignalError::Replayed));
     assert_eq!(g.check(m, 12, now), Ok(()));
     assert_eq!(g.check(m, 11, now), Ok(()), "late but new");
-    assert_eq!(g.check(m, 11, now), Err(SignalError::Replayed));
+    assert_eq!(g.check(m, 11, now), Err(DmSignalError::Replayed));
     assert_eq!(g.check(m, 12 + REPLAY_WINDOW, now), Ok(()));
     assert_eq!(
         g.check(m, 12, now),
-        Err(SignalError::Replayed),
+        Err(DmSignalError::Replayed),
         "fell out of the window"
     );
     assert_eq!(g.check(MemberId([2; 8]), 10, now), Ok(()), "per member");
@@ -165,20 +165,20 @@ fn the_replay_table_is_bounded() {
 fn malformed_arguments_are_refused_with_the_field_named() {
     let k = key();
     assert_eq!(
-        Signal::decode_args(b"le", &k, ME),
-        Err(SignalError::Malformed("bencode"))
+        DmSignal::decode_args(b"le", &k, ME),
+        Err(DmSignalError::Malformed("bencode"))
     );
     assert_eq!(
-        Signal::decode_args(b"d1:ki1ee", &k, ME),
-        Err(SignalError::Malformed("h"))
+        DmSignal::decode_args(b"d1:ki1ee", &k, ME),
+        Err(DmSignalError::Malformed("h"))
     );
     assert_eq!(
-        Signal::decode_args(b"d1:hi1ee", &k, ME),
-        Err(SignalError::Malformed("type"))
+        DmSignal::decode_args(b"d1:hi1ee", &k, ME),
+        Err(DmSignalError::Malformed("type"))
     );
     assert_eq!(
-        Signal::decode_args(b"d1:ki1eetrailing", &k, ME),
-        Err(SignalError::Malformed("bencode"))
+        DmSignal::decode_args(b"d1:ki1eetrailing", &k, ME),
+        Err(DmSignalError::Malformed("bencode"))
     );
 }
 
@@ -202,8 +202,8 @@ fn prop_arbitrary_arguments_never_panic_or_authenticate() {
     fn prop(bytes: Vec<u8>) -> bool {
         let mut with_dict = b"d".to_vec();
         with_dict.extend_from_slice(&bytes);
-        Signal::decode_args(&bytes, &key(), ME).is_err()
-            && Signal::decode_args(&with_dict, &key(), ME).is_err()
+        DmSignal::decode_args(&bytes, &key(), ME).is_err()
+            && DmSignal::decode_args(&with_dict, &key(), ME).is_err()
     }
     QuickCheck::new()
         .tests(2000)
@@ -256,13 +256,13 @@ fn documented_vectors() -> Vec<(String, Vec<u8>)> {
 }
 
 /// The messages the document's vectors describe in prose.
-fn vector_signal(name: &str) -> Signal {
-    let base = Signal {
+fn vector_signal(name: &str) -> DmSignal {
+    let base = DmSignal {
         node_id: NodeId([0x11; 20]),
         from: MemberId([1, 2, 3, 4, 5, 6, 7, 8]),
         to: None,
         seq: 1,
-        body: SignalBody::Hello,
+        body: DmSignalBody::Hello,
     };
     let candidate = |kind, addr: &str| IceCandidate {
         kind,
@@ -270,10 +270,10 @@ fn vector_signal(name: &str) -> Signal {
     };
     match name {
         "hello" => base,
-        "params" => Signal {
+        "params" => DmSignal {
             seq: 2,
             to: Some(MemberId([9; 8])),
-            body: SignalBody::Params(SessionParameters {
+            body: DmSignalBody::Params(SessionParameters {
                 ufrag: "abcd".into(),
                 pwd: "0123456789abcdefghijkl".into(),
                 fingerprint: [0xAB; 32],
@@ -290,10 +290,10 @@ fn vector_signal(name: &str) -> Signal {
             }),
             ..base
         },
-        "bye" => Signal {
+        "bye" => DmSignal {
             seq: 3,
             to: Some(MemberId([9; 8])),
-            body: SignalBody::Bye,
+            body: DmSignalBody::Bye,
             ..base
         },
         other => panic!("PROTOCOL.md has a dm_signal vector this test does not know: {other}"),
@@ -311,7 +311,7 @@ fn every_dm_signal_vector_in_protocol_md_encodes_and_decodes_byte_for_byte() {
         let signal = vector_signal(name);
         let encoded = signal.encode_args(&key());
         assert_eq!(hex(&encoded), hex(bytes), "{name}: encoding");
-        let decoded = Signal::decode_args(bytes, &key(), ME);
+        let decoded = DmSignal::decode_args(bytes, &key(), ME);
         assert_eq!(decoded.as_ref(), Ok(&signal), "{name}: decoding");
         kinds.push(std::mem::discriminant(&signal.body));
     }

@@ -10,8 +10,8 @@
 //!   as `bendy` checks it: integers and string lengths without leading zeros or `-0`,
 //!   dictionary keys unique and in sorted byte order (BEP 3 requires it and every client we
 //!   know of sorts), nesting at most [`MAX_DEPTH`] deep. Trailing bytes, truncation, a
-//!   top level that is not a dictionary: [`DecodeErrorKind::Bencode`] or
-//!   [`DecodeErrorKind::NotADict`]. The structure is checked to the end even when a
+//!   top level that is not a dictionary: [`KrpcDecodeErrorKind::Bencode`] or
+//!   [`KrpcDecodeErrorKind::NotADict`]. The structure is checked to the end even when a
 //!   field is already known to be wrong, so a field error is only ever reported for
 //!   well-formed bencode.
 //! - **Unknown keys** are ignored at every level, whatever their type or size. Known keys
@@ -19,13 +19,13 @@
 //!   (`target` in a `ping`, `a` in a response, `want` in an `announce_peer`, …): a
 //!   peer's stray key never costs us its message.
 //! - **Keys that apply are checked**: wrong bencode type is
-//!   [`DecodeErrorKind::WrongType`], a byte string whose length is meaningful and wrong
-//!   is [`DecodeErrorKind::BadLength`] (ids of 20 bytes, compact infos, `ip`), an
-//!   integer beyond `i64` or outside its key's range is [`DecodeErrorKind::OutOfRange`]
+//!   [`KrpcDecodeErrorKind::WrongType`], a byte string whose length is meaningful and wrong
+//!   is [`KrpcDecodeErrorKind::BadLength`] (ids of 20 bytes, compact infos, `ip`), an
+//!   integer beyond `i64` or outside its key's range is [`KrpcDecodeErrorKind::OutOfRange`]
 //!   (never a panic).
 //! - `t`: any length 1..=[`MAX_TRANSACTION_ID`]; longer or empty is rejected, since a
 //!   truncated id could not be echoed back.
-//! - `y`: `q`, `r` or `e`, else [`DecodeErrorKind::UnknownMessageType`].
+//! - `y`: `q`, `r` or `e`, else [`KrpcDecodeErrorKind::UnknownMessageType`].
 //! - `v`: truncated to [`MAX_VERSION`] bytes (it is only informational).
 //! - `ro` (BEP 43): read-only when the integer is 1; any other integer means not.
 //! - `ip` (BEP 42): compact, 6 or 18 bytes.
@@ -46,7 +46,7 @@
 //!   present, the message (lossily UTF-8, truncated at a character boundary to
 //!   [`MAX_ERROR_MESSAGE`] bytes); further elements are ignored.
 //!
-//! On failure, [`DecodeError`] carries the transaction id and whether `y` was `q` as far
+//! On failure, [`KrpcDecodeError`] carries the transaction id and whether `y` was `q` as far
 //! as they were read, so the node can answer a malformed query with error 203.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -66,7 +66,7 @@ pub(super) const MAX_DEPTH: usize = 16;
 
 /// What was wrong with a datagram that claimed to be KRPC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeErrorKind {
+pub enum KrpcDecodeErrorKind {
     /// Not valid bencode, trailing bytes, or nesting too deep.
     #[error("malformed bencode")]
     Bencode,
@@ -94,9 +94,9 @@ pub enum DecodeErrorKind {
 /// query can still be answered with error 203 under its transaction id).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}")]
-pub struct DecodeError {
+pub struct KrpcDecodeError {
     /// What was wrong.
-    pub kind: DecodeErrorKind,
+    pub kind: KrpcDecodeErrorKind,
     /// The transaction id, if it was found and valid.
     pub transaction_id: Option<Vec<u8>>,
     /// Whether the message was a query (`y` = `q`).
@@ -114,7 +114,7 @@ impl From<bendy::decoding::Error> for Malformed {
 
 /// A key as read: absent, valid, or present but invalid (and why). Whether an invalid
 /// key matters is decided only once the message type is known.
-type Field<T> = Result<Option<T>, DecodeErrorKind>;
+type Field<T> = Result<Option<T>, KrpcDecodeErrorKind>;
 
 /// Everything read from the top-level dictionary.
 struct TopLevel<'a> {
@@ -205,19 +205,19 @@ impl Default for ResponseDict {
 impl Message {
     /// Decodes one KRPC message that fills the whole datagram. The rules, and where
     /// over-long data is truncated or rejected, are in this module's documentation.
-    pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+    pub fn decode(bytes: &[u8]) -> Result<Message, KrpcDecodeError> {
         let mut decoder = Decoder::new(bytes).with_max_depth(MAX_DEPTH);
         let mut top = TopLevel::default();
         let structure = read_top_level(&mut decoder, &mut top);
         // The datagram must hold exactly one object: `Ok(None)` means end of input.
         let structure = structure.and_then(|()| match decoder.next_object() {
             Ok(None) => Ok(()),
-            _ => Err(DecodeErrorKind::Bencode),
+            _ => Err(KrpcDecodeErrorKind::Bencode),
         });
 
         let transaction_id = top.transaction_id.ok().flatten();
         let is_query = matches!(top.kind, Ok(Some(b"q")));
-        let fail = |kind| DecodeError {
+        let fail = |kind| KrpcDecodeError {
             kind,
             transaction_id: transaction_id.map(<[u8]>::to_vec),
             is_query,
@@ -232,13 +232,13 @@ impl Message {
 fn read_top_level<'a>(
     decoder: &mut Decoder<'a>,
     top: &mut TopLevel<'a>,
-) -> Result<(), DecodeErrorKind> {
+) -> Result<(), KrpcDecodeErrorKind> {
     match decoder.next_object() {
         Ok(Some(Object::Dict(mut dict))) => {
-            read_top_level_pairs(&mut dict, top).map_err(|Malformed| DecodeErrorKind::Bencode)
+            read_top_level_pairs(&mut dict, top).map_err(|Malformed| KrpcDecodeErrorKind::Bencode)
         }
-        Ok(Some(_)) => Err(DecodeErrorKind::NotADict),
-        Ok(None) | Err(_) => Err(DecodeErrorKind::Bencode),
+        Ok(Some(_)) => Err(KrpcDecodeErrorKind::NotADict),
+        Ok(None) | Err(_) => Err(KrpcDecodeErrorKind::Bencode),
     }
 }
 
@@ -267,7 +267,7 @@ fn read_top_level_pairs<'a>(
 }
 
 /// Builds the message from what was read, checking the keys that apply to it.
-fn assemble(top: TopLevel<'_>) -> Result<Message, DecodeErrorKind> {
+fn assemble(top: TopLevel<'_>) -> Result<Message, KrpcDecodeErrorKind> {
     let transaction_id = required(top.transaction_id, "t")?.to_vec();
     let kind = required(top.kind, "y")?;
     let version = top
@@ -303,7 +303,7 @@ fn assemble(top: TopLevel<'_>) -> Result<Message, DecodeErrorKind> {
             let (code, message) = required(top.error, "e")?;
             Body::Error { code, message }
         }
-        _ => return Err(DecodeErrorKind::UnknownMessageType),
+        _ => return Err(KrpcDecodeErrorKind::UnknownMessageType),
     };
     Ok(Message {
         transaction_id,
@@ -315,7 +315,7 @@ fn assemble(top: TopLevel<'_>) -> Result<Message, DecodeErrorKind> {
 }
 
 /// The query named `method`, from the arguments that apply to it.
-fn query(method: &[u8], args: Args<'_>) -> Result<Query, DecodeErrorKind> {
+fn query(method: &[u8], args: Args<'_>) -> Result<Query, KrpcDecodeErrorKind> {
     Ok(match method {
         b"ping" => Query::Ping,
         b"find_node" => Query::FindNode {
@@ -343,7 +343,7 @@ fn query(method: &[u8], args: Args<'_>) -> Result<Query, DecodeErrorKind> {
                 token: required(args.token, "token")?.to_vec(),
             }
         }
-        _ if method.len() > MAX_METHOD => return Err(DecodeErrorKind::BadLength("q")),
+        _ if method.len() > MAX_METHOD => return Err(KrpcDecodeErrorKind::BadLength("q")),
         _ => Query::Other {
             method: method.to_vec(),
             args: args.raw.to_vec(),
@@ -352,14 +352,14 @@ fn query(method: &[u8], args: Args<'_>) -> Result<Query, DecodeErrorKind> {
 }
 
 /// The value of a required key, or why it is missing or invalid.
-fn required<T>(field: Field<T>, key: &'static str) -> Result<T, DecodeErrorKind> {
-    field?.ok_or(DecodeErrorKind::MissingKey(key))
+fn required<T>(field: Field<T>, key: &'static str) -> Result<T, KrpcDecodeErrorKind> {
+    field?.ok_or(KrpcDecodeErrorKind::MissingKey(key))
 }
 
 fn byte_string<'a>(value: Object<'_, 'a>, key: &'static str) -> Field<&'a [u8]> {
     match value {
         Object::Bytes(bytes) => Ok(Some(bytes)),
-        _ => Err(DecodeErrorKind::WrongType(key)),
+        _ => Err(KrpcDecodeErrorKind::WrongType(key)),
     }
 }
 
@@ -369,8 +369,8 @@ fn integer(value: Object<'_, '_>, key: &'static str) -> Field<i64> {
         Object::Integer(text) => text
             .parse()
             .map(Some)
-            .map_err(|_| DecodeErrorKind::OutOfRange(key)),
-        _ => Err(DecodeErrorKind::WrongType(key)),
+            .map_err(|_| KrpcDecodeErrorKind::OutOfRange(key)),
+        _ => Err(KrpcDecodeErrorKind::WrongType(key)),
     }
 }
 
@@ -378,7 +378,7 @@ fn transaction_id<'a>(value: Object<'_, 'a>) -> Field<&'a [u8]> {
     let t = byte_string(value, "t")?;
     match t {
         Some(t) if t.is_empty() || t.len() > MAX_TRANSACTION_ID => {
-            Err(DecodeErrorKind::BadLength("t"))
+            Err(KrpcDecodeErrorKind::BadLength("t"))
         }
         t => Ok(t),
     }
@@ -388,20 +388,20 @@ fn id20(value: Object<'_, '_>, key: &'static str) -> Field<[u8; 20]> {
     let bytes = byte_string(value, key)?.unwrap_or_default();
     match <[u8; 20]>::try_from(bytes) {
         Ok(id) => Ok(Some(id)),
-        Err(_) => Err(DecodeErrorKind::BadLength(key)),
+        Err(_) => Err(KrpcDecodeErrorKind::BadLength(key)),
     }
 }
 
 fn token<'a>(value: Object<'_, 'a>) -> Field<&'a [u8]> {
     match byte_string(value, "token")? {
-        Some(token) if token.len() > MAX_TOKEN => Err(DecodeErrorKind::BadLength("token")),
+        Some(token) if token.len() > MAX_TOKEN => Err(KrpcDecodeErrorKind::BadLength("token")),
         token => Ok(token),
     }
 }
 
 fn read_args<'a>(value: Object<'_, 'a>, args: &mut Args<'a>) -> Result<Field<()>, Malformed> {
     let Object::Dict(mut dict) = value else {
-        return Ok(Err(DecodeErrorKind::WrongType("a")));
+        return Ok(Err(KrpcDecodeErrorKind::WrongType("a")));
     };
     while let Some((key, value)) = dict.next_pair()? {
         match key {
@@ -429,7 +429,7 @@ fn port(value: Object<'_, '_>) -> Field<u16> {
     match integer(value, "port")? {
         Some(port) => u16::try_from(port)
             .map(Some)
-            .map_err(|_| DecodeErrorKind::OutOfRange("port")),
+            .map_err(|_| KrpcDecodeErrorKind::OutOfRange("port")),
         None => Ok(None),
     }
 }
@@ -437,7 +437,7 @@ fn port(value: Object<'_, '_>) -> Field<u16> {
 /// BEP 32 `want`: entries other than `n4` and `n6`, of any type, are ignored.
 fn read_want(value: Object<'_, '_>) -> Result<Field<Want>, Malformed> {
     let Object::List(mut list) = value else {
-        return Ok(Err(DecodeErrorKind::WrongType("want")));
+        return Ok(Err(KrpcDecodeErrorKind::WrongType("want")));
     };
     let mut want = Want::default();
     while let Some(item) = list.next_object()? {
@@ -452,7 +452,7 @@ fn read_want(value: Object<'_, '_>) -> Result<Field<Want>, Malformed> {
 
 fn read_response(value: Object<'_, '_>, r: &mut ResponseDict) -> Result<Field<()>, Malformed> {
     let Object::Dict(mut dict) = value else {
-        return Ok(Err(DecodeErrorKind::WrongType("r")));
+        return Ok(Err(KrpcDecodeErrorKind::WrongType("r")));
     };
     while let Some((key, value)) = dict.next_pair()? {
         match key {
@@ -477,16 +477,16 @@ fn compact_nodes(
 ) -> Field<Vec<CompactNode>> {
     let bytes = byte_string(value, key)?.unwrap_or_default();
     if bytes.len() % size != 0 {
-        return Err(DecodeErrorKind::BadLength(key));
+        return Err(KrpcDecodeErrorKind::BadLength(key));
     }
     let mut nodes = Vec::with_capacity((bytes.len() / size).min(MAX_NODES));
     for chunk in bytes.chunks_exact(size).take(MAX_NODES) {
         // `chunks_exact` gives `size` = 20 + the address's length: both always succeed.
         let Some((id, rest)) = chunk.split_first_chunk::<20>() else {
-            return Err(DecodeErrorKind::BadLength(key));
+            return Err(KrpcDecodeErrorKind::BadLength(key));
         };
         let Some(addr) = addr(rest) else {
-            return Err(DecodeErrorKind::BadLength(key));
+            return Err(KrpcDecodeErrorKind::BadLength(key));
         };
         nodes.push(CompactNode {
             id: NodeId(*id),
@@ -500,16 +500,16 @@ fn compact_nodes(
 /// checked, so that a list's validity does not depend on where the bound falls.
 fn read_values(value: Object<'_, '_>) -> Result<Field<Vec<SocketAddr>>, Malformed> {
     let Object::List(mut list) = value else {
-        return Ok(Err(DecodeErrorKind::WrongType("values")));
+        return Ok(Err(KrpcDecodeErrorKind::WrongType("values")));
     };
     let mut values = Vec::new();
     let mut verdict = Ok(());
     while let Some(item) = list.next_object()? {
         let peer = match item {
             Object::Bytes(bytes) => {
-                compact_addr(bytes).map_err(|_| DecodeErrorKind::BadLength("values"))
+                compact_addr(bytes).map_err(|_| KrpcDecodeErrorKind::BadLength("values"))
             }
-            _ => Err(DecodeErrorKind::WrongType("values")),
+            _ => Err(KrpcDecodeErrorKind::WrongType("values")),
         };
         match peer {
             Ok(peer) if values.len() < MAX_VALUES => values.push(peer),
@@ -526,19 +526,19 @@ fn read_values(value: Object<'_, '_>) -> Result<Field<Vec<SocketAddr>>, Malforme
 
 fn read_error(value: Object<'_, '_>) -> Result<Field<(i64, String)>, Malformed> {
     let Object::List(mut list) = value else {
-        return Ok(Err(DecodeErrorKind::WrongType("e")));
+        return Ok(Err(KrpcDecodeErrorKind::WrongType("e")));
     };
     let code = match list.next_object()? {
         Some(code) => match integer(code, "e") {
             Ok(Some(code)) => code,
-            Ok(None) => return Ok(Err(DecodeErrorKind::WrongType("e"))),
+            Ok(None) => return Ok(Err(KrpcDecodeErrorKind::WrongType("e"))),
             Err(kind) => return Ok(Err(kind)),
         },
-        None => return Ok(Err(DecodeErrorKind::BadLength("e"))),
+        None => return Ok(Err(KrpcDecodeErrorKind::BadLength("e"))),
     };
     let message = match list.next_object()? {
         Some(Object::Bytes(message)) => error_message(message),
-        Some(_) => return Ok(Err(DecodeErrorKind::WrongType("e"))),
+        Some(_) => return Ok(Err(KrpcDecodeErrorKind::WrongType("e"))),
         None => String::new(),
     };
     Ok(Ok(Some((code, message))))
@@ -558,13 +558,13 @@ fn error_message(bytes: &[u8]) -> String {
 }
 
 /// Compact peer info: 6 bytes (IPv4) or 18 bytes (IPv6), port big-endian.
-fn compact_addr(bytes: &[u8]) -> Result<SocketAddr, DecodeErrorKind> {
+fn compact_addr(bytes: &[u8]) -> Result<SocketAddr, KrpcDecodeErrorKind> {
     match bytes.len() {
         6 => compact_v4(bytes),
         18 => compact_v6(bytes),
         _ => None,
     }
-    .ok_or(DecodeErrorKind::BadLength("ip"))
+    .ok_or(KrpcDecodeErrorKind::BadLength("ip"))
 }
 
 fn compact_v4(bytes: &[u8]) -> Option<SocketAddr> {

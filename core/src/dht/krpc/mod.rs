@@ -18,7 +18,7 @@ mod encode;
 #[cfg(test)]
 mod tests;
 
-pub use decode::{DecodeError, DecodeErrorKind};
+pub use decode::{KrpcDecodeError, KrpcDecodeErrorKind};
 
 /// Longest transaction id accepted (real clients use 2–8 bytes).
 pub const MAX_TRANSACTION_ID: usize = 32;

@@ -47,7 +47,7 @@ fn decode(bytes: &[u8]) -> Message {
     })
 }
 
-fn kind(bytes: &[u8]) -> DecodeErrorKind {
+fn kind(bytes: &[u8]) -> KrpcDecodeErrorKind {
     match Message::decode(bytes) {
         Ok(m) => panic!("decoded {m:?} from {:?}", String::from_utf8_lossy(bytes)),
         Err(e) => e.kind,
@@ -214,7 +214,7 @@ fn bep5_placeholder_nodes_are_rejected_but_keep_the_transaction_id() {
         b"d1:rd2:id20:abcdefghij01234567895:nodes9:def456...5:token8:aoeusnthe1:t2:aa1:y1:re",
     )
     .unwrap_err();
-    assert_eq!(e.kind, DecodeErrorKind::BadLength("nodes"));
+    assert_eq!(e.kind, KrpcDecodeErrorKind::BadLength("nodes"));
     assert_eq!(e.transaction_id.as_deref(), Some(&b"aa"[..]));
     assert!(!e.is_query);
 }
@@ -283,9 +283,9 @@ fn nodes_string_of_wrong_length_is_rejected() {
         cut,
         b"e1:t2:aa1:y1:re",
     ]);
-    assert_eq!(kind(&bytes), DecodeErrorKind::BadLength("nodes"));
+    assert_eq!(kind(&bytes), KrpcDecodeErrorKind::BadLength("nodes"));
     let bytes = b"d1:rd2:id20:abcdefghij01234567896:nodes65:abcdee1:t2:aa1:y1:re";
-    assert_eq!(kind(bytes), DecodeErrorKind::BadLength("nodes6"));
+    assert_eq!(kind(bytes), KrpcDecodeErrorKind::BadLength("nodes6"));
 }
 
 #[test]
@@ -312,9 +312,9 @@ fn values_beyond_the_bound_are_truncated_but_still_checked() {
     };
     assert_eq!(response.values.len(), MAX_VALUES);
     let bad = format!("d1:rd2:id20:abcdefghij01234567896:valuesl{peers}5:shortee1:t2:aa1:y1:re");
-    assert_eq!(kind(bad.as_bytes()), DecodeErrorKind::BadLength("values"));
+    assert_eq!(kind(bad.as_bytes()), KrpcDecodeErrorKind::BadLength("values"));
     let wrong = b"d1:rd2:id20:abcdefghij01234567896:valuesli1eee1:t2:aa1:y1:re";
-    assert_eq!(kind(wrong), DecodeErrorKind::WrongType("values"));
+    assert_eq!(kind(wrong), KrpcDecodeErrorKind::WrongType("values"));
 }
 
 #[test]
@@ -322,7 +322,7 @@ fn trailing_bytes_are_rejected() {
     let ping = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
     for tail in [&b"x"[..], b"e", b"de", b"i0e", b"\0"] {
         let e = Message::decode(&concat(&[ping, tail])).unwrap_err();
-        assert_eq!(e.kind, DecodeErrorKind::Bencode, "tail {tail:?}");
+        assert_eq!(e.kind, KrpcDecodeErrorKind::Bencode, "tail {tail:?}");
         // Everything was read: a node could still answer 203.
         assert_eq!(e.transaction_id.as_deref(), Some(&b"aa"[..]));
         assert!(e.is_query);
@@ -333,12 +333,12 @@ fn trailing_bytes_are_rejected() {
 fn truncated_and_non_dict_datagrams_are_rejected() {
     let ping = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
     for end in 0..ping.len() {
-        assert_eq!(kind(ping.get(..end).unwrap()), DecodeErrorKind::Bencode);
+        assert_eq!(kind(ping.get(..end).unwrap()), KrpcDecodeErrorKind::Bencode);
     }
-    assert_eq!(kind(b"le"), DecodeErrorKind::NotADict);
-    assert_eq!(kind(b"i1e"), DecodeErrorKind::NotADict);
-    assert_eq!(kind(b"4:spam"), DecodeErrorKind::NotADict);
-    assert_eq!(kind(b"x"), DecodeErrorKind::Bencode);
+    assert_eq!(kind(b"le"), KrpcDecodeErrorKind::NotADict);
+    assert_eq!(kind(b"i1e"), KrpcDecodeErrorKind::NotADict);
+    assert_eq!(kind(b"4:spam"), KrpcDecodeErrorKind::NotADict);
+    assert_eq!(kind(b"x"), KrpcDecodeErrorKind::Bencode);
 }
 
 #[test]
@@ -346,11 +346,11 @@ fn unsorted_or_duplicate_keys_are_malformed() {
     // bendy enforces BEP 3's sorted keys; every DHT client we know of sorts them.
     assert_eq!(
         kind(b"d1:t2:aa1:ad2:id20:abcdefghij0123456789e1:q4:ping1:y1:qe"),
-        DecodeErrorKind::Bencode
+        KrpcDecodeErrorKind::Bencode
     );
     assert_eq!(
         kind(b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:t2:aa1:y1:qe"),
-        DecodeErrorKind::Bencode
+        KrpcDecodeErrorKind::Bencode
     );
 }
 
@@ -362,8 +362,8 @@ fn nesting_deeper_than_the_bound_is_malformed() {
     };
     // The top-level dictionary is one level.
     assert!(Message::decode(nested(MAX_DEPTH - 1).as_bytes()).is_ok());
-    assert_eq!(kind(nested(MAX_DEPTH).as_bytes()), DecodeErrorKind::Bencode);
-    assert_eq!(kind(nested(100_000).as_bytes()), DecodeErrorKind::Bencode);
+    assert_eq!(kind(nested(MAX_DEPTH).as_bytes()), KrpcDecodeErrorKind::Bencode);
+    assert_eq!(kind(nested(100_000).as_bytes()), KrpcDecodeErrorKind::Bencode);
 }
 
 #[test]
@@ -375,38 +375,38 @@ fn transaction_ids_of_any_length_up_to_the_bound_are_accepted() {
     }
     let long = "x".repeat(MAX_TRANSACTION_ID + 1);
     let bytes = format!("d1:rd2:id20:abcdefghij0123456789e1:t33:{long}1:y1:re");
-    assert_eq!(kind(bytes.as_bytes()), DecodeErrorKind::BadLength("t"));
+    assert_eq!(kind(bytes.as_bytes()), KrpcDecodeErrorKind::BadLength("t"));
     assert_eq!(
         kind(b"d1:rd2:id20:abcdefghij0123456789e1:t0:1:y1:re"),
-        DecodeErrorKind::BadLength("t")
+        KrpcDecodeErrorKind::BadLength("t")
     );
     assert_eq!(
         kind(b"d1:rd2:id20:abcdefghij0123456789e1:y1:re"),
-        DecodeErrorKind::MissingKey("t")
+        KrpcDecodeErrorKind::MissingKey("t")
     );
 }
 
 #[test]
 fn malformed_query_keeps_transaction_id_for_error_203() {
     let e = Message::decode(b"d1:ad2:id3:abce1:q4:ping1:t2:xy1:y1:qe").unwrap_err();
-    assert_eq!(e.kind, DecodeErrorKind::BadLength("id"));
+    assert_eq!(e.kind, KrpcDecodeErrorKind::BadLength("id"));
     assert_eq!(e.transaction_id.as_deref(), Some(&b"xy"[..]));
     assert!(e.is_query);
     let e = Message::decode(b"d1:q4:ping1:t2:xy1:y1:qe").unwrap_err();
-    assert_eq!(e.kind, DecodeErrorKind::MissingKey("a"));
+    assert_eq!(e.kind, KrpcDecodeErrorKind::MissingKey("a"));
     assert!(e.is_query);
     let e = Message::decode(b"d1:ai1e1:q4:ping1:t2:xy1:y1:qe").unwrap_err();
-    assert_eq!(e.kind, DecodeErrorKind::WrongType("a"));
+    assert_eq!(e.kind, KrpcDecodeErrorKind::WrongType("a"));
     let e = Message::decode(b"d1:ad2:id20:abcdefghij0123456789e1:t2:xy1:y1:qe").unwrap_err();
-    assert_eq!(e.kind, DecodeErrorKind::MissingKey("q"));
+    assert_eq!(e.kind, KrpcDecodeErrorKind::MissingKey("q"));
 }
 
 #[test]
 fn unknown_message_type_is_rejected() {
     let e = Message::decode(b"d1:t2:aa1:y1:xe").unwrap_err();
-    assert_eq!(e.kind, DecodeErrorKind::UnknownMessageType);
+    assert_eq!(e.kind, KrpcDecodeErrorKind::UnknownMessageType);
     assert!(!e.is_query);
-    assert_eq!(kind(b"d1:t2:aa1:yi1ee"), DecodeErrorKind::WrongType("y"));
+    assert_eq!(kind(b"d1:t2:aa1:yi1ee"), KrpcDecodeErrorKind::WrongType("y"));
 }
 
 #[test]
@@ -443,15 +443,15 @@ fn huge_integers_are_out_of_range_not_a_panic() {
     ] {
         assert_eq!(
             kind(announce(port).as_bytes()),
-            DecodeErrorKind::OutOfRange("port")
+            KrpcDecodeErrorKind::OutOfRange("port")
         );
     }
     assert_eq!(
         kind(announce("2:ab").as_bytes()),
-        DecodeErrorKind::WrongType("port")
+        KrpcDecodeErrorKind::WrongType("port")
     );
     let huge_code = b"d1:eli9223372036854775808e1:xe1:t2:aa1:y1:ee";
-    assert_eq!(kind(huge_code), DecodeErrorKind::OutOfRange("e"));
+    assert_eq!(kind(huge_code), KrpcDecodeErrorKind::OutOfRange("e"));
     let min_code = b"d1:eli-9223372036854775808e0:e1:t2:aa1:y1:ee";
     assert_eq!(
         decode(min_code).body,
@@ -461,7 +461,7 @@ fn huge_integers_are_out_of_range_not_a_panic() {
         }
     );
     let huge_string_length = b"d1:t99999999999999999999999999:aa1:y1:re";
-    assert_eq!(kind(huge_string_length), DecodeErrorKind::Bencode);
+    assert_eq!(kind(huge_string_length), KrpcDecodeErrorKind::Bencode);
 }
 
 #[test]
@@ -473,11 +473,11 @@ fn announce_port_is_required_unless_implied() {
     };
     assert_eq!(
         kind(announce("").as_bytes()),
-        DecodeErrorKind::MissingKey("port")
+        KrpcDecodeErrorKind::MissingKey("port")
     );
     assert_eq!(
         kind(announce("12:implied_porti0e").as_bytes()),
-        DecodeErrorKind::MissingKey("port")
+        KrpcDecodeErrorKind::MissingKey("port")
     );
     let Body::Query { query, .. } = decode(announce("12:implied_porti7e").as_bytes()).body else {
         panic!("not a query")
@@ -502,7 +502,7 @@ fn tokens_beyond_the_bound_are_rejected_not_truncated() {
     let ok = format!("d1:rd2:id20:mnopqrstuvwxyz1234565:token{MAX_TOKEN}:{token}e1:t2:aa1:y1:re");
     assert!(Message::decode(ok.as_bytes()).is_ok());
     let long = format!("d1:rd2:id20:mnopqrstuvwxyz1234565:token65:{token}ke1:t2:aa1:y1:re");
-    assert_eq!(kind(long.as_bytes()), DecodeErrorKind::BadLength("token"));
+    assert_eq!(kind(long.as_bytes()), KrpcDecodeErrorKind::BadLength("token"));
 }
 
 #[test]
@@ -527,17 +527,17 @@ fn version_is_truncated_and_error_message_cut_at_a_character_boundary() {
 fn error_list_shapes() {
     assert_eq!(
         kind(b"d1:ele1:t2:aa1:y1:ee"),
-        DecodeErrorKind::BadLength("e")
+        KrpcDecodeErrorKind::BadLength("e")
     );
     assert_eq!(
         kind(b"d1:el3:abce1:t2:aa1:y1:ee"),
-        DecodeErrorKind::WrongType("e")
+        KrpcDecodeErrorKind::WrongType("e")
     );
     assert_eq!(
         kind(b"d1:eli201ei5ee1:t2:aa1:y1:ee"),
-        DecodeErrorKind::WrongType("e")
+        KrpcDecodeErrorKind::WrongType("e")
     );
-    assert_eq!(kind(b"d1:t2:aa1:y1:ee"), DecodeErrorKind::MissingKey("e"));
+    assert_eq!(kind(b"d1:t2:aa1:y1:ee"), KrpcDecodeErrorKind::MissingKey("e"));
     // Extra elements are ignored.
     let extra = b"d1:eli204e3:huh5:extrae1:t2:aa1:y1:ee";
     assert_eq!(
@@ -571,7 +571,7 @@ fn unknown_method_keeps_the_raw_arguments() {
     let e = Message::decode(long.as_bytes()).unwrap_err();
     assert_eq!(
         (e.kind, e.is_query),
-        (DecodeErrorKind::BadLength("q"), true)
+        (KrpcDecodeErrorKind::BadLength("q"), true)
     );
 }
 
@@ -592,7 +592,7 @@ fn want_keeps_n4_and_n6_and_ignores_the_rest() {
         }
     );
     let not_a_list = b"d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz1234564:want2:n4e1:q9:find_node1:t2:aa1:y1:qe";
-    assert_eq!(kind(not_a_list), DecodeErrorKind::WrongType("want"));
+    assert_eq!(kind(not_a_list), KrpcDecodeErrorKind::WrongType("want"));
 }
 
 #[test]
@@ -602,8 +602,8 @@ fn read_only_flag_is_the_integer_one() {
     assert!(!decode(with("i0e").as_bytes()).read_only);
     assert_eq!(
         kind(with("1:1").as_bytes()),
-        DecodeErrorKind::WrongType("ro")
+        KrpcDecodeErrorKind::WrongType("ro")
     );
     let bad_ip = b"d2:ip3:abc1:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re";
-    assert_eq!(kind(bad_ip), DecodeErrorKind::BadLength("ip"));
+    assert_eq!(kind(bad_ip), KrpcDecodeErrorKind::BadLength("ip"));
 }

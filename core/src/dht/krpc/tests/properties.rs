@@ -367,8 +367,8 @@ fn decoder_agrees_with_bendy_on_which_inputs_are_well_formed_dicts() {
     fn prop(input: BencodeInput) -> bool {
         let structural = matches!(
             Message::decode(&input.0),
-            Err(DecodeError {
-                kind: DecodeErrorKind::Bencode | DecodeErrorKind::NotADict,
+            Err(KrpcDecodeError {
+                kind: KrpcDecodeErrorKind::Bencode | KrpcDecodeErrorKind::NotADict,
                 ..
             })
         );
@@ -465,7 +465,7 @@ fn krpc_shaped_inputs_that_decode_round_trip_and_errors_keep_what_was_read() {
                 holds(again.as_ref() == Ok(&msg), &msg, &input.0)
             }
             // Well-formed bencode is never reported as malformed.
-            Err(e) => holds(!matches!(e.kind, DecodeErrorKind::Bencode), &e, &input.0),
+            Err(e) => holds(!matches!(e.kind, KrpcDecodeErrorKind::Bencode), &e, &input.0),
         }
     }
     QuickCheck::new()
