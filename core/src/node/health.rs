@@ -82,6 +82,17 @@ pub struct Health {
 
 impl Node {
     /// A snapshot of the node's state and counters.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use dhtmeet_core::{Node, NodeConfig, Seed};
+    /// let node = Node::new(NodeConfig::new(Seed::from_u64(1)), Instant::now()).unwrap();
+    /// let health = node.health();
+    /// assert!(!health.initialised); // the DHT has not bootstrapped yet
+    /// for peer in &health.peers {
+    ///     println!("{}: rtt {:?}, bytes {:?}", peer.member, peer.rtt, peer.bytes);
+    /// }
+    /// ```
     pub fn health(&self) -> Health {
         let mut stats = self.stats;
         stats.stun_client = self

@@ -130,6 +130,19 @@ impl Node {
     /// each. Weak typed codes are refused unless `allow_weak_code` (see
     /// `docs/meetings.md`). Returns our member id (new at every join) and the code's
     /// strength.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use dhtmeet_core::{Node, NodeConfig, Seed};
+    /// # let mut config = NodeConfig::new(Seed::from_u64(1));
+    /// # config.local_addr = Some("198.51.100.7:4000".parse().unwrap());
+    /// # let mut node = Node::new(config, Instant::now()).unwrap();
+    /// let code = dhtmeet_core::code::generate(&mut Seed::from_u64(2).rng());
+    /// let (me, _strength) = node.join(Instant::now(), &code, false)?;
+    /// assert_eq!(node.meeting().map(|m| m.member_id()), Some(me));
+    /// // Members arrive as Event::PeerConnected from `poll_event`.
+    /// # Ok::<(), dhtmeet_core::JoinError>(())
+    /// ```
     pub fn join(
         &mut self,
         now: Instant,
@@ -177,6 +190,19 @@ impl Node {
 
     /// Leaves the meeting: says bye to every member, closes every session, stops
     /// announcing. Safe to call when not in a meeting.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use dhtmeet_core::{Node, NodeConfig, Seed};
+    /// # let mut config = NodeConfig::new(Seed::from_u64(1));
+    /// # config.local_addr = Some("198.51.100.7:4000".parse().unwrap());
+    /// # let mut node = Node::new(config, Instant::now()).unwrap();
+    /// # let code = dhtmeet_core::code::generate(&mut Seed::from_u64(2).rng());
+    /// node.join(Instant::now(), &code, false)?;
+    /// node.leave(Instant::now()); // byes go out at the next poll_transmit
+    /// assert!(node.meeting().is_none());
+    /// # Ok::<(), dhtmeet_core::JoinError>(())
+    /// ```
     pub fn leave(&mut self, now: Instant) {
         self.advance(now);
         let Some(meeting) = &mut self.meeting else {
@@ -226,6 +252,25 @@ impl Node {
     }
 
     /// Sends `data` (any size up to the session bound) to `member`.
+    /// [`SendError::WouldBlock`] when the member's delivery window is full: send again
+    /// after [`Event::Writable`].
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use dhtmeet_core::{Node, NodeConfig, Seed};
+    /// # let mut config = NodeConfig::new(Seed::from_u64(1));
+    /// # config.local_addr = Some("198.51.100.7:4000".parse().unwrap());
+    /// # let mut node = Node::new(config, Instant::now()).unwrap();
+    /// use dhtmeet_core::{Event, SansIo, SendError};
+    /// while let Some(event) = node.poll_event() {
+    ///     if let Event::PeerConnected { member } = event {
+    ///         match node.send(&member, b"hello") {
+    ///             Ok(()) | Err(SendError::WouldBlock) => {} // retry on Event::Writable
+    ///             Err(e) => eprintln!("{member}: {e}"),
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn send(&mut self, member: &MemberId, data: &[u8]) -> Result<(), SendError> {
         let meeting = self.meeting.as_mut().ok_or(SendError::Closed)?;
         meeting.send(member, data)
@@ -245,6 +290,18 @@ impl Node {
 
     /// Starts a DHT get_peers lookup for `info_hash`; its peers arrive as
     /// [`Event::PeersFound`] and its end as [`Event::LookupDone`] with this id.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use dhtmeet_core::{Node, NodeConfig, Seed};
+    /// # let mut config = NodeConfig::new(Seed::from_u64(1));
+    /// # config.local_addr = Some("198.51.100.7:4000".parse().unwrap());
+    /// # let mut node = Node::new(config, Instant::now()).unwrap();
+    /// let topic = dhtmeet_core::InfoHash([7; 20]);
+    /// let lookup = node.get_peers(Instant::now(), topic)?;
+    /// // … drive the node; then Event::LookupDone(summary) with summary.id == lookup.
+    /// # Ok::<(), dhtmeet_core::LookupError>(())
+    /// ```
     pub fn get_peers(
         &mut self,
         now: Instant,
