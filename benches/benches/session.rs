@@ -421,7 +421,7 @@ impl Nodes {
                 }
                 config.local_addr = Some(addrs[i]);
             }
-            Node::new(config, now).expect("valid node config")
+            Node::new(now, config).expect("valid node config")
         };
         let mut net = Nodes {
             link: Link::new(now, Duration::ZERO, addrs),

@@ -107,8 +107,8 @@ fn ten_thousand_hosts() -> Sim<Node> {
     let mut sim: Sim<Node> = Sim::new(Seed::from_u64(1));
     for (i, &a) in STUN_SERVERS.iter().enumerate() {
         let node = Node::new(
-            NodeConfig::new(sim.host_seed(&format!("stun{i}"))),
             sim.now(),
+            NodeConfig::new(sim.host_seed(&format!("stun{i}"))),
         )
         .expect("valid");
         sim.add_host(
@@ -131,7 +131,7 @@ fn ten_thousand_hosts() -> Sim<Node> {
         let mut config = NodeConfig::new(sim.host_seed(&name));
         config.stun.servers = STUN_SERVERS.to_vec();
         config.stun.retry_interval = None;
-        let node = Node::new(config, sim.now()).expect("valid config");
+        let node = Node::new(sim.now(), config).expect("valid config");
         sim.add_host(HostSpec::new(name, lan, LAN_HOST), node)
             .expect("valid host");
     }

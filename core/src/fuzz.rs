@@ -40,7 +40,7 @@ pub fn state_decode(origin: Instant, data: &[u8]) {
     let mut config = NodeConfig::new(Seed::from_u64(0));
     config.local_addr = Some(SocketAddr::from(([10, 0, 0, 1], 4000)));
     config.saved_state = Some(state);
-    if let Ok(node) = Node::new(config, origin) {
+    if let Ok(node) = Node::new(origin, config) {
         let _ = node.export_state().encode();
     }
 }
@@ -52,7 +52,7 @@ pub fn node_datagrams(origin: Instant, data: &[u8]) {
     let local: SocketAddr = SocketAddr::from(([10, 0, 0, 1], 4000));
     let mut config = NodeConfig::new(Seed::from_u64(0));
     config.stun.servers = vec![server];
-    let Ok(mut node) = Node::new(config, origin) else {
+    let Ok(mut node) = Node::new(origin, config) else {
         return;
     };
     let mut now = origin;

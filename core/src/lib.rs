@@ -39,8 +39,8 @@
 //!
 //! let mut config = NodeConfig::new(Seed::from_u64(42));
 //! config.stun.servers = vec![peer];
-//! let mut node = Node::new(config, now).expect("valid config");
-//! let mut other = Node::new(NodeConfig::new(Seed::from_u64(7)), now).unwrap();
+//! let mut node = Node::new(now, config).expect("valid config");
+//! let mut other = Node::new(now, NodeConfig::new(Seed::from_u64(7))).unwrap();
 //!
 //! let discovered = loop {
 //!     // 1. Drain transmits (here: deliver them straight to the other side).
@@ -94,7 +94,7 @@
 //! let mut config = NodeConfig::new(Seed::from_u64(1)); // a runtime seeds from the OS
 //! config.dht.as_mut().unwrap().bootstrap = vec!["192.0.2.1:6881".parse().unwrap()];
 //! config.local_addr = Some("198.51.100.7:4000".parse().unwrap());
-//! let mut node = Node::new(config, Instant::now()).unwrap();
+//! let mut node = Node::new(Instant::now(), config).unwrap();
 //! let code = "zihuk-nirur-zopup-hifat-kipul-bopaj"; // from dhtmeet_core::code::generate
 //! node.join(Instant::now(), code, false).unwrap();
 //! // … drive it; then, on Event::PeerConnected { member }:

@@ -8,7 +8,7 @@ use super::delivery::{Delivery, MAX_HELD_BYTES, RETRY_DELIVERY};
 use super::{Command, Output, Policy, SAVE_EVERY};
 
 fn policy(keeps_state: bool, now: Instant) -> Policy {
-    let node = Node::new(NodeConfig::new(Seed::from_u64(7)), now).expect("valid config");
+    let node = Node::new(now, NodeConfig::new(Seed::from_u64(7))).expect("valid config");
     Policy::new(node, 4, keeps_state, now)
 }
 

@@ -58,7 +58,7 @@ impl NodeHandle {
         let prepared = smol::unblock(move || prepare(&config)).await?;
         let local = prepared.node.local_addr.ok_or(StartError::NoLocalAddress)?;
         let prepared_resumed = prepared.resumed.clone();
-        let node = Node::new(prepared.node, Instant::now())?;
+        let node = Node::new(Instant::now(), prepared.node)?;
         let state = prepared.state;
         let policy = Policy::new(node, queue, state.is_some(), Instant::now());
         let driver = Driver::new(prepared.socket, policy).map_err(|source| StartError::Bind {
@@ -259,7 +259,7 @@ mod tests {
         let state = StateDir::open(&dir).expect("state dir");
         let file = state.path().to_path_buf();
         let now = Instant::now();
-        let node = Node::new(NodeConfig::new(Seed::from_u64(3)), now).expect("valid config");
+        let node = Node::new(now, NodeConfig::new(Seed::from_u64(3))).expect("valid config");
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut driver = Driver::new(socket, Policy::new(node, 8, true, now)).unwrap();
         let (commands, command_rx) = smol::channel::bounded(1);

@@ -15,7 +15,7 @@
 //!     let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
 //!     let mut config = NodeConfig::new(random_seed()?);
 //!     config.stun.servers = dhtmeet_smol::resolve_all(&["127.0.0.1:3478"], 3478).await?;
-//!     let node = Node::new(config, Instant::now()).expect("valid config");
+//!     let node = Node::new(Instant::now(), config).expect("valid config");
 //!     let mut driver = Driver::new(socket, node)?;
 //!     let mapped = driver
 //!         .run(None, |_node, event| match event {

@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.stun.servers = vec![stun.parse()?];
     config.dht = None; // Only STUN here; a meeting needs the DHT too.
     config.local_addr = Some(local);
-    let mut node = Node::new(config, Instant::now())?;
+    let mut node = Node::new(Instant::now(), config)?;
     let mut buf = vec![0u8; 65_535];
     let give_up = Instant::now() + Duration::from_secs(15);
     loop {

@@ -53,7 +53,7 @@ impl NodeHandle {
         let prepared = prepare(&config)?;
         let local = prepared.node.local_addr.ok_or(StartError::NoLocalAddress)?;
         let prepared_resumed = prepared.resumed.clone();
-        let node = Node::new(prepared.node, Instant::now())?;
+        let node = Node::new(Instant::now(), prepared.node)?;
         let bind_error = |source| StartError::Bind {
             addr: local,
             source,

@@ -16,7 +16,7 @@
 //! let socket = UdpSocket::bind("0.0.0.0:0")?;
 //! let mut config = NodeConfig::new(random_seed()?);
 //! config.stun.servers = vec!["127.0.0.1:3478".parse().unwrap()];
-//! let node = Node::new(config, Instant::now()).expect("valid config");
+//! let node = Node::new(Instant::now(), config).expect("valid config");
 //! let mut driver = Driver::new(socket, node)?;
 //! let deadline = Instant::now() + Duration::from_secs(15);
 //! let found = driver.run(Some(deadline), |_node, event| match event {

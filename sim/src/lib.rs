@@ -29,14 +29,14 @@
 //! let mut sim: Sim<Node> = Sim::new(Seed::from_u64(7));
 //! let servers: Vec<SocketAddr> = vec!["192.0.2.1:3478".parse()?, "198.51.100.1:3478".parse()?];
 //! for (i, &addr) in servers.iter().enumerate() {
-//!     let node = Node::new(NodeConfig::new(sim.host_seed(&format!("stun{i}"))), sim.now())?;
+//!     let node = Node::new(sim.now(), NodeConfig::new(sim.host_seed(&format!("stun{i}"))))?;
 //!     sim.add_host(HostSpec::new(format!("stun{i}"), Realm::Internet, addr), node)?;
 //! }
 //! let public: IpAddr = "203.0.113.1".parse()?;
 //! let lan = NatPreset::Symmetric.install(&mut sim, "client", Realm::Internet, public, LinkConfig::default())?;
 //! let mut config = NodeConfig::new(sim.host_seed("client"));
 //! config.stun.servers = servers;
-//! let client = Node::new(config, sim.now())?;
+//! let client = Node::new(sim.now(), config)?;
 //! sim.add_host(HostSpec::new("client", lan, "192.168.1.10:4000".parse()?), client)?;
 //!
 //! let report = loop {

@@ -15,7 +15,7 @@ fn stun_node(seed: u64, servers: &[&str], now: std::time::Instant) -> Node {
     config.dht = None;
     config.stun.servers = servers.iter().map(|s| s.parse().unwrap()).collect();
     config.stun.retry_interval = None;
-    Node::new(config, now).unwrap()
+    Node::new(now, config).unwrap()
 }
 
 #[test]
@@ -26,7 +26,7 @@ fn a_node_discovers_its_ipv6_address_from_two_ipv6_servers() {
     let server = |n| {
         let mut c = NodeConfig::new(Seed::from_u64(n));
         c.dht = None;
-        Node::new(c, now).unwrap()
+        Node::new(now, c).unwrap()
     };
     for (name, addr) in [
         ("s1", "[2001:db8:1::1]:3478"),

@@ -37,7 +37,7 @@ fn member(sim: &Sim<Node>, name: &str, at: SocketAddr, saved: Option<SavedState>
         ..DhtConfig::default()
     });
     config.saved_state = saved;
-    Node::new(config, sim.now()).expect("valid config")
+    Node::new(sim.now(), config).expect("valid config")
 }
 
 /// Runs until `host` reports an event `pick` accepts, at most `limit` from now; the
@@ -85,7 +85,7 @@ fn world(seed: u64) -> World {
             },
             ..DhtConfig::default()
         });
-        let node = Node::new(config, sim.now()).expect("valid config");
+        let node = Node::new(sim.now(), config).expect("valid config");
         let spec = HostSpec::new(name, Realm::Internet, dht_addr(i)).with_link(access_link());
         let id = sim.add_host(spec, node).expect("host");
         boot.get_or_insert(id);

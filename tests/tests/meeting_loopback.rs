@@ -19,7 +19,7 @@ fn member(seed: u64, bootstrap: std::net::SocketAddr) -> (UdpSocket, Node) {
         ..DhtConfig::default()
     });
     config.local_addr = Some(socket.local_addr().unwrap());
-    (socket, Node::new(config, Instant::now()).unwrap())
+    (socket, Node::new(Instant::now(), config).unwrap())
 }
 
 #[test]
@@ -27,7 +27,7 @@ fn a_std_member_and_a_smol_member_meet_and_exchange_messages() {
     // The DHT node: std runtime, in a thread, for the length of the test.
     let boot_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let boot = boot_socket.local_addr().unwrap();
-    let boot_node = Node::new(NodeConfig::new(Seed::from_u64(1)), Instant::now()).unwrap();
+    let boot_node = Node::new(Instant::now(), NodeConfig::new(Seed::from_u64(1))).unwrap();
     let mut boot_driver = dhtmeet_std::Driver::new(boot_socket, boot_node).unwrap();
     let deadline = Instant::now() + Duration::from_secs(40);
     std::thread::spawn(move || {

@@ -138,7 +138,7 @@ fn a_node_answers_binding_requests_while_discovering_its_own_address() {
     let node_addr = node_socket.local_addr().unwrap();
     let mut cfg = NodeConfig::new(Seed::from_u64(4));
     cfg.stun.servers = vec![server];
-    let node = Node::new(cfg, Instant::now()).unwrap();
+    let node = Node::new(Instant::now(), cfg).unwrap();
     let mut node_driver = dhtmeet_std::Driver::new(node_socket, node).unwrap();
     let node_thread = std::thread::spawn(move || {
         let found = node_driver.run(

@@ -139,13 +139,12 @@ impl Delivery {
             .map(|(seq, f)| (*seq, f.as_slice()))
     }
 
-    /// The session took the frame `seq`.
-    pub(crate) fn mark_sent(&mut self, seq: u64) {
-        if seq > self.sent_upto
-            && let Some((_, frame)) = self.unacked.iter().find(|(s, _)| *s == seq)
-        {
+    /// The session took the frame `seq` (of `frame_len` bytes, as `next_frame` gave it:
+    /// passed back so that no search of the outbox is needed to count it).
+    pub(crate) fn mark_sent(&mut self, seq: u64, frame_len: usize) {
+        if seq > self.sent_upto {
             self.session_counts.messages_sent += 1;
-            self.session_counts.bytes_sent += (frame.len() - FRAME_HEADER) as u64;
+            self.session_counts.bytes_sent += frame_len.saturating_sub(FRAME_HEADER) as u64;
         }
         self.sent_upto = self.sent_upto.max(seq);
     }
@@ -238,7 +237,7 @@ mod tests {
     fn pump(a: &mut Delivery, b: &mut Delivery, cut: bool) -> Vec<Vec<u8>> {
         let mut delivered = Vec::new();
         while let Some((seq, frame)) = a.next_frame().map(|(s, f)| (s, f.to_vec())) {
-            a.mark_sent(seq);
+            a.mark_sent(seq, frame.len());
             if !cut {
                 if let Received::Message(m) = b.receive(&frame) {
                     delivered.push(m);
@@ -283,7 +282,7 @@ mod tests {
         let (mut a, mut b) = (Delivery::default(), Delivery::default());
         a.queue(b"x");
         let (seq, frame) = a.next_frame().map(|(s, f)| (s, f.to_vec())).unwrap();
-        a.mark_sent(seq);
+        a.mark_sent(seq, frame.len());
         assert_eq!(b.receive(&frame), Received::Message(b"x".to_vec()));
         let _lost_ack = b.take_ack(true);
         a.restart();

@@ -372,7 +372,7 @@ impl Meeting {
             let s = p.session.as_ref()?;
             let ours = match by_ufrag {
                 Some(ufrag) => ufrag == s.ufrag().as_bytes(),
-                None => s.accepts(remote, datagram),
+                None => s.knows_address(remote),
             };
             ours.then_some(*m)
         })

@@ -113,10 +113,11 @@ impl Peer {
             }
         }
         while let Some((seq, frame)) = self.delivery.next_frame() {
+            let len = frame.len();
             if session.send(frame).is_err() {
                 break;
             }
-            self.delivery.mark_sent(seq);
+            self.delivery.mark_sent(seq, len);
         }
         while let Some(t) = session.poll_transmit() {
             transmits.push_back(t);

@@ -86,7 +86,7 @@ impl Node {
     /// ```
     /// # use std::time::Instant;
     /// # use dhtmeet_core::{Node, NodeConfig, Seed};
-    /// let node = Node::new(NodeConfig::new(Seed::from_u64(1)), Instant::now()).unwrap();
+    /// let node = Node::new(Instant::now(), NodeConfig::new(Seed::from_u64(1))).unwrap();
     /// let health = node.health();
     /// assert!(!health.initialised); // the DHT has not bootstrapped yet
     /// for peer in &health.peers {

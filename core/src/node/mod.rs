@@ -73,7 +73,7 @@ pub struct Node {
 
 impl Node {
     /// Validates `config` and starts the node at `now` (STUN discovery begins at once).
-    pub fn new(config: NodeConfig, now: Instant) -> Result<Node, ConfigError> {
+    pub fn new(now: Instant, config: NodeConfig) -> Result<Node, ConfigError> {
         config.stun.validate()?;
         config.meeting.session.validate()?;
         let saved = config.saved_state.unwrap_or_default();
@@ -136,7 +136,7 @@ impl Node {
     /// # use dhtmeet_core::{Node, NodeConfig, Seed};
     /// # let mut config = NodeConfig::new(Seed::from_u64(1));
     /// # config.local_addr = Some("198.51.100.7:4000".parse().unwrap());
-    /// # let mut node = Node::new(config, Instant::now()).unwrap();
+    /// # let mut node = Node::new(Instant::now(), config).unwrap();
     /// let code = dhtmeet_core::code::generate(&mut Seed::from_u64(2).rng());
     /// let (me, _strength) = node.join(Instant::now(), &code, false)?;
     /// assert_eq!(node.meeting().map(|m| m.member_id()), Some(me));
@@ -196,7 +196,7 @@ impl Node {
     /// # use dhtmeet_core::{Node, NodeConfig, Seed};
     /// # let mut config = NodeConfig::new(Seed::from_u64(1));
     /// # config.local_addr = Some("198.51.100.7:4000".parse().unwrap());
-    /// # let mut node = Node::new(config, Instant::now()).unwrap();
+    /// # let mut node = Node::new(Instant::now(), config).unwrap();
     /// # let code = dhtmeet_core::code::generate(&mut Seed::from_u64(2).rng());
     /// node.join(Instant::now(), &code, false)?;
     /// node.leave(Instant::now()); // byes go out at the next poll_transmit
@@ -260,7 +260,7 @@ impl Node {
     /// # use dhtmeet_core::{Node, NodeConfig, Seed};
     /// # let mut config = NodeConfig::new(Seed::from_u64(1));
     /// # config.local_addr = Some("198.51.100.7:4000".parse().unwrap());
-    /// # let mut node = Node::new(config, Instant::now()).unwrap();
+    /// # let mut node = Node::new(Instant::now(), config).unwrap();
     /// use dhtmeet_core::{Event, SansIo, SendError};
     /// while let Some(event) = node.poll_event() {
     ///     if let Event::PeerConnected { member } = event {
@@ -296,7 +296,7 @@ impl Node {
     /// # use dhtmeet_core::{Node, NodeConfig, Seed};
     /// # let mut config = NodeConfig::new(Seed::from_u64(1));
     /// # config.local_addr = Some("198.51.100.7:4000".parse().unwrap());
-    /// # let mut node = Node::new(config, Instant::now()).unwrap();
+    /// # let mut node = Node::new(Instant::now(), config).unwrap();
     /// let topic = dhtmeet_core::InfoHash([7; 20]);
     /// let lookup = node.get_peers(Instant::now(), topic)?;
     /// // … drive the node; then Event::LookupDone(summary) with summary.id == lookup.

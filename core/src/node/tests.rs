@@ -60,7 +60,7 @@ fn node(seed: u64, servers: &[&str], now: Instant) -> Node {
     let mut config = NodeConfig::new(Seed::from_u64(seed));
     config.dht = None;
     config.stun.servers = servers.iter().map(|s| addr(s)).collect();
-    Node::new(config, now).unwrap()
+    Node::new(now, config).unwrap()
 }
 
 #[test]
@@ -162,7 +162,7 @@ fn invalid_configuration_is_an_error_not_a_panic() {
     let mut config = NodeConfig::new(Seed::from_u64(1));
     config.stun.parallel_queries = 0;
     assert_eq!(
-        Node::new(config, test_clock::start()).unwrap_err(),
+        Node::new(test_clock::start(), config).unwrap_err(),
         ConfigError::Stun(StunConfigError::ZeroParallelQueries)
     );
 }
@@ -174,9 +174,9 @@ fn krpc_goes_to_the_dht_and_stun_to_stun_on_one_socket() {
     let mut config = NodeConfig::new(Seed::from_u64(1));
     config.dht.as_mut().unwrap().bootstrap = vec![addr(b)];
     config.stun.servers = vec![addr(b)];
-    let first = Node::new(config, now).unwrap();
+    let first = Node::new(now, config).unwrap();
     // The second node runs a DHT with no bootstrap: the first node of a network.
-    let second = Node::new(NodeConfig::new(Seed::from_u64(2)), now).unwrap();
+    let second = Node::new(now, NodeConfig::new(Seed::from_u64(2))).unwrap();
     let mut net = Net {
         nodes: [(addr(a), first), (addr(b), second)].into_iter().collect(),
         now,
@@ -218,7 +218,7 @@ fn members_of_one_code_meet_through_the_dht_and_talk() {
     let boot = addr("192.0.2.1:6881");
     net.machines.insert(
         boot,
-        Node::new(NodeConfig::new(Seed::from_u64(seed)), now).unwrap(),
+        Node::new(now, NodeConfig::new(Seed::from_u64(seed))).unwrap(),
     );
     let members: Vec<SocketAddr> = (2..5)
         .map(|i| addr(&format!("198.51.100.{i}:4000")))
@@ -227,7 +227,7 @@ fn members_of_one_code_meet_through_the_dht_and_talk() {
         let mut config = NodeConfig::new(Seed::from_u64(seed + 1 + i as u64));
         config.dht.as_mut().unwrap().bootstrap = vec![boot];
         config.local_addr = Some(m);
-        net.machines.insert(m, Node::new(config, now).unwrap());
+        net.machines.insert(m, Node::new(now, config).unwrap());
     }
     // A stranger with another code.
     let stranger = addr("203.0.113.9:4000");
@@ -235,7 +235,7 @@ fn members_of_one_code_meet_through_the_dht_and_talk() {
     config.dht.as_mut().unwrap().bootstrap = vec![boot];
     config.local_addr = Some(stranger);
     net.machines
-        .insert(stranger, Node::new(config, now).unwrap());
+        .insert(stranger, Node::new(now, config).unwrap());
     net.run(Duration::from_secs(3));
     let code = code::generate(&mut Seed::from_u64(seed).rng());
     let now = net.now;
@@ -317,7 +317,7 @@ fn a_member_behind_a_nat_keeps_out_of_routing_tables() {
     let boot = addr("192.0.2.1:6881");
     net.machines.insert(
         boot,
-        Node::new(NodeConfig::new(Seed::from_u64(seed)), now).unwrap(),
+        Node::new(now, NodeConfig::new(Seed::from_u64(seed))).unwrap(),
     );
     // `public` sees its own address; `natted` sits at 198.51.100.3 on the network, but its
     // socket is bound to 10.0.0.3 behind a NAT, so STUN answers another address.
@@ -331,7 +331,7 @@ fn a_member_behind_a_nat_keeps_out_of_routing_tables() {
         config.stun.servers = vec![boot];
         config.dht.as_mut().unwrap().bootstrap = vec![boot];
         config.local_addr = Some(socket);
-        let node = Node::new(config, now).unwrap();
+        let node = Node::new(now, config).unwrap();
         // Read-only from the start: nothing is answered before STUN has spoken.
         assert!(node.health().dht_read_only, "seed {seed}");
         net.machines.insert(at, node);
@@ -360,7 +360,7 @@ fn join_refuses_weak_codes_and_nodes_without_a_dht() {
     let now = test_clock::start();
     let mut config = NodeConfig::new(Seed::from_u64(1));
     config.local_addr = Some(addr("10.0.0.1:4000"));
-    let mut n = Node::new(config.clone(), now).unwrap();
+    let mut n = Node::new(now, config.clone()).unwrap();
     assert!(matches!(
         n.join(now, "1234", false),
         Err(JoinError::Code(_))
@@ -371,9 +371,9 @@ fn join_refuses_weak_codes_and_nodes_without_a_dht() {
         JoinError::AlreadyJoined
     );
     config.dht = None;
-    let mut n = Node::new(config, now).unwrap();
+    let mut n = Node::new(now, config).unwrap();
     assert_eq!(n.join(now, "1234", true).unwrap_err(), JoinError::NoDht);
-    let mut n = Node::new(NodeConfig::new(Seed::from_u64(2)), now).unwrap();
+    let mut n = Node::new(now, NodeConfig::new(Seed::from_u64(2))).unwrap();
     assert_eq!(
         n.join(now, "1234", true).unwrap_err(),
         JoinError::NoLocalAddress
@@ -388,7 +388,7 @@ fn joining_before_the_dht_is_ready_waits_for_it_without_spinning() {
     let boot = addr("192.0.2.1:6881");
     net.machines.insert(
         boot,
-        Node::new(NodeConfig::new(Seed::from_u64(1)), now).unwrap(),
+        Node::new(now, NodeConfig::new(Seed::from_u64(1))).unwrap(),
     );
     let members = [addr("198.51.100.1:4000"), addr("198.51.100.2:4000")];
     let code = crate::meeting::code::generate(&mut Seed::from_u64(3).rng());
@@ -396,7 +396,7 @@ fn joining_before_the_dht_is_ready_waits_for_it_without_spinning() {
         let mut config = NodeConfig::new(Seed::from_u64(10 + i as u64));
         config.dht.as_mut().unwrap().bootstrap = vec![boot];
         config.local_addr = Some(*m);
-        let mut n = Node::new(config, now).unwrap();
+        let mut n = Node::new(now, config).unwrap();
         // Joined at once, before the bootstrap lookup has even been answered.
         n.join(now, &code, false).unwrap();
         // Outputs are collected at the first poll (the contract allows deferring work to
@@ -419,7 +419,7 @@ fn a_node_refuses_session_settings_that_could_never_send() {
     let mut config = NodeConfig::new(Seed::from_u64(1));
     config.meeting.session.sctp_buffer = 1024;
     assert!(matches!(
-        Node::new(config, crate::test_clock::start()),
+        Node::new(crate::test_clock::start(), config),
         Err(ConfigError::Session(_))
     ));
 }
@@ -438,14 +438,14 @@ fn a_member_that_leaves_and_rejoins_in_one_process_meets_again_as_a_new_member()
     let boot = addr("192.0.2.1:6881");
     net.machines.insert(
         boot,
-        Node::new(NodeConfig::new(Seed::from_u64(seed)), now).unwrap(),
+        Node::new(now, NodeConfig::new(Seed::from_u64(seed))).unwrap(),
     );
     let (a, b) = (addr("198.51.100.2:4000"), addr("198.51.100.3:4000"));
     for (i, m) in [a, b].into_iter().enumerate() {
         let mut config = NodeConfig::new(Seed::from_u64(seed + 1 + i as u64));
         config.dht.as_mut().unwrap().bootstrap = vec![boot];
         config.local_addr = Some(m);
-        net.machines.insert(m, Node::new(config, now).unwrap());
+        net.machines.insert(m, Node::new(now, config).unwrap());
     }
     net.run(Duration::from_secs(3));
     let code = code::generate(&mut Seed::from_u64(seed).rng());
@@ -507,14 +507,14 @@ fn health_says_initialised_once_stun_and_the_dht_have_started() {
     let boot = addr("192.0.2.1:6881");
     net.machines.insert(
         boot,
-        Node::new(NodeConfig::new(Seed::from_u64(seed)), now).unwrap(),
+        Node::new(now, NodeConfig::new(Seed::from_u64(seed))).unwrap(),
     );
     let me = addr("198.51.100.2:4000");
     let mut config = NodeConfig::new(Seed::from_u64(seed + 1));
     config.dht.as_mut().unwrap().bootstrap = vec![boot];
     config.stun.servers = vec![boot];
     config.local_addr = Some(me);
-    net.machines.insert(me, Node::new(config, now).unwrap());
+    net.machines.insert(me, Node::new(now, config).unwrap());
     assert!(!net.machines[&me].health().initialised);
     net.run(Duration::from_secs(3));
     let health = net.machines[&me].health();

@@ -209,14 +209,14 @@ fn a_member_restarts_from_its_state_and_meets_again_without_the_bootstrap_node()
     let (a, b) = (addr("198.51.100.2:4000"), addr("198.51.100.3:4000"));
     net.machines.insert(
         boot,
-        Node::new(NodeConfig::new(Seed::from_u64(seed)), now).unwrap(),
+        Node::new(now, NodeConfig::new(Seed::from_u64(seed))).unwrap(),
     );
     let member = |s: u64, at: SocketAddr, state: Option<SavedState>| {
         let mut config = NodeConfig::new(Seed::from_u64(s));
         config.dht.as_mut().unwrap().bootstrap = vec![boot];
         config.local_addr = Some(at);
         config.saved_state = state;
-        Node::new(config, now).unwrap()
+        Node::new(now, config).unwrap()
     };
     net.machines.insert(a, member(seed + 1, a, None));
     net.machines.insert(b, member(seed + 2, b, None));

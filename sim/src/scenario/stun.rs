@@ -47,7 +47,7 @@ pub fn run(
     }
     for (i, &addr) in STUN_SERVERS.iter().enumerate() {
         let name = format!("stun-{}", i + 1);
-        let node = Node::new(NodeConfig::new(sim.host_seed(&name)), sim.now())?;
+        let node = Node::new(sim.now(), NodeConfig::new(sim.host_seed(&name)))?;
         let spec = HostSpec::new(name, Realm::Internet, addr).with_link(server_link());
         sim.add_host(spec, node)?;
     }
@@ -71,7 +71,7 @@ pub fn run(
     let mut config = NodeConfig::new(sim.host_seed("client"));
     config.stun.servers = STUN_SERVERS.to_vec();
     config.stun.retry_interval = None;
-    let node = Node::new(config, sim.now())?;
+    let node = Node::new(sim.now(), config)?;
     let client = sim.add_host(
         HostSpec::new("client", realm, local).with_link(client_link),
         node,

@@ -294,9 +294,17 @@ impl Session {
     /// should keep its own ufrag → session and address → session maps (see
     /// [`ice_username_recipient`](ice_username_recipient)).
     pub fn accepts(&self, remote: SocketAddr, datagram: &[u8]) -> bool {
-        if let Some(ufrag) = ice_username_recipient(datagram) {
-            return ufrag == self.local_params.ufrag.as_bytes();
+        match ice_username_recipient(datagram) {
+            Some(ufrag) => ufrag == self.local_params.ufrag.as_bytes(),
+            None => self.knows_address(remote),
         }
+    }
+
+    /// Whether `remote` is one of the peer's addresses (a signaled candidate or the
+    /// source of a check for us): where a datagram that is not an ICE check for a
+    /// ufrag of ours must come from ([`Session::accepts`] without the decode, for a
+    /// router that has already looked for a USERNAME).
+    pub fn knows_address(&self, remote: SocketAddr) -> bool {
         self.remote_addrs.contains(&remote)
     }
 

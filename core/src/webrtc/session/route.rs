@@ -30,6 +30,11 @@ const MAX_USERNAME: usize = 513;
 /// request), or `None` for anything else. Decoded by the core's one STUN decoder, so it
 /// never panics, whatever the bytes.
 pub fn ice_username_recipient(datagram: &[u8]) -> Option<&[u8]> {
+    // RFC 7983: only 0–3 can start STUN. DTLS, the bulk of a session's datagrams, is
+    // refused here without a decode attempt.
+    if !matches!(datagram.first(), Some(0..=3)) {
+        return None;
+    }
     let msg = Message::decode(datagram).ok()?;
     if msg.class() != Class::Request || msg.method() != BINDING {
         return None;

@@ -53,7 +53,7 @@ fn node(
         ..DhtConfig::default()
     });
     config.local_addr = Some(local);
-    Node::new(config, Instant::now()).map_err(|e| e.to_string())
+    Node::new(Instant::now(), config).map_err(|e| e.to_string())
 }
 
 /// A message with its own SHA-256 at the end, so the receiver can check it is intact.

@@ -169,7 +169,7 @@ async fn bind_node(
         read_only,
         ..DhtConfig::default()
     });
-    let node = Node::new(config, Instant::now()).map_err(DhtCliError::Config)?;
+    let node = Node::new(Instant::now(), config).map_err(DhtCliError::Config)?;
     Driver::new(socket, node).map_err(DhtCliError::Socket)
 }
 

@@ -340,12 +340,12 @@ fn all_pairs(n: usize) -> impl Iterator<Item = (usize, usize)> {
 impl Run {
     fn build_dht(&mut self, config: &MeetingSimConfig) -> Result<(), ScenarioError> {
         let stun = Node::new(
+            self.sim.now(),
             NodeConfig {
                 dht: None,
                 local_addr: Some(STUN_SERVERS[0]),
                 ..NodeConfig::new(self.sim.host_seed("stun"))
             },
-            self.sim.now(),
         )?;
         let spec = HostSpec::new("stun", Realm::Internet, STUN_SERVERS[0]).with_link(server_link());
         self.sim.add_host(spec, stun)?;
@@ -362,7 +362,7 @@ impl Run {
                 },
                 ..DhtConfig::default()
             });
-            let node = Node::new(node_config, self.sim.now())?;
+            let node = Node::new(self.sim.now(), node_config)?;
             let spec = HostSpec::new(name, Realm::Internet, addr).with_link(access_link());
             self.sim.add_host(spec, node)?;
             self.run_to(self.sim.elapsed() + Duration::from_millis(50));
@@ -399,7 +399,7 @@ impl Run {
                 bootstrap: vec![dht_addr(0)],
                 ..DhtConfig::default()
             });
-            let node = Node::new(node_config, self.sim.now())?;
+            let node = Node::new(self.sim.now(), node_config)?;
             let host = self
                 .sim
                 .add_host(HostSpec::new(name, realm, local).with_link(link), node)?;
