@@ -72,11 +72,12 @@ mod tests {
             let Some(len) = queue.next_frame_len(max) else {
                 break;
             };
-            let body = queue.next_frame(&mut frame, max).unwrap();
-            assert_eq!(frame.len(), len);
-            assert!(frame.len() <= max.clamp(MIN_SPLIT_FRAME, FRAME_MAX));
+            let (built, body) = queue.next_frame(&mut frame, max).unwrap();
+            let built = built.to_vec();
+            assert_eq!(built.len(), len);
+            assert!(built.len() <= max.clamp(MIN_SPLIT_FRAME, FRAME_MAX));
             queue.advance(body);
-            if let Some(m) = rx.push(frame.clone()).unwrap() {
+            if let Some(m) = rx.push(built).unwrap() {
                 out.push(m);
             }
         }

@@ -97,7 +97,7 @@ impl SendPath {
             self.want_writable = true;
             return Err(SendError::WouldBlock);
         }
-        self.queue.push_kind(message.to_vec(), binary);
+        self.queue.push_kind(message, binary);
         Ok(())
     }
 
@@ -163,10 +163,10 @@ impl SendPath {
                 Some(len) if len <= room => {}
                 _ => break,
             }
-            let Some(body) = self.queue.next_frame(&mut self.frame, room) else {
+            let Some((frame, body)) = self.queue.next_frame(&mut self.frame, room) else {
                 break;
             };
-            if !ch.write(true, &self.frame).unwrap_or(false) {
+            if !ch.write(true, frame).unwrap_or(false) {
                 break;
             }
             wrote = true;
@@ -206,8 +206,13 @@ impl SendPath {
 }
 
 /// The outgoing messages not yet handed to SCTP, bounded by the session's queue limit.
+///
+/// Each message is stored behind one byte holding [`TAG_WHOLE`]: a message that goes
+/// out as one frame (the common case) is handed to SCTP from where it is stored, not
+/// copied into a frame first.
 #[derive(Debug, Default)]
 pub(crate) struct SendQueue {
+    /// `[TAG_WHOLE, message…]` per message.
     messages: VecDeque<Vec<u8>>,
     /// Per message: sent as binary (`true`) or as text. Only plain channels (see
     /// `MessageMode::Plain`) keep the distinction on the wire; frames are always binary.
@@ -230,26 +235,30 @@ impl SendQueue {
 
     #[cfg(test)]
     pub fn push(&mut self, message: Vec<u8>) {
-        self.push_kind(message, true);
+        self.push_kind(&message, true);
     }
 
-    /// Queues a message, binary or text.
-    pub fn push_kind(&mut self, message: Vec<u8>, binary: bool) {
+    /// Queues a copy of `message` (the one copy the send path makes before SCTP's own),
+    /// binary or text.
+    pub fn push_kind(&mut self, message: &[u8], binary: bool) {
+        let mut stored = Vec::with_capacity(message.len() + 1);
+        stored.push(TAG_WHOLE);
+        stored.extend_from_slice(message);
         self.queued += message.len();
-        self.messages.push_back(message);
+        self.messages.push_back(stored);
         self.binary.push_back(binary);
     }
 
     /// The front message, unframed, and whether it is binary (plain channels).
     pub fn front(&self) -> Option<(&[u8], bool)> {
-        let m = self.messages.front()?;
+        let m = self.messages.front()?.get(1..)?;
         Some((m, self.binary.front().copied().unwrap_or(true)))
     }
 
     /// Takes the front message off the queue whole (plain channels).
     pub fn pop_front(&mut self) {
         if let Some(m) = self.messages.pop_front() {
-            self.queued = self.queued.saturating_sub(m.len());
+            self.queued = self.queued.saturating_sub(m.len() - 1);
             self.binary.pop_front();
             self.offset = 0;
         }
@@ -261,26 +270,33 @@ impl SendQueue {
     pub fn next_frame_len(&self, max: usize) -> Option<usize> {
         let max = max.clamp(MIN_SPLIT_FRAME, FRAME_MAX);
         // A whole or last frame is the tag and the rest; a first or middle frame is full.
-        let rest = self.messages.front()?.len() - self.offset;
+        let rest = self.messages.front()?.len() - 1 - self.offset;
         Some((rest + 1).min(max))
     }
 
-    /// Writes the next frame, at most `max` bytes (as in [`SendQueue::next_frame_len`]),
-    /// into `frame` (cleared first) and returns the length of the message part it
-    /// carries; `None` if nothing is queued. The part is only taken off the queue by
-    /// [`SendQueue::advance`], once SCTP has accepted the frame.
+    /// The next frame, at most `max` bytes (as in [`SendQueue::next_frame_len`]), and the
+    /// length of the message part it carries; `None` if nothing is queued. A whole
+    /// message is its stored bytes (tag included); a part is built into `frame` (cleared
+    /// first). The part is only taken off the queue by [`SendQueue::advance`], once SCTP
+    /// has accepted the frame.
     ///
     /// Frames are cut where the room is: the receiver only checks that the parts add
     /// up to the announced length, so a sender may size each frame to what its SCTP
     /// budget has left (see `SendPath::write_framed`).
-    pub fn next_frame(&self, frame: &mut Vec<u8>, max: usize) -> Option<usize> {
+    pub fn next_frame<'a>(
+        &'a self,
+        frame: &'a mut Vec<u8>,
+        max: usize,
+    ) -> Option<(&'a [u8], usize)> {
         let max = max.clamp(MIN_SPLIT_FRAME, FRAME_MAX);
         frame.clear();
-        let message = self.messages.front()?;
+        let stored = self.messages.front()?;
+        let message = stored.get(1..)?;
         let rest = &message[self.offset..];
         let fits = rest.len() < max;
         let (tag, body) = match (self.offset == 0, fits) {
-            (true, true) => (TAG_WHOLE, rest),
+            // Stored behind its TAG_WHOLE byte: the frame as it is.
+            (true, true) => return Some((stored, rest.len())),
             // The first part is shorter than the message (max - 5 < rest.len()).
             (true, false) => (TAG_FIRST, &rest[..max - 5]),
             (false, true) => (TAG_LAST, rest),
@@ -292,7 +308,7 @@ impl SendQueue {
             frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
         }
         frame.extend_from_slice(body);
-        Some(body.len())
+        Some((frame, body.len()))
     }
 
     /// The frame last built by `next_frame`, carrying `body` bytes of the front message,
@@ -303,7 +319,7 @@ impl SendQueue {
         let done = self
             .messages
             .front()
-            .is_some_and(|m| self.offset >= m.len());
+            .is_some_and(|m| self.offset >= m.len() - 1);
         if done {
             self.messages.pop_front();
             self.binary.pop_front();
