@@ -84,6 +84,8 @@ enum Failure {
     Dht(#[from] dht::DhtCliError),
     #[error(transparent)]
     Stun(#[from] stun::StunCliError),
+    #[error(transparent)]
+    StunServer(#[from] stun_server::StunServerError),
     #[error("{0}")]
     Message(String),
 }
