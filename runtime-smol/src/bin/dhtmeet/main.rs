@@ -86,6 +86,8 @@ enum Failure {
     Stun(#[from] stun::StunCliError),
     #[error(transparent)]
     StunServer(#[from] stun_server::StunServerError),
+    #[error(transparent)]
+    Status(#[from] status::StatusError),
     #[error("{0}")]
     Message(String),
 }
