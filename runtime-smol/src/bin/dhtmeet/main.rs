@@ -88,6 +88,8 @@ enum Failure {
     StunServer(#[from] stun_server::StunServerError),
     #[error(transparent)]
     Status(#[from] status::StatusError),
+    #[error(transparent)]
+    Demo(#[from] demo::DemoError),
     #[error("{0}")]
     Message(String),
 }
