@@ -110,11 +110,7 @@ enum Input {
     Timer,
 }
 
-pub(crate) async fn run(args: Args) -> Result<(), String> {
-    join(args).await.map_err(|e| e.to_string())
-}
-
-async fn join(args: Args) -> Result<(), JoinError> {
+pub(crate) async fn run(args: Args) -> Result<(), JoinError> {
     let (code, generated) = meeting_code(&args)?;
     let to = args
         .to

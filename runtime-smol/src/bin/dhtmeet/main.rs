@@ -74,24 +74,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// Why a subcommand failed: its own error type (each case says what to do), or a
-/// message from the subcommands that still report one as text.
+/// Why a subcommand failed: its own error type, each case saying what to do.
 #[derive(Debug, thiserror::Error)]
 enum Failure {
+    #[error(transparent)]
+    Join(#[from] join::JoinError),
     #[error(transparent)]
     Webrtc(#[from] webrtc::WebrtcError),
     #[error(transparent)]
     Dht(#[from] dht::DhtCliError),
     #[error(transparent)]
     Stun(#[from] stun::StunCliError),
-    #[error("{0}")]
-    Message(String),
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Self {
-        Failure::Message(message)
-    }
+    #[error(transparent)]
+    StunServer(#[from] stun_server::StunServerError),
+    #[error(transparent)]
+    Status(#[from] status::StatusError),
+    #[error(transparent)]
+    Demo(#[from] demo::DemoError),
 }
 
 /// Logs go to stderr (stdout carries the events): by default this program's `info` and

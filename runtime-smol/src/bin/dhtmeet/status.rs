@@ -2,10 +2,11 @@
 //! snapshot and what to do about anything that failed. Also the health printer `join`
 //! uses for its `/status` command.
 
+use std::io;
 use std::time::{Duration, Instant};
 
 use dhtmeet_core::{Event, Health};
-use dhtmeet_smol::NodeHandle;
+use dhtmeet_smol::{NodeHandle, StartError};
 use futures_lite::future;
 
 #[derive(Debug, clap::Args)]
@@ -18,6 +19,23 @@ pub(crate) struct Args {
     /// One JSON object instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// Why `dhtmeet status` failed, each case saying what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StatusError {
+    /// The node could not start (the port, the addresses, the names).
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The node's task ended before it gave its health.
+    #[error("the node stopped before reporting its health (run again with DEBUG=1 to see why)")]
+    NodeStopped,
+    /// The socket failed while the node shut down.
+    #[error("socket error while leaving: {0}")]
+    Shutdown(io::Error),
+    /// The check ran, and found problems (each printed with what to do).
+    #[error("{0} problem(s) found (what to do about each is printed above)")]
+    Problems(usize),
 }
 
 /// The health snapshot as JSON.
@@ -108,13 +126,13 @@ pub(crate) fn advice(h: &Health, stun_configured: bool, bootstrap_configured: bo
     out
 }
 
-pub(crate) async fn run(args: Args) -> Result<(), String> {
+pub(crate) async fn run(args: Args) -> Result<(), StatusError> {
     let config = args.net.config();
     let (stun_configured, bootstrap_configured) = (
         !config.stun_servers.is_empty(),
         !config.bootstrap.is_empty(),
     );
-    let node = NodeHandle::start(config).await.map_err(|e| e.to_string())?;
+    let node = NodeHandle::start(config).await?;
     let events = node.events();
     let until = Instant::now() + Duration::from_secs_f64(args.wait.max(0.0));
     let (mut stun_done, mut dht_done) = (!stun_configured, !bootstrap_configured);
@@ -131,7 +149,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
             Some(_) => {}
         }
     }
-    let health = node.health().await.ok_or("the node stopped")?;
+    let health = node.health().await.ok_or(StatusError::NodeStopped)?;
     let advice = advice(&health, stun_configured, bootstrap_configured);
     if args.json {
         let mut v = health_json(&health);
@@ -145,10 +163,10 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
             println!("problem:  {a}");
         }
     }
-    node.shutdown().await.map_err(|e| e.to_string())?;
+    node.shutdown().await.map_err(StatusError::Shutdown)?;
     if advice.is_empty() {
         Ok(())
     } else {
-        Err(format!("{} problem(s) found", advice.len()))
+        Err(StatusError::Problems(advice.len()))
     }
 }

@@ -1,7 +1,7 @@
 //! `dhtmeet stun-server`: answer Binding requests until stopped.
 
 use std::convert::Infallible;
-use std::io::Write;
+use std::io::{self, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::ControlFlow;
 
@@ -15,10 +15,31 @@ pub(crate) struct Args {
     listen: SocketAddr,
 }
 
-pub(crate) async fn run(args: Args) -> Result<(), String> {
-    let socket = UdpSocket::bind(args.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let mut driver = Driver::new(socket, BindingServer::new()).map_err(|e| e.to_string())?;
+/// Why `dhtmeet stun-server` stopped, each case saying what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StunServerError {
+    /// The listen address cannot be bound.
+    #[error(
+        "cannot listen on {addr}: {source} (give another --listen address, or port 0 for a free one)"
+    )]
+    Listen { addr: SocketAddr, source: io::Error },
+    /// The bound socket could not be set up for the driver.
+    #[error("cannot set up the socket on {addr}: {source}")]
+    Setup { addr: SocketAddr, source: io::Error },
+    /// The socket failed while serving.
+    #[error("socket error: {0} (start the server again)")]
+    Socket(io::Error),
+    /// The driver returned without an error (it only does on a socket error).
+    #[error("the STUN server stopped (start it again)")]
+    Stopped,
+}
+
+pub(crate) async fn run(args: Args) -> Result<(), StunServerError> {
+    let addr = args.listen;
+    let socket =
+        UdpSocket::bind(addr).map_err(|source| StunServerError::Listen { addr, source })?;
+    let mut driver = Driver::new(socket, BindingServer::new())
+        .map_err(|source| StunServerError::Setup { addr, source })?;
     // One ready line on stdout, flushed, so scripts and tests learn the bound port.
     println!("stun-server listening on {}", driver.local_addr());
     let _ = std::io::stdout().flush();
@@ -26,13 +47,13 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
 }
 
 /// Serves until a socket error; a responder has no events.
-pub(crate) async fn serve(driver: &mut Driver<BindingServer>) -> Result<(), String> {
+async fn serve(driver: &mut Driver<BindingServer>) -> Result<(), StunServerError> {
     let ran = driver.run(None, |_, never: Infallible| -> ControlFlow<()> {
         match never {}
     });
     match ran.await {
         // No deadline and no events: `run` only returns on a socket error.
-        Ok(_) => Err("the STUN server stopped".into()),
-        Err(e) => Err(format!("socket error: {e}")),
+        Ok(_) => Err(StunServerError::Stopped),
+        Err(e) => Err(StunServerError::Socket(e)),
     }
 }
