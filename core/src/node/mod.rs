@@ -5,9 +5,10 @@
 //! finds and runs one WebRTC session to each — all on the same socket.
 //!
 //! The node is a router. Its children — the STUN client and responder, the DHT and the
-//! meeting — all have the [`SansIo`] face. `handle_*` only routes an input to the child
-//! it belongs to; the children's outputs are collected in one place, [`Node::collect`],
-//! at the first `poll_*` after an input, where what one child says to another is routed
+//! meeting — all have the [`SansIo`] face. `handle_*` routes an input to the child it
+//! belongs to; the children's outputs are collected in one place, [`Node::collect`],
+//! right after the input (after a DTLS datagram: at the first `poll_*`, so that a burst
+//! of data is settled once), where what one child says to another is routed
 //! (STUN's address to the DHT and the meeting, the DHT's topic peers and `dm_signal`
 //! queries to the meeting, the meeting's signaling to the DHT). A meeting's datagrams
 //! and events are not collected at all: `poll_transmit` and `poll_event` take them
@@ -185,6 +186,7 @@ impl Node {
         let me = meeting.member_id();
         self.meeting = Some(meeting);
         self.uncollected = true;
+        self.collect();
         Ok((me, strength))
     }
 
@@ -334,8 +336,10 @@ impl Node {
     ) -> Result<T, LookupError> {
         self.advance(now);
         let dht = self.dht.as_mut().ok_or(LookupError::NoDht)?;
+        let started = call(dht, self.now)?;
         self.uncollected = true;
-        Ok(call(dht, self.now)?)
+        self.collect();
+        Ok(started)
     }
 
     /// Starts a new STUN round now (e.g. after the network changed).
@@ -344,6 +348,7 @@ impl Node {
         if let Some(client) = &mut self.stun_client {
             client.rediscover(self.now);
             self.uncollected = true;
+            self.collect();
         }
     }
 
@@ -509,7 +514,8 @@ impl SansIo for Node {
             _ => local,
         };
         let now = self.now;
-        match PacketKind::classify(datagram) {
+        let kind = PacketKind::classify(datagram);
+        match kind {
             PacketKind::Stun => self.route_stun(now, local, remote, datagram),
             PacketKind::Dtls => match &mut self.meeting {
                 Some(m) => m.handle_datagram(now, local, remote, datagram),
@@ -520,6 +526,13 @@ impl SansIo for Node {
                 None => self.stats.dropped_krpc += 1,
             },
             PacketKind::Unknown => self.stats.dropped_unknown_kind += 1,
+        }
+        // DTLS (the data) waits for the first poll: a burst is settled once. Anything
+        // else is routed now, before the next datagram of the burst: a `dm_signal` that
+        // creates a session must be routed before the peer's ICE check that follows it,
+        // or the check finds no session and is retransmitted ~50 ms later.
+        if kind != PacketKind::Dtls {
+            self.collect();
         }
     }
 
@@ -538,6 +551,7 @@ impl SansIo for Node {
         if let Some(dht) = &mut self.dht {
             dht.handle_timeout(now);
         }
+        self.collect();
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
