@@ -208,3 +208,26 @@ pub fn wait_for<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Opt
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `len` bytes no compressor or period would fake: an xorshift stream from `seed`
+/// (for files the tests send and check by SHA-256).
+pub fn xorshift_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// An empty directory of this test process under the system's temporary directory
+/// (emptied first if a previous run left it).
+pub fn fresh_temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create a temporary directory");
+    d
+}

@@ -199,10 +199,7 @@ fn ctrl_c_leaves_the_meeting_cleanly() {
 }
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("dhtmeet-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    dhtmeet_tests::fresh_temp_dir(&format!("dhtmeet-cli-{tag}"))
 }
 
 #[test]
@@ -211,15 +208,7 @@ fn a_file_sent_with_send_arrives_verified_in_the_chosen_directory() {
     let dir = temp_dir("send");
     let file = dir.join("payload.bin");
     // 2.5 MB that no compressor or period would fake: an xorshift stream.
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let body: Vec<u8> = (0..2_500_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect();
+    let body = dhtmeet_tests::xorshift_bytes(0x2545_F491_4F6C_DD1D, 2_500_000);
     std::fs::write(&file, &body).unwrap();
     let inbox = dir.join("inbox");
     let code = "zihuk-nirur-zopup-hifat-kipul-bopaj";

@@ -37,10 +37,7 @@ fn member(
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dhtmeet-files-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    dhtmeet_tests::fresh_temp_dir(&format!("dhtmeet-files-{tag}"))
 }
 
 fn part_files(dir: &Path) -> Vec<PathBuf> {
@@ -61,15 +58,7 @@ fn a_receiver_killed_mid_transfer_leaves_no_part_file_after_it_restarts() {
     let dir = temp_dir("killed");
     let file = dir.join("big.bin");
     // 32 MB: far more than arrives between the first progress line and the kill.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let body: Vec<u8> = (0..32_000_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect();
+    let body = dhtmeet_tests::xorshift_bytes(0x9E37_79B9_7F4A_7C15, 32_000_000);
     std::fs::write(&file, &body).unwrap();
     let inbox = dir.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
