@@ -86,9 +86,11 @@ impl Node {
     /// ```
     /// # use std::time::Instant;
     /// # use dhtmeet_core::{Node, NodeConfig, Seed};
-    /// let node = Node::new(Instant::now(), NodeConfig::new(Seed::from_u64(1))).unwrap();
+    /// let mut config = NodeConfig::new(Seed::from_u64(1));
+    /// config.dht.as_mut().unwrap().bootstrap = vec!["192.0.2.1:6881".parse().unwrap()];
+    /// let node = Node::new(Instant::now(), config).unwrap();
     /// let health = node.health();
-    /// assert!(!health.initialised); // the DHT has not bootstrapped yet
+    /// assert!(!health.initialised); // the bootstrap node has not answered yet
     /// for peer in &health.peers {
     ///     println!("{}: rtt {:?}, bytes {:?}", peer.member, peer.rtt, peer.bytes);
     /// }

@@ -7,8 +7,8 @@
 //! The node is a router. Its children — the STUN client and responder, the DHT and the
 //! meeting — all have the [`SansIo`] face. `handle_*` routes an input to the child it
 //! belongs to; the children's outputs are collected in one place, [`Node::collect`],
-//! right after the input (after a DTLS datagram: at the first `poll_*`, so that a burst
-//! of data is settled once), where what one child says to another is routed
+//! right after every input but a DTLS datagram (its session settles a burst of data
+//! once, at the meeting's first `poll_*`), where what one child says to another is routed
 //! (STUN's address to the DHT and the meeting, the DHT's topic peers and `dm_signal`
 //! queries to the meeting, the meeting's signaling to the DHT). A meeting's datagrams
 //! and events are not collected at all: `poll_transmit` and `poll_event` take them
@@ -66,8 +66,6 @@ pub struct Node {
     /// The node's own events (STUN, DHT); the meeting's wait in the meeting.
     events: VecDeque<Event>,
     stats: NodeStats,
-    /// An input or API call since the children's outputs were last collected.
-    uncollected: bool,
     /// The last datagrams of a meeting we left (its sessions' close alerts).
     departing: VecDeque<Transmit>,
 }
@@ -100,7 +98,7 @@ impl Node {
                 now,
             )?)
         };
-        Ok(Node {
+        let mut node = Node {
             stun_client,
             stun_server: BindingServer::new(),
             dht,
@@ -121,9 +119,10 @@ impl Node {
             now,
             events: VecDeque::new(),
             stats: NodeStats::default(),
-            uncollected: true,
             departing: VecDeque::new(),
-        })
+        };
+        node.collect();
+        Ok(node)
     }
 
     /// Joins the meeting of invitation `code`: the topic is announced and looked up every
@@ -185,7 +184,6 @@ impl Node {
         }
         let me = meeting.member_id();
         self.meeting = Some(meeting);
-        self.uncollected = true;
         self.collect();
         Ok((me, strength))
     }
@@ -218,7 +216,6 @@ impl Node {
             dht.unwatch(&topic);
         }
         // The byes go out through the DHT, the last datagrams and events through us.
-        self.uncollected = true;
         self.collect();
         if let Some(mut m) = self.meeting.take() {
             while let Some(t) = m.poll_transmit() {
@@ -337,7 +334,6 @@ impl Node {
         self.advance(now);
         let dht = self.dht.as_mut().ok_or(LookupError::NoDht)?;
         let started = call(dht, self.now)?;
-        self.uncollected = true;
         self.collect();
         Ok(started)
     }
@@ -347,7 +343,6 @@ impl Node {
         self.advance(now);
         if let Some(client) = &mut self.stun_client {
             client.rediscover(self.now);
-            self.uncollected = true;
             self.collect();
         }
     }
@@ -362,9 +357,6 @@ impl Node {
     /// suffices: STUN feeds the DHT and the meeting, the DHT feeds the meeting, and the
     /// meeting's signaling makes the DHT send, never report.
     fn collect(&mut self) {
-        if !std::mem::take(&mut self.uncollected) {
-            return;
-        }
         while let Some(e) = self.stun_client.as_mut().and_then(|c| c.poll_event()) {
             self.on_stun_event(e);
         }
@@ -503,7 +495,6 @@ impl SansIo for Node {
     ) {
         self.stats.datagrams_received += 1;
         self.advance(now);
-        self.uncollected = true;
         if self.local.is_none() && !local.ip().is_unspecified() {
             self.local = Some(local);
         }
@@ -539,7 +530,6 @@ impl SansIo for Node {
     fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
         let now = self.now;
-        self.uncollected = true;
         if let Some(m) = &mut self.meeting {
             if m.poll_timeout().is_some_and(|t| t <= now) {
                 m.handle_timeout(now);
@@ -555,7 +545,6 @@ impl SansIo for Node {
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.collect();
         self.departing
             .pop_front()
             .or_else(|| self.stun_server.poll_transmit())
@@ -565,14 +554,13 @@ impl SansIo for Node {
     }
 
     fn poll_event(&mut self) -> Option<Event> {
-        self.collect();
         self.events
             .pop_front()
             .or_else(|| self.meeting.as_mut().and_then(|m| m.poll_event()))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        if self.uncollected || !self.departing.is_empty() {
+        if !self.departing.is_empty() {
             return Some(self.now);
         }
         let stun = self.stun_client.as_ref().and_then(|c| c.poll_timeout());
