@@ -27,10 +27,7 @@ impl SansIo for Echo {
     type Event = ();
 
     fn handle_datagram(&mut self, _: Instant, _: SocketAddr, remote: SocketAddr, d: &[u8]) {
-        self.out.push_back(Transmit {
-            destination: remote,
-            contents: d.to_vec(),
-        });
+        self.out.push_back(Transmit::new(remote, d.to_vec()));
     }
 
     fn handle_timeout(&mut self, _: Instant) {}
@@ -68,10 +65,7 @@ fn echo_network() -> Sim<Echo> {
         let peer = addr(pair[1].index() as u32);
         sim.with_machine(pair[0], |m, _| {
             for k in 0..4u8 {
-                m.out.push_back(Transmit {
-                    destination: peer,
-                    contents: vec![k; 64],
-                });
+                m.out.push_back(Transmit::new(peer, vec![k; 64]));
             }
         });
     }

@@ -164,7 +164,9 @@ pub use node::{
 pub use seed::{Rng, Seed};
 pub use state::{MAX_STATE_BYTES, SavedState, StateError};
 pub use stun::{AllServersFailed, Mapping, StunConfig, StunReport};
-pub use transmit::{SansIo, Transmit, canonical_remote, socket_destination};
+pub use transmit::{
+    MAX_POOL_SOCKETS, SansIo, SocketCommand, Transmit, canonical_remote, socket_destination,
+};
 pub use webrtc::{DisconnectReason, SendError, SessionConfig};
 
 #[cfg(test)]

@@ -118,10 +118,7 @@ impl Puncher {
     fn send(&mut self, to: SocketAddr, ack: bool) {
         let mut contents = MAGIC.to_vec();
         contents.push(u8::from(ack));
-        self.transmits.push_back(Transmit {
-            destination: to,
-            contents,
-        });
+        self.transmits.push_back(Transmit::new(to, contents));
     }
 
     fn collect_stun(&mut self) {

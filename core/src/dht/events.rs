@@ -120,10 +120,7 @@ pub(super) struct Outbox {
 impl Outbox {
     /// Queues `contents` for `destination`.
     pub(super) fn send(&mut self, destination: SocketAddr, contents: Vec<u8>) {
-        self.transmits.push_back(Transmit {
-            destination,
-            contents,
-        });
+        self.transmits.push_back(Transmit::new(destination, contents));
     }
 
     /// Queues an event.

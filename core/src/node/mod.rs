@@ -16,6 +16,7 @@
 
 mod config;
 mod health;
+mod pool;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -35,7 +36,7 @@ use crate::seed::Seed;
 use crate::state::{MAX_SAVED_NODES, SavedState};
 use crate::stun::wire::{Class, Message};
 use crate::stun::{BindingClient, BindingServer, Mapping, StunEvent, StunReport};
-use crate::transmit::{SansIo, Transmit, canonical_remote};
+use crate::transmit::{SansIo, SocketCommand, Transmit, canonical_remote};
 use crate::webrtc::SendError;
 
 /// A dhtmeet node: the sans-IO state machine a runtime drives over one UDP socket.
@@ -68,6 +69,8 @@ pub struct Node {
     stats: NodeStats,
     /// The last datagrams of a meeting we left (its sessions' close alerts).
     departing: VecDeque<Transmit>,
+    /// Extra sockets for port prediction.
+    pool: pool::SocketPool,
 }
 
 impl Node {
@@ -120,6 +123,7 @@ impl Node {
             events: VecDeque::new(),
             stats: NodeStats::default(),
             departing: VecDeque::new(),
+            pool: pool::SocketPool::default(),
         };
         node.collect();
         Ok(node)
@@ -347,6 +351,27 @@ impl Node {
         }
     }
 
+    /// Asks the runtime for `count` pool sockets (at most [`crate::MAX_POOL_SOCKETS`]
+    /// open at once); returns how many were asked for. For runtime tests: port
+    /// prediction asks for its own.
+    #[cfg(feature = "internals")]
+    pub fn open_pool_sockets(&mut self, now: Instant, count: usize) -> usize {
+        self.advance(now);
+        self.pool.request(count)
+    }
+
+    /// Closes the pool socket of local port `port`. For runtime tests.
+    #[cfg(feature = "internals")]
+    pub fn close_pool_socket(&mut self, now: Instant, port: u16) {
+        self.advance(now);
+        self.pool.close(port);
+    }
+
+    /// Open pool sockets.
+    pub fn pool_sockets(&self) -> usize {
+        self.pool.len()
+    }
+
     fn advance(&mut self, now: Instant) {
         self.now = self.now.max(now);
     }
@@ -557,6 +582,22 @@ impl SansIo for Node {
         self.events
             .pop_front()
             .or_else(|| self.meeting.as_mut().and_then(|m| m.poll_event()))
+    }
+
+    fn poll_socket_command(&mut self) -> Option<SocketCommand> {
+        self.pool.poll_command()
+    }
+
+    fn handle_socket_opened(&mut self, now: Instant, local: SocketAddr) {
+        self.advance(now);
+        if !self.pool.opened(local) {
+            tracing::debug!(%local, "closed a pool socket nobody asked for");
+        }
+    }
+
+    fn handle_socket_failed(&mut self, now: Instant) {
+        self.advance(now);
+        self.pool.failed();
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -382,10 +382,7 @@ impl BindingClient {
         let id = TransactionId(id);
         let request = wire::binding_request(id);
         tracing::debug!(%server, transaction = ?id, "STUN binding request");
-        self.transmits.push_back(Transmit {
-            destination: server,
-            contents: request.clone(),
-        });
+        self.transmits.push_back(Transmit::new(server, request.clone()));
         self.stats.requests_sent += 1;
         let rto = self.config.rto;
         self.queries.insert(
@@ -481,10 +478,7 @@ impl SansIo for BindingClient {
             }
             if q.next_send <= now && q.sent < MAX_TRANSMISSIONS {
                 tracing::debug!(server = %q.server, transaction = ?id, attempt = q.sent + 1, "STUN retransmission");
-                self.transmits.push_back(Transmit {
-                    destination: q.server,
-                    contents: q.request.clone(),
-                });
+                self.transmits.push_back(Transmit::new(q.server, q.request.clone()));
                 self.stats.retransmissions += 1;
                 q.sent += 1;
                 q.last_sent = now;

@@ -82,10 +82,7 @@ impl BindingServer {
             self.stats.requests_answered += 1;
             wire::binding_success(id, remote)
         };
-        self.replies.push_back(Transmit {
-            destination: remote,
-            contents,
-        });
+        self.replies.push_back(Transmit::new(remote, contents));
     }
 }
 

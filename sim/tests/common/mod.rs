@@ -38,10 +38,8 @@ impl Probe {
     }
 
     pub fn send(&mut self, destination: SocketAddr, payload: &[u8]) {
-        self.out.push_back(Transmit {
-            destination,
-            contents: payload.to_vec(),
-        });
+        self.out
+            .push_back(Transmit::new(destination, payload.to_vec()));
     }
 }
 

@@ -38,10 +38,8 @@ impl Session {
                     let contents: Vec<u8> = t.contents.into();
                     self.datagrams.sent += 1;
                     self.datagrams.bytes_sent += contents.len() as u64;
-                    self.transmits.push_back(Transmit {
-                        destination: t.destination,
-                        contents,
-                    });
+                    self.transmits
+                        .push_back(Transmit::new(t.destination, contents));
                 }
                 Ok(Output::Event(e)) => self.on_rtc_event(e),
                 Err(_) => {
