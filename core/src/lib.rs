@@ -136,6 +136,7 @@ internal_mod! {
 
 mod demux;
 mod event;
+mod nat;
 mod node;
 mod seed;
 pub mod transfer;
@@ -158,6 +159,7 @@ pub use event::{Event, PeerGone};
 pub use meeting::code::{CodeError, CodeStrength};
 pub use meeting::signal::MemberId;
 pub use meeting::{MeetingConfig, MeetingStats};
+pub use nat::NatClass;
 pub use node::{
     ConfigError, Health, JoinError, LookupError, Node, NodeConfig, NodeStats, PeerHealth,
 };
