@@ -1,16 +1,23 @@
 //! A small internet in network namespaces:
 //!
 //! ```text
-//!                    public segment 203.0.113.0/24 (bridge br0 in namespace `inet`)
-//!   inet: 203.0.113.1 (STUN server, DHT bootstrap node)
+//!                    public addresses 203.0.113.0/24, routed by namespace `inet`
+//!   inet: 203.0.113.1 (STUN server, DHT bootstrap node), a router between the homes
 //!      |-- veth -- r1 wan 203.0.113.11 [nft: kind 1] lan 192.168.1.1 -- veth -- h1 192.168.1.10
 //!      |-- veth -- r2 wan 203.0.113.12 [nft: kind 2] lan 192.168.1.1 -- veth -- h2 192.168.1.10
 //!      ...
 //! ```
 //!
 //! Every home network uses the same private addresses, as real ones do. Routers know
-//! only the public segment and their home network (no default route), so nothing can
+//! only the public /24 and their home network (no default route), so nothing can
 //! leave the lab, and a packet to another home's private address is dropped.
+//!
+//! `inet` is a router, not a bridge: each home router's `wan` link is its own, `inet`
+//! routes each public address to its link and answers ARP for the others (proxy ARP),
+//! so a datagram from one home to another crosses one router hop between the NATs, as
+//! on the Internet. Port prediction relies on that hop: its opening datagrams leave
+//! with a low TTL, pass their own NAT (making the mapping) and expire in `inet` before
+//! they reach the peer's NAT (`docs/port-prediction.md`).
 
 use std::net::Ipv4Addr;
 
@@ -56,13 +63,14 @@ impl Internet {
     /// Builds the public segment and one home network behind a router of each of `kinds`.
     pub fn build(test: &str, kinds: &[RouterKind]) -> Internet {
         let mut lab = Lab::new(test);
-        let public = lab.add_namespace("inet", &[]);
-        lab.exec(&public, "ip", &["link", "add", "br0", "type", "bridge"]);
-        lab.exec(&public, "ip", &["link", "set", "br0", "up"]);
+        let public = lab.add_namespace(
+            "inet",
+            &["net.ipv4.ip_forward=1", "net.ipv4.conf.all.proxy_arp=1"],
+        );
         lab.exec(
             &public,
             "ip",
-            &["addr", "add", &format!("{SERVERS}/24"), "dev", "br0"],
+            &["addr", "add", &format!("{SERVERS}/32"), "dev", "lo"],
         );
         let mut homes = Vec::new();
         for (i, &kind) in kinds.iter().enumerate() {
@@ -70,8 +78,12 @@ impl Internet {
             let host = lab.add_namespace(&format!("h{i}"), &[]);
             let port = format!("p{i}");
             lab.veth(&public, &port, &router, "wan");
-            lab.exec(&public, "ip", &["link", "set", &port, "master", "br0"]);
             let addr = router_public(i);
+            lab.exec(
+                &public,
+                "ip",
+                &["route", "add", &format!("{addr}/32"), "dev", &port],
+            );
             lab.exec(
                 &router,
                 "ip",
