@@ -14,7 +14,8 @@
 //!   touches no socket, file or clock: it tells the adapter what to do
 //!   ([`Output`](policy::Output)) and the adapter does it.
 //! * The small socket facts both drivers follow ([`MAX_READ_BATCH`], [`burst_step`],
-//!   [`is_transient`], [`enlarge_buffers`]).
+//!   [`is_transient`], [`enlarge_buffers`]) and the pool of extra sockets a machine may
+//!   ask for ([`pool`]).
 //!
 //! Embedders use the runtimes, which re-export what they need from here.
 
@@ -23,6 +24,7 @@
 mod config;
 pub mod event_log;
 pub mod policy;
+pub mod pool;
 pub mod state_dir;
 
 pub use config::{
@@ -93,6 +95,8 @@ pub struct DriverStats {
     pub received: u64,
     /// Wake-ups from a waker (std only; not handed to the machine).
     pub wakeups: u64,
+    /// Datagrams whose `source_port` named no open pool socket: dropped.
+    pub no_pool_socket: u64,
 }
 
 /// Errors a UDP receive loop carries on after: time-outs, and the ICMP errors Linux

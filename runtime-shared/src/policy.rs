@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use dhtmeet_core::CodeStrength;
 use dhtmeet_core::MemberId;
 use dhtmeet_core::SendError;
-use dhtmeet_core::{Event, Health, JoinError, Node, SansIo, SavedState, Transmit};
+use dhtmeet_core::{Event, Health, JoinError, Node, SansIo, SavedState, SocketCommand, Transmit};
 
 mod delivery;
 
@@ -386,6 +386,20 @@ impl SansIo for Policy {
                 return Some(Output::Event(event));
             }
         }
+    }
+
+    fn poll_socket_command(&mut self) -> Option<SocketCommand> {
+        self.node.poll_socket_command()
+    }
+
+    fn handle_socket_opened(&mut self, now: Instant, local: SocketAddr) {
+        self.now = self.now.max(now);
+        self.node.handle_socket_opened(now, local);
+    }
+
+    fn handle_socket_failed(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        self.node.handle_socket_failed(now);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -41,6 +41,7 @@ use futures_lite::future;
 
 pub use dhtmeet_core::{SansIo, Seed};
 use dhtmeet_core::{canonical_remote, socket_destination};
+use dhtmeet_runtime::pool::SocketPool;
 use dhtmeet_runtime::{BurstStep, burst_step};
 pub use dhtmeet_runtime::{
     Config, DHT_PORT, DriverStats, MAINLINE_ROUTERS, MAX_READ_BATCH, PUBLIC_STUN_SERVERS, Resumed,
@@ -50,6 +51,7 @@ pub use dhtmeet_runtime::{
 pub use handle::NodeHandle;
 
 mod handle;
+mod pool;
 
 const MAX_DATAGRAM: usize = 65_535;
 
@@ -61,10 +63,14 @@ pub struct Driver<M> {
     machine: M,
     buf: Vec<u8>,
     stats: DriverStats,
+    /// The machine's extra sockets (`pool.rs`); closed with the driver.
+    pool: SocketPool<Async<UdpSocket>>,
 }
 
 enum Wake<I> {
     Datagram(io::Result<(usize, SocketAddr)>),
+    /// The pool socket of this index is readable.
+    Pool(usize),
     Timer,
     Input(Option<I>),
 }
@@ -81,6 +87,7 @@ impl<M: SansIo> Driver<M> {
             machine,
             buf: vec![0; MAX_DATAGRAM],
             stats: DriverStats::default(),
+            pool: SocketPool::default(),
         })
     }
 
@@ -151,6 +158,7 @@ impl<M: SansIo> Driver<M> {
             }
             let wake = timeout.into_iter().chain(deadline).min();
             let recv = async { Wake::Datagram(self.socket.recv_from(&mut self.buf).await) };
+            let pool = async { Wake::Pool(pool::readable(&self.pool).await) };
             let timer = async {
                 match wake {
                     Some(at) => Timer::at(at).await,
@@ -164,7 +172,7 @@ impl<M: SansIo> Driver<M> {
                     None => future::pending().await,
                 }
             };
-            match future::or(recv, future::or(timer, command)).await {
+            match future::or(recv, future::or(pool, future::or(timer, command))).await {
                 Wake::Datagram(Ok((len, from))) => {
                     self.deliver(len, from);
                     // Take what else is already waiting before sending and polling, so a
@@ -179,6 +187,7 @@ impl<M: SansIo> Driver<M> {
                         }
                     }
                 }
+                Wake::Pool(index) => self.read_pool_socket(index),
                 Wake::Datagram(Err(e)) if is_transient(&e) => {}
                 Wake::Datagram(Err(e)) => return Err(e),
                 Wake::Timer => {}
@@ -203,8 +212,23 @@ impl<M: SansIo> Driver<M> {
             .handle_datagram(Instant::now(), self.local, remote, &self.buf[..len]);
     }
 
+    /// Sends what the machine has to send and does what it asks of its pool, until it
+    /// has nothing more for either.
     async fn flush(&mut self) {
+        loop {
+            self.send_all().await;
+            if !self.apply_socket_commands() {
+                break;
+            }
+        }
+    }
+
+    async fn send_all(&mut self) {
         while let Some(t) = self.machine.poll_transmit() {
+            if t.source_port.is_some() || t.ttl.is_some() {
+                self.send_special(&t).await;
+                continue;
+            }
             let sent = match socket_destination(self.local, t.destination) {
                 Some(to) => self.socket.send_to(&t.contents, to).await,
                 None => Err(io::Error::from(io::ErrorKind::Unsupported)),

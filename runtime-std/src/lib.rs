@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod handle;
+mod pool;
 
 pub use dhtmeet_runtime::{
     Config, DHT_PORT, DriverStats, MAINLINE_ROUTERS, MAX_READ_BATCH, PUBLIC_STUN_SERVERS, Prepared,
@@ -47,6 +48,7 @@ use std::time::{Duration, Instant};
 
 pub use dhtmeet_core::{SansIo, Seed};
 use dhtmeet_core::{canonical_remote, socket_destination};
+use dhtmeet_runtime::pool::SocketPool;
 use dhtmeet_runtime::{BurstStep, burst_step};
 
 /// The largest UDP payload; the receive buffer has this size so nothing is truncated.
@@ -61,6 +63,8 @@ pub struct Driver<M> {
     buf: Vec<u8>,
     stats: DriverStats,
     wakers: Vec<SocketAddr>,
+    /// The machine's extra sockets (`pool.rs`); closed with the driver.
+    pool: SocketPool<UdpSocket>,
 }
 
 /// Wakes a blocked [`Driver`] from another thread (see [`Driver::waker`]).
@@ -89,6 +93,7 @@ impl<M: SansIo> Driver<M> {
             buf: vec![0; MAX_DATAGRAM],
             stats: DriverStats::default(),
             wakers: Vec::new(),
+            pool: SocketPool::default(),
         })
     }
 
@@ -112,7 +117,7 @@ impl<M: SansIo> Driver<M> {
         self.stats
     }
 
-    /// Gives back the socket and the machine.
+    /// Gives back the socket and the machine; the pool sockets are closed.
     pub fn into_parts(self) -> (UdpSocket, M) {
         (self.socket, self.machine)
     }
@@ -176,6 +181,10 @@ impl<M: SansIo> Driver<M> {
                 w.saturating_duration_since(now)
                     .max(Duration::from_millis(1))
             });
+            if !self.pool.is_empty() {
+                self.wait_with_pool(wait)?;
+                continue;
+            }
             self.socket.set_read_timeout(wait)?;
             match self.socket.recv_from(&mut self.buf) {
                 Ok((len, from)) => {
@@ -263,8 +272,23 @@ impl<M: SansIo> Driver<M> {
         None
     }
 
+    /// Sends what the machine has to send and does what it asks of its pool, until it
+    /// has nothing more for either.
     fn flush(&mut self) {
+        loop {
+            self.send_all();
+            if !self.apply_socket_commands() {
+                break;
+            }
+        }
+    }
+
+    fn send_all(&mut self) {
         while let Some(t) = self.machine.poll_transmit() {
+            if t.source_port.is_some() || t.ttl.is_some() {
+                self.send_special(&t);
+                continue;
+            }
             let sent = socket_destination(self.local, t.destination)
                 .ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))
                 .and_then(|to| self.socket.send_to(&t.contents, to));
