@@ -520,13 +520,14 @@ impl SansIo for Node {
     ) {
         self.stats.datagrams_received += 1;
         self.advance(now);
-        if self.local.is_none() && !local.ip().is_unspecified() {
+        if self.local.is_none() && !local.ip().is_unspecified() && !self.pool.contains(local.port())
+        {
             self.local = Some(local);
         }
         // A socket bound to the unspecified address reports it as `local`; the sessions
-        // know us by the configured address.
+        // know us by the configured IP. The port says which socket (ours or a pool one).
         let local = match self.local {
-            Some(known) if local.ip().is_unspecified() => known,
+            Some(known) if local.ip().is_unspecified() => SocketAddr::new(known.ip(), local.port()),
             _ => local,
         };
         let now = self.now;
