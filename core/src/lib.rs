@@ -130,13 +130,13 @@ macro_rules! internal_mod {
 internal_mod! {
     dht;
     meeting;
+    nat;
     state;
     stun;
 }
 
 mod demux;
 mod event;
-mod nat;
 mod node;
 mod seed;
 pub mod transfer;
