@@ -159,7 +159,7 @@ pub use event::{Event, PeerGone};
 pub use meeting::code::{CodeError, CodeStrength};
 pub use meeting::signal::MemberId;
 pub use meeting::{MeetingConfig, MeetingStats};
-pub use nat::NatClass;
+pub use nat::{NatClass, NatObservation, ObservationSource};
 pub use node::{
     ConfigError, Health, JoinError, LookupError, Node, NodeConfig, NodeStats, PeerHealth,
 };
