@@ -130,13 +130,13 @@ macro_rules! internal_mod {
 internal_mod! {
     dht;
     meeting;
+    nat;
     state;
     stun;
 }
 
 mod demux;
 mod event;
-mod nat;
 mod node;
 mod seed;
 pub mod transfer;
@@ -159,7 +159,7 @@ pub use event::{Event, PeerGone};
 pub use meeting::code::{CodeError, CodeStrength};
 pub use meeting::signal::MemberId;
 pub use meeting::{MeetingConfig, MeetingStats};
-pub use nat::NatClass;
+pub use nat::{NatClass, NatObservation, ObservationSource};
 pub use node::{
     ConfigError, Health, JoinError, LookupError, Node, NodeConfig, NodeStats, PeerHealth,
 };

@@ -270,6 +270,9 @@ fn status_reports_a_healthy_private_network() {
     assert_eq!(v["public_address"], v["local"], "{v}");
     assert_eq!(v["dht_ready"], true, "{v}");
     assert!(v["routing_table_size"].as_u64() >= Some(1), "{v}");
+    // One STUN server and one DHT node saw us: too few observations for a NAT class.
+    assert_eq!(v["nat"], "unknown", "{v}");
+    assert_eq!(v["nat_observations"], 2, "{v}");
     assert_eq!(v["problems"], serde_json::json!([]));
 }
 

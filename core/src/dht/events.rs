@@ -66,6 +66,16 @@ pub enum DhtEvent {
     },
     /// A lookup finished.
     LookupDone(LookupSummary),
+    /// A node answering one of our queries said where it saw us (BEP 42 `ip`): an
+    /// observation of our public address by the destination `by`, which we queried.
+    /// Unverified (a node can lie); one per response that carries `ip`, so at most one
+    /// per query we sent.
+    AddressReported {
+        /// The node that answered (the destination of our query).
+        by: SocketAddr,
+        /// Our address as it saw it.
+        address: SocketAddr,
+    },
     /// A query of a registered extension method arrived (and was acknowledged).
     ExtensionQuery {
         /// Where it came from.

@@ -428,6 +428,10 @@ impl Dht {
             Body::Response { id, response } => {
                 if let Some(ip) = msg.ip {
                     self.tables.set_external(ip);
+                    self.out.report(DhtEvent::AddressReported {
+                        by: remote,
+                        address: ip,
+                    });
                 }
                 let node = CompactNode { id, addr: remote };
                 if let Some(stale) =

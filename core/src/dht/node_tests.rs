@@ -623,3 +623,40 @@ fn a_read_only_node_still_takes_registered_extension_queries() {
     assert!(ask(&mut dht, addr(9), &query(b"pp", Query::Ping)).is_empty());
     assert_eq!(dht.stats().dropped_read_only, 1);
 }
+
+#[test]
+fn a_reply_with_our_address_reports_who_saw_us_where() {
+    let now = test_clock::start();
+    let config = DhtConfig {
+        bootstrap: vec![addr(1)],
+        ..DhtConfig::default()
+    };
+    let mut dht = Dht::new(now, config, Seed::from_u64(2)).unwrap();
+    let sent = dht.poll_transmit().expect("a bootstrap query");
+    let q = Message::decode(&sent.contents).unwrap();
+    let seen: SocketAddr = "203.0.113.5:61000".parse().unwrap();
+    let reply = Message {
+        transaction_id: q.transaction_id.clone(),
+        version: None,
+        read_only: false,
+        ip: Some(seen),
+        body: Body::Response {
+            id: NodeId([9; 20]),
+            response: Response::default(),
+        },
+    };
+    // From a stranger (not the node we asked): no observation.
+    dht.handle_datagram(now, addr(0), addr(2), &reply.encode());
+    dht.handle_datagram(now, addr(0), addr(1), &reply.encode());
+    let reported: Vec<DhtEvent> = std::iter::from_fn(|| dht.poll_event())
+        .filter(|e| matches!(e, DhtEvent::AddressReported { .. }))
+        .collect();
+    assert_eq!(
+        reported,
+        [DhtEvent::AddressReported {
+            by: addr(1),
+            address: seen
+        }]
+    );
+    assert_eq!(dht.external_address(), Some(seen));
+}

@@ -27,6 +27,7 @@ use super::signal::{MemberId, ReplayGuard, DmSignal, DmSignalBody, DmSignalError
 use super::{MeetingConfig, MeetingStats};
 use crate::dht::{InfoHash, NodeId};
 use crate::event::{Event, PeerGone};
+use crate::nat::NatClass;
 use crate::seed::{Rng, Seed};
 use crate::transmit::{SansIo, Transmit};
 use crate::webrtc::{
@@ -61,6 +62,8 @@ pub struct Meeting {
     unsettled: BTreeSet<MemberId>,
     stats: MeetingStats,
     left: bool,
+    /// Our NAT class, told to members in hellos and parameters.
+    nat: NatClass,
 }
 
 impl Meeting {
@@ -97,6 +100,7 @@ impl Meeting {
             unsettled: BTreeSet::new(),
             stats: MeetingStats::default(),
             left: false,
+            nat: NatClass::Unknown,
         }
     }
 
@@ -108,6 +112,18 @@ impl Meeting {
     /// The DHT topic of the meeting.
     pub fn topic(&self) -> InfoHash {
         self.keys.topic
+    }
+
+    /// Our NAT class (from the node's observer), told to members in the hellos and
+    /// parameters sent from now on.
+    pub fn set_nat_class(&mut self, class: NatClass) {
+        self.nat = class;
+    }
+
+    /// A member's NAT class, as its latest hello or parameters said;
+    /// [`NatClass::Unknown`] for a member that did not say (or an older version).
+    pub fn peer_nat(&self, member: &MemberId) -> NatClass {
+        self.peers.get(member).map_or(NatClass::Unknown, |p| p.nat)
     }
 
     /// Signaling counters.
@@ -175,11 +191,16 @@ impl Meeting {
 
     fn queue_signal(&mut self, to_addr: SocketAddr, to: Option<MemberId>, body: DmSignalBody) {
         self.seq += 1;
+        let nat = match body {
+            DmSignalBody::Hello | DmSignalBody::Params(_) => self.nat,
+            DmSignalBody::Bye => NatClass::Unknown,
+        };
         let signal = DmSignal {
             node_id: self.node_id,
             from: self.me,
             to,
             seq: self.seq,
+            nat,
             body,
         };
         self.signals
@@ -213,10 +234,14 @@ impl Meeting {
         self.stats.signals_accepted += 1;
         self.contacts.answered(from, signal.from);
         let member = signal.from;
+        let nat = signal.nat;
         match signal.body {
             DmSignalBody::Hello => {
                 if !self.peers.contains_key(&member) {
                     self.start_session(member, from);
+                }
+                if let Some(peer) = self.peers.get_mut(&member) {
+                    peer.nat = nat;
                 }
             }
             DmSignalBody::Params(params) => {
@@ -235,6 +260,7 @@ impl Meeting {
                 }
                 if let Some(peer) = self.peers.get_mut(&member) {
                     peer.addr = from;
+                    peer.nat = nat;
                     peer.remote_ufrag = Some(params.ufrag.clone());
                     if let Some(session) = &mut peer.session {
                         if session.set_remote(&params).is_err() {

@@ -424,3 +424,21 @@ fn hellos_to_a_silent_address_ramp_up_then_settle() {
     }
     assert_eq!(sent_at, [0, 250, 750, 1750, 3750, 7750, 12750, 17750]);
 }
+
+#[test]
+fn members_learn_each_others_nat_class_from_signaling() {
+    let code = "correct-horse-battery-staple";
+    let mut room = Room::new(&[code, code]);
+    let (a, b) = (addr(1), addr(2));
+    let sequential = NatClass::Sequential { step: 1 };
+    room.members.get_mut(&a).unwrap().set_nat_class(sequential);
+    room.discover_all();
+    room.run(Duration::from_secs(5));
+    assert_eq!(room.connected_pairs(), 2);
+    let id = |at: SocketAddr, room: &Room| room.members[&at].member_id();
+    let (id_a, id_b) = (id(a, &room), id(b, &room));
+    assert_eq!(room.members[&b].peer_nat(&id_a), sequential);
+    // B never said: unknown, as for a member of an older version.
+    assert_eq!(room.members[&a].peer_nat(&id_b), NatClass::Unknown);
+    assert_eq!(room.members[&a].peer_nat(&MemberId([0; 8])), NatClass::Unknown);
+}

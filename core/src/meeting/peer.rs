@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::delivery::{Delivery, Received};
 use super::signal::MemberId;
 use crate::event::Event;
+use crate::nat::NatClass;
 use crate::transmit::{SansIo, Transmit};
 use crate::webrtc::{DisconnectReason, Session, SessionEvent, SessionStats};
 
@@ -36,6 +37,9 @@ pub(super) struct Peer {
     delivery: Delivery,
     /// When a pending acknowledgement must go out at the latest.
     ack_at: Option<Instant>,
+    /// The member's NAT class, as its latest hello or parameters said (for port
+    /// prediction; a claim, not verified).
+    pub(super) nat: NatClass,
 }
 
 impl Peer {
@@ -50,6 +54,7 @@ impl Peer {
             connect_by: None,
             delivery: Delivery::default(),
             ack_at: None,
+            nat: NatClass::Unknown,
         }
     }
 

@@ -17,6 +17,7 @@
 //! | `p` | ICE password |
 //! | `r` / `r6` | server-reflexive candidates (STUN, or as DHT nodes saw us), compact |
 //! | `s` | the SCTP INIT chunk for SCTP SNAP, if offered (at most [`MAX_SCTP_INIT`] bytes) |
+//! | `t` | the sender's NAT class, [`NatClass::to_wire`] (absent: unknown) |
 //! | `to` | the recipient's member id, once known (binds the message to one recipient) |
 //! | `u` | ICE username fragment |
 //!
@@ -35,6 +36,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::dht::NodeId;
+use crate::nat::{self, NatClass};
 use crate::webrtc::{CandidateKind, IceCandidate, SessionParameters};
 
 /// The KRPC method name of signaling messages.
@@ -114,6 +116,10 @@ pub struct DmSignal {
     pub to: Option<MemberId>,
     /// The sender's sequence number.
     pub seq: u64,
+    /// How the NAT in front of the sender maps its socket, as the sender sees it
+    /// (`t`; sent in hellos and parameters once known, [`NatClass::Unknown`] is left
+    /// out). A claim, authenticated as a member's but not verified.
+    pub nat: NatClass,
     /// The content.
     pub body: DmSignalBody,
 }
@@ -170,8 +176,10 @@ fn compact(addrs: impl Iterator<Item = SocketAddr>) -> Vec<u8> {
 }
 
 impl DmSignal {
-    /// The canonical `a` dictionary, with `h` when `mac` is given.
-    fn args(&self, mac: Option<&[u8; MAC_LEN]>) -> Vec<u8> {
+    /// The canonical `a` dictionary, with `h` when `mac` is given and `t` when `nat`
+    /// is (the raw value: a receiver authenticates the bytes it got, which a later
+    /// version may have extended).
+    fn args(&self, mac: Option<&[u8; MAC_LEN]>, nat: Option<&[u8]>) -> Vec<u8> {
         let mut out = Vec::with_capacity(300);
         out.push(b'd');
         let params = match &self.body {
@@ -221,6 +229,9 @@ impl DmSignal {
                 put_bytes(&mut out, "s", &init[..init.len().min(MAX_SCTP_INIT)]);
             }
         }
+        if let Some(t) = nat {
+            put_bytes(&mut out, "t", t);
+        }
         if let Some(to) = self.to {
             put_bytes(&mut out, "to", &to.0);
         }
@@ -240,8 +251,9 @@ impl DmSignal {
     pub fn encode_args(&self, key: &[u8; 32]) -> Vec<u8> {
         let mut s = self.clone();
         s.seq &= i64::MAX as u64;
-        let h = mac(key, &s.args(None));
-        s.args(Some(&h))
+        let nat = s.nat.to_wire();
+        let h = mac(key, &s.args(None, nat.as_deref()));
+        s.args(Some(&h), nat.as_deref())
     }
 
     /// Decodes and authenticates the raw `a` dictionary of a `dm_signal` query. `me` is
@@ -257,6 +269,10 @@ impl DmSignal {
             .transpose()?;
         let seq = u64::try_from(fields.n.ok_or(DmSignalError::Malformed("n"))?)
             .map_err(|_| DmSignalError::Malformed("n"))?;
+        if fields.t.is_some_and(|t| t.len() > nat::MAX_WIRE_LEN) {
+            return Err(DmSignalError::Malformed("t"));
+        }
+        let nat = fields.t.map_or(NatClass::Unknown, NatClass::from_wire);
         let body = match fields.k {
             Some(1) => {
                 let mut candidates = Vec::new();
@@ -302,11 +318,13 @@ impl DmSignal {
             from,
             to,
             seq,
+            nat,
             body,
         };
         // Authenticate the canonical re-encoding of the fields read (unknown keys were
-        // refused above): any altered field or non-canonical spelling fails the MAC.
-        let expected = mac(key, &signal.args(None));
+        // refused above), `t` as received: any altered field or non-canonical spelling
+        // fails the MAC.
+        let expected = mac(key, &signal.args(None, fields.t));
         if !constant_time_eq(&expected, h) {
             return Err(DmSignalError::BadMac);
         }
@@ -361,6 +379,7 @@ struct Fields<'a> {
     r: Option<&'a [u8]>,
     r6: Option<&'a [u8]>,
     s: Option<&'a [u8]>,
+    t: Option<&'a [u8]>,
     to: Option<&'a [u8]>,
     u: Option<&'a [u8]>,
 }
@@ -398,6 +417,7 @@ impl<'a> Fields<'a> {
                     b"r" => fields.r = Some(bytes(value)?),
                     b"r6" => fields.r6 = Some(bytes(value)?),
                     b"s" => fields.s = Some(bytes(value)?),
+                    b"t" => fields.t = Some(bytes(value)?),
                     b"to" => fields.to = Some(bytes(value)?),
                     b"u" => fields.u = Some(bytes(value)?),
                     // Strict on purpose: the MAC covers the fields we understand, so an

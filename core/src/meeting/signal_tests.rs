@@ -1,5 +1,6 @@
 use super::*;
 use crate::meeting::keys::MeetingKeys;
+use crate::nat::NatClass;
 use crate::webrtc::{CandidateKind, IceCandidate, SessionParameters};
 use quickcheck::QuickCheck;
 
@@ -13,6 +14,7 @@ fn params_signal() -> DmSignal {
         from: MemberId([1, 2, 3, 4, 5, 6, 7, 8]),
         to: None,
         seq: 1,
+        nat: NatClass::Unknown,
         body: DmSignalBody::Params(SessionParameters {
             ufrag: "abcd".into(),
             pwd: "0123456789abcdefghijkl".into(),
@@ -262,6 +264,7 @@ fn vector_signal(name: &str) -> DmSignal {
         from: MemberId([1, 2, 3, 4, 5, 6, 7, 8]),
         to: None,
         seq: 1,
+        nat: NatClass::Unknown,
         body: DmSignalBody::Hello,
     };
     let candidate = |kind, addr: &str| IceCandidate {
@@ -296,6 +299,11 @@ fn vector_signal(name: &str) -> DmSignal {
             body: DmSignalBody::Bye,
             ..base
         },
+        "hello with a NAT class" => DmSignal {
+            seq: 4,
+            nat: NatClass::Sequential { step: 1 },
+            ..base
+        },
         other => panic!("PROTOCOL.md has a dm_signal vector this test does not know: {other}"),
     }
 }
@@ -304,7 +312,11 @@ fn vector_signal(name: &str) -> DmSignal {
 fn every_dm_signal_vector_in_protocol_md_encodes_and_decodes_byte_for_byte() {
     let vectors = documented_vectors();
     let names: Vec<&str> = vectors.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["hello", "params", "bye"], "one vector per kind");
+    assert_eq!(
+        names,
+        ["hello", "params", "bye", "hello with a NAT class"],
+        "one vector per kind, and one with `t`"
+    );
     let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let mut kinds = Vec::new();
     for (name, bytes) in &vectors {
@@ -327,5 +339,66 @@ fn every_dm_signal_vector_in_protocol_md_encodes_and_decodes_byte_for_byte() {
         );
     }
     kinds.dedup();
-    assert_eq!(kinds.len(), 3);
+    assert_eq!(kinds.len(), 4);
+    assert!(
+        vectors[3].1.windows(8).any(|w| w == b"1:t3:\x05\x00\x01"),
+        "the NAT vector carries t = sequential, step 1"
+    );
+}
+
+#[test]
+fn the_nat_class_travels_in_hellos_and_parameters_and_its_absence_is_unknown() {
+    for nat in [
+        NatClass::Unknown,
+        NatClass::Open,
+        NatClass::EndpointIndependent { preserving: true },
+        NatClass::PortPreserving,
+        NatClass::Sequential { step: 3 },
+        NatClass::Random,
+    ] {
+        for body in [DmSignalBody::Hello, params_signal().body] {
+            let s = DmSignal {
+                nat,
+                body,
+                ..params_signal()
+            };
+            let args = s.encode_args(&key());
+            let has_t = args.windows(4).any(|w| w == b"1:t1" || w == b"1:t3");
+            assert_eq!(has_t, nat != NatClass::Unknown, "{nat}: `t` only when known");
+            assert_eq!(DmSignal::decode_args(&args, &key(), ME), Ok(s));
+        }
+    }
+}
+
+/// A message as a later version might send it: `t` = `value` (MACed as sent).
+fn hello_with_raw_t(value: &[u8]) -> Vec<u8> {
+    let s = DmSignal {
+        body: DmSignalBody::Hello,
+        ..params_signal()
+    };
+    let h = mac(&key(), &s.args(None, Some(value)));
+    s.args(Some(&h), Some(value))
+}
+
+#[test]
+fn a_nat_class_this_version_does_not_know_is_unknown_but_authentic() {
+    for value in [&[7u8][..], &[5], &[5, 0, 0], &[], &[200, 1, 2, 3]] {
+        let decoded = DmSignal::decode_args(&hello_with_raw_t(value), &key(), ME);
+        assert_eq!(decoded.map(|s| s.nat), Ok(NatClass::Unknown), "{value:?}");
+    }
+    // A known kind with bytes a later version appended.
+    let decoded = DmSignal::decode_args(&hello_with_raw_t(&[5, 0, 2, 9, 9]), &key(), ME);
+    assert_eq!(decoded.map(|s| s.nat), Ok(NatClass::Sequential { step: 2 }));
+    // Too long a value is malformed; an altered one does not authenticate.
+    assert_eq!(
+        DmSignal::decode_args(&hello_with_raw_t(&[1; 17]), &key(), ME),
+        Err(DmSignalError::Malformed("t"))
+    );
+    let mut altered = hello_with_raw_t(&[5, 0, 1]);
+    let at = altered.windows(5).position(|w| w == b"1:t3:").unwrap() + 7;
+    altered[at] = 2;
+    assert_eq!(
+        DmSignal::decode_args(&altered, &key(), ME),
+        Err(DmSignalError::BadMac)
+    );
 }

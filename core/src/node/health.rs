@@ -7,6 +7,7 @@ use super::Node;
 use crate::dht::DhtStats;
 use crate::meeting::MeetingStats;
 use crate::meeting::signal::MemberId;
+use crate::nat::NatClass;
 use crate::stun::{ClientStats, Mapping, ServerStats};
 
 /// Counters of everything the node received and dropped.
@@ -65,8 +66,13 @@ pub struct Health {
     pub stun_reachable: bool,
     /// Our public address, if known.
     pub public_address: Option<SocketAddr>,
-    /// The NAT's mapping behaviour, if known.
+    /// The NAT's mapping behaviour, if known (from the latest STUN round alone).
     pub mapping: Mapping,
+    /// How the NAT maps our socket, from every observation of our address (STUN and
+    /// DHT nodes); see [`Node::nat_class`].
+    pub nat: NatClass,
+    /// The observations `nat` rests on.
+    pub nat_observations: usize,
     /// Whether the DHT finished bootstrapping.
     pub dht_ready: bool,
     /// Nodes in the DHT routing table.
@@ -129,6 +135,8 @@ impl Node {
             stun_reachable: self.stun_reachable,
             public_address: report.map(|r| r.first.mapped),
             mapping: report.map_or(Mapping::Unknown, |r| r.mapping),
+            nat: self.nat.class(),
+            nat_observations: self.nat.observations().len(),
             dht_ready: self.dht.as_ref().is_some_and(|d| d.is_ready()),
             routing_table_size: self.dht.as_ref().map_or(0, |d| d.routing_table_size()),
             dht_read_only: self.dht.as_ref().is_some_and(|d| d.is_read_only()),

@@ -16,6 +16,7 @@
 
 mod config;
 mod health;
+mod nat;
 mod pool;
 
 use std::collections::VecDeque;
@@ -32,11 +33,12 @@ use crate::meeting::code::{self, CodeStrength};
 use crate::meeting::keys::MeetingKeys;
 use crate::meeting::signal::{self, MemberId};
 use crate::meeting::{Meeting, MeetingConfig};
+use crate::nat::NatObserver;
 use crate::seed::Seed;
 use crate::state::{MAX_SAVED_NODES, SavedState};
 use crate::stun::wire::{Class, Message};
-use crate::stun::{BindingClient, BindingServer, Mapping, StunEvent, StunReport};
-use crate::transmit::{SansIo, SocketCommand, Transmit, canonical_remote};
+use crate::stun::{BindingClient, BindingServer, StunReport};
+use crate::transmit::{SansIo, SocketCommand, Transmit};
 use crate::webrtc::SendError;
 
 /// A dhtmeet node: the sans-IO state machine a runtime drives over one UDP socket.
@@ -71,6 +73,8 @@ pub struct Node {
     departing: VecDeque<Transmit>,
     /// Extra sockets for port prediction.
     pool: pool::SocketPool,
+    /// Observations of the main socket's public address, and the NAT class they show.
+    nat: NatObserver,
 }
 
 impl Node {
@@ -124,6 +128,7 @@ impl Node {
             stats: NodeStats::default(),
             departing: VecDeque::new(),
             pool: pool::SocketPool::default(),
+            nat: NatObserver::new(),
         };
         node.collect();
         Ok(node)
@@ -179,6 +184,7 @@ impl Node {
         for o in self.latest_report.iter().flat_map(|r| &r.observations) {
             meeting.add_reflexive(o.mapped);
         }
+        meeting.set_nat_class(self.nat.class());
         // Members remembered from the last time: greeted at once, while the DHT lookup
         // that `watch` started runs in parallel.
         let remembered = self.remembered.contacts_of(&topic);
@@ -382,6 +388,7 @@ impl Node {
     /// suffices: STUN feeds the DHT and the meeting, the DHT feeds the meeting, and the
     /// meeting's signaling makes the DHT send, never report.
     fn collect(&mut self) {
+        self.note_local();
         while let Some(e) = self.stun_client.as_mut().and_then(|c| c.poll_event()) {
             self.on_stun_event(e);
         }
@@ -397,51 +404,6 @@ impl Node {
         while let Some((to, args)) = m.poll_signal() {
             dht.send_extension(to, signal::METHOD, args);
         }
-    }
-
-    fn on_stun_event(&mut self, event: StunEvent) {
-        let report = match event {
-            StunEvent::Observed(o) => {
-                tracing::debug!(server = %o.server, mapped = %o.mapped, rtt = ?o.rtt, "STUN answer");
-                return;
-            }
-            StunEvent::ServerFailed { server, reason } => {
-                tracing::debug!(%server, %reason, "STUN server failed");
-                return;
-            }
-            StunEvent::Finished(Err(e)) => {
-                self.stun_rounds_finished += 1;
-                self.stun_reachable = false;
-                self.events.push_back(Event::StunUnreachable(e));
-                return;
-            }
-            StunEvent::Finished(Ok(report)) => report,
-        };
-        self.stun_rounds_finished += 1;
-        self.stun_reachable = true;
-        let now = self.now;
-        if let Some(dht) = &mut self.dht {
-            // BEP 42: a DHT id bound to our public IP, once we know it.
-            if report.mapping == Mapping::EndpointIndependent {
-                dht.set_public_ip(now, report.first.mapped.ip());
-            }
-            // After the BEP 42 id, so that a switch to answering looks the new id up.
-            if self.auto_read_only {
-                // Public: the address the world sees is our socket's own. A NAT may
-                // appear or go away between rounds; follow the latest.
-                let public = self
-                    .local
-                    .is_some_and(|l| canonical_remote(l) == canonical_remote(report.first.mapped));
-                dht.set_read_only(now, !public);
-            }
-        }
-        if let Some(m) = &mut self.meeting {
-            for o in &report.observations {
-                m.add_reflexive(o.mapped);
-            }
-        }
-        self.latest_report = Some(report.clone());
-        self.events.push_back(Event::AddressDiscovered(report));
     }
 
     fn on_dht_event(&mut self, event: DhtEvent) {
@@ -470,6 +432,9 @@ impl Node {
                 Event::PeersFound { info_hash, peers }
             }
             DhtEvent::LookupDone(summary) => Event::LookupDone(summary),
+            DhtEvent::AddressReported { by, address } => {
+                return self.observe_dht_address(by, address);
+            }
         };
         self.events.push_back(event);
     }
@@ -571,12 +536,19 @@ impl SansIo for Node {
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.departing
-            .pop_front()
-            .or_else(|| self.stun_server.poll_transmit())
-            .or_else(|| self.stun_client.as_mut().and_then(|c| c.poll_transmit()))
+        // Answers (the responder's) and a left meeting's last datagrams go where a
+        // mapping exists; the others may make new ones, which the NAT observer numbers.
+        let answer = self.departing.pop_front();
+        if let Some(t) = answer.or_else(|| self.stun_server.poll_transmit()) {
+            return Some(t);
+        }
+        let t = (self.stun_client.as_mut().and_then(|c| c.poll_transmit()))
             .or_else(|| self.dht.as_mut().and_then(|d| d.poll_transmit()))
-            .or_else(|| self.meeting.as_mut().and_then(|m| m.poll_transmit()))
+            .or_else(|| self.meeting.as_mut().and_then(|m| m.poll_transmit()))?;
+        if t.source_port.is_none() {
+            self.nat.note_sent(self.now, t.destination);
+        }
+        Some(t)
     }
 
     fn poll_event(&mut self) -> Option<Event> {

@@ -1,5 +1,6 @@
 use super::*;
-use crate::stun::StunConfigError;
+use crate::nat::NatClass;
+use crate::stun::{Mapping, StunConfigError};
 use crate::test_clock;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -517,4 +518,84 @@ fn health_says_initialised_once_stun_and_the_dht_have_started() {
     let health = net.machines[&me].health();
     assert!(health.stun_reachable && health.dht_ready, "{health:?}");
     assert!(health.initialised);
+}
+
+/// A node with two STUN servers and four DHT bootstrap nodes behind a NAT that gives
+/// its n-th new mapping (in the order the node sends) port `port(n)`; every server and
+/// node answers with the address it saw (the DHT ones in `ip`, BEP 42), but `liar`
+/// reports port 1. Returns the node after every answer.
+fn behind_nat(port: impl Fn(usize) -> u16, liar: Option<usize>) -> Node {
+    use crate::dht::krpc::{Body, Message as Krpc, Response};
+    let now = test_clock::start();
+    let local = addr("10.0.0.2:4000");
+    let mut config = NodeConfig::new(Seed::from_u64(5));
+    config.local_addr = Some(local);
+    config.stun.servers = vec![addr("192.0.2.1:3478"), addr("192.0.2.2:3478")];
+    config.dht.as_mut().unwrap().bootstrap = (0..4)
+        .map(|i| addr(&format!("198.51.100.{}:6881", i + 1)))
+        .collect();
+    let mut node = Node::new(now, config).unwrap();
+    let mut mappings: Vec<SocketAddr> = Vec::new();
+    let mut stun = BindingServer::new();
+    for _ in 0..4 {
+        let sent: Vec<Transmit> = std::iter::from_fn(|| node.poll_transmit()).collect();
+        for t in sent {
+            let n = match mappings.iter().position(|d| *d == t.destination) {
+                Some(n) => n,
+                None => {
+                    mappings.push(t.destination);
+                    mappings.len() - 1
+                }
+            };
+            let seen = SocketAddr::new("203.0.113.5".parse().unwrap(), port(n));
+            let seen = if liar == Some(n) {
+                SocketAddr::new(seen.ip(), 1)
+            } else {
+                seen
+            };
+            let answer = if t.contents[0] == b'd' {
+                let Ok(q) = Krpc::decode(&t.contents) else {
+                    continue;
+                };
+                Krpc {
+                    transaction_id: q.transaction_id,
+                    version: None,
+                    read_only: false,
+                    ip: Some(seen),
+                    body: Body::Response {
+                        id: NodeId([n as u8 + 1; 20]),
+                        response: Response::default(),
+                    },
+                }
+                .encode()
+            } else {
+                stun.handle_message(seen, &Message::decode(&t.contents).unwrap());
+                stun.poll_transmit().unwrap().contents
+            };
+            node.handle_datagram(now, local, t.destination, &answer);
+        }
+    }
+    node
+}
+
+#[test]
+fn stun_answers_and_dht_ip_values_classify_the_nat_in_health() {
+    let node = behind_nat(|n| 30000 + n as u16, None);
+    let health = node.health();
+    assert_eq!(health.nat, NatClass::Sequential { step: 1 });
+    assert_eq!(
+        health.nat_observations, 6,
+        "two STUN servers and four DHT nodes"
+    );
+    assert_eq!(node.nat_class(), health.nat);
+    let sources: Vec<_> = node.nat_observations().map(|o| o.source).collect();
+    assert!(sources.contains(&crate::nat::ObservationSource::Stun));
+    assert!(sources.contains(&crate::nat::ObservationSource::Dht));
+
+    let node = behind_nat(|_| 61000, Some(4));
+    assert_eq!(
+        node.health().nat,
+        NatClass::EndpointIndependent { preserving: false },
+        "one lying DHT node is outvoted"
+    );
 }

@@ -46,6 +46,8 @@ pub(crate) fn health_json(h: &Health) -> serde_json::Value {
         "stun_reachable": h.stun_reachable,
         "public_address": h.public_address.map(|a| a.to_string()),
         "mapping": h.mapping.as_str(),
+        "nat": h.nat.to_string(),
+        "nat_observations": h.nat_observations,
         "dht_ready": h.dht_ready,
         "routing_table_size": h.routing_table_size,
         "dht_read_only": h.dht_read_only,
@@ -77,6 +79,10 @@ pub(crate) fn health_text(h: &Health) -> String {
         (false, _) => "not reachable (yet)".into(),
     };
     out.push_str(&format!("STUN:     {stun}\n"));
+    out.push_str(&format!(
+        "NAT:      {} ({} observations of our address)\n",
+        h.nat, h.nat_observations
+    ));
     let mut dht = if h.dht_ready {
         format!("ready, {} nodes in the routing table", h.routing_table_size)
     } else {
