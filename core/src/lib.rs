@@ -130,6 +130,7 @@ macro_rules! internal_mod {
 internal_mod! {
     dht;
     meeting;
+    punch;
     state;
     stun;
 }
