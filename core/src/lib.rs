@@ -131,6 +131,7 @@ internal_mod! {
     dht;
     meeting;
     nat;
+    punch;
     state;
     stun;
 }

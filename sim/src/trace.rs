@@ -198,6 +198,7 @@ fn kind_code(kind: PacketKind) -> u8 {
         PacketKind::Dtls => 2,
         PacketKind::Krpc => 3,
         PacketKind::Unknown => 4,
+        PacketKind::Punch => 5,
     }
 }
 

@@ -507,7 +507,8 @@ impl SansIo for Node {
                 Some(dht) => dht.handle_datagram(now, local, remote, datagram),
                 None => self.stats.dropped_krpc += 1,
             },
-            PacketKind::Unknown => self.stats.dropped_unknown_kind += 1,
+            // Port-prediction probes are counted as unknown until the node runs attempts.
+            PacketKind::Punch | PacketKind::Unknown => self.stats.dropped_unknown_kind += 1,
         }
         // DTLS (the data) waits for the first poll: a burst is settled once. Anything
         // else is routed now, before the next datagram of the burst: a `dm_signal` that
