@@ -29,7 +29,7 @@ mod nat_model;
 
 pub use attempt::PunchAttempt;
 pub use limit::{ATTEMPTS_PER_PEER, ATTEMPTS_TOTAL, AttemptLimiter, LIMIT_WINDOW, LimitError};
-pub use plan::{Plan, Punch, Situation, decide};
+pub use plan::{Plan, Punch, Situation, decide, decide_blind};
 pub use replay::{MAX_PEER_ATTEMPTS, REPLAY_WINDOW};
 pub use wire::{AttemptId, ProbeKeys};
 

@@ -93,6 +93,15 @@ pub enum Punch {
         /// Its allocator's step.
         step: u16,
     },
+    /// We are an easy side and do not know how the peer's NAT allocates (no signaling
+    /// has passed yet, see [`decide_blind`]): alternate the two easy-side schedules,
+    /// distinct random ports and sequential sweeps (step 1) past `last_port`.
+    ProbeUnknown {
+        /// The peer's public IP.
+        peer_ip: IpAddr,
+        /// The port the peer's NAT gave it towards a DHT node (its announced address).
+        last_port: u16,
+    },
     /// Both NATs allocate sequentially: the k-th probe from our main socket goes to the
     /// peer's predicted port `last_port + step·(1 + k)`, or `·(1 + 2k)` when `doubled`
     /// (the member with the smaller id). A new mapping per probe on both sides: the
@@ -117,6 +126,7 @@ impl Punch {
             Punch::OpenMappings { peer, .. } => peer.ip(),
             Punch::ProbeRandom { peer_ip }
             | Punch::ProbeSequential { peer_ip, .. }
+            | Punch::ProbeUnknown { peer_ip, .. }
             | Punch::MeetSequential { peer_ip, .. } => peer_ip,
         }
         .to_canonical()
@@ -134,7 +144,9 @@ impl Punch {
     pub fn max_probes(&self) -> u32 {
         match self {
             Punch::OpenMappings { .. } => 0,
-            Punch::ProbeRandom { .. } | Punch::ProbeSequential { .. } => MAX_PROBES,
+            Punch::ProbeRandom { .. }
+            | Punch::ProbeSequential { .. }
+            | Punch::ProbeUnknown { .. } => MAX_PROBES,
             Punch::MeetSequential { .. } => MAX_MEET_PROBES,
         }
     }
@@ -202,6 +214,32 @@ pub fn decide(s: &Situation) -> Plan {
     }
 }
 
+/// The plan towards a `contact` (an address found under the meeting's topic) that has
+/// not answered our hellos, from our own NAT class alone: before any signaling has passed,
+/// the peer's class is unknown. Against a port-restricted filter, no signaling passes
+/// between an easy and a hard side until a predicted path exists, so this is the plan
+/// that opens one (docs/port-prediction.md, "Before signaling"). The hard side opens its
+/// mappings towards the contact's address (an easy side's one public address); the easy
+/// side probes both ways a hard NAT may allocate. `None`: we cannot help (our own class
+/// is unknown).
+pub fn decide_blind(ours: NatClass, contact: SocketAddr) -> Option<Punch> {
+    match shape(ours) {
+        Shape::Unknown => None,
+        Shape::Stable => Some(Punch::ProbeUnknown {
+            peer_ip: contact.ip().to_canonical(),
+            last_port: contact.port(),
+        }),
+        Shape::Random => Some(Punch::OpenMappings {
+            peer: contact,
+            sockets: BIRTHDAY_SOCKETS,
+        }),
+        Shape::Sequential(_) => Some(Punch::OpenMappings {
+            peer: contact,
+            sockets: SEQUENTIAL_SOCKETS,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,10 +272,43 @@ mod tests {
             Plan::Direct => "direct",
             Plan::Relay => "relay",
             Plan::Punch(Punch::OpenMappings { .. }) => "hard",
-            Plan::Punch(Punch::ProbeRandom { .. } | Punch::ProbeSequential { .. }) => "easy",
+            Plan::Punch(
+                Punch::ProbeRandom { .. }
+                | Punch::ProbeSequential { .. }
+                | Punch::ProbeUnknown { .. },
+            ) => "easy",
             Plan::Punch(Punch::MeetSequential { doubled: true, .. }) => "meet2",
             Plan::Punch(Punch::MeetSequential { doubled: false, .. }) => "meet1",
         }
+    }
+
+    /// Before signaling, each side plans from its own class: a hard side (random or
+    /// sequential) opens mappings towards the contact, an easy one probes, and a side
+    /// that does not know its class does nothing.
+    #[test]
+    fn blind_plans_follow_our_own_class() {
+        let contact: SocketAddr = "203.0.113.9:40000".parse().unwrap();
+        for ours in CLASSES {
+            let plan = decide_blind(ours, contact).map(Plan::Punch);
+            let expected = match ours {
+                NatClass::Unknown => "none",
+                NatClass::Open | NatClass::EndpointIndependent { .. } => "easy",
+                _ => "hard",
+            };
+            assert_eq!(plan.map_or("none", role), expected, "{ours:?}");
+            // Only ever towards the contact's IP.
+            if let Some(Plan::Punch(p)) = plan {
+                assert_eq!(p.peer_ip(), contact.ip());
+            }
+        }
+        assert_eq!(
+            decide_blind(NatClass::Random, contact).map(|p| p.sockets()),
+            Some(BIRTHDAY_SOCKETS)
+        );
+        assert_eq!(
+            decide_blind(NatClass::Sequential { step: 1 }, contact).map(|p| p.sockets()),
+            Some(SEQUENTIAL_SOCKETS)
+        );
     }
 
     /// Both members plan with the same facts from their own side: every pair of

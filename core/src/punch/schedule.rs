@@ -48,6 +48,13 @@ pub enum Schedule {
         /// The next offset (in steps) in this sweep.
         offset: u32,
     },
+    /// Random and sequential probes in turn (the peer's allocation is unknown).
+    Mixed {
+        random: Box<Schedule>,
+        sequential: Box<Schedule>,
+        /// Whether the next probe is a sequential one.
+        sequential_next: bool,
+    },
     /// The k-th probe to the peer's (1 + k)-th or (1 + 2k)-th next port.
     Meet {
         ip: IpAddr,
@@ -78,6 +85,17 @@ impl Schedule {
                 step,
                 sweep: 0,
                 offset: 1,
+            },
+            Punch::ProbeUnknown { peer_ip, last_port } => Schedule::Mixed {
+                random: Box::new(Schedule::new(&Punch::ProbeRandom { peer_ip }, rng)),
+                sequential: Box::new(Schedule::Sequential {
+                    ip: peer_ip,
+                    last_port,
+                    step: 1,
+                    sweep: 0,
+                    offset: 1,
+                }),
+                sequential_next: false,
             },
             Punch::MeetSequential {
                 peer_ip,
@@ -120,6 +138,19 @@ impl Schedule {
                 let port = advance(*last_port, *step, *offset);
                 *offset += u32::from(SEQUENTIAL_STRIDE);
                 Some(SocketAddr::new(*ip, port))
+            }
+            Schedule::Mixed {
+                random,
+                sequential,
+                sequential_next,
+            } => {
+                let next = if *sequential_next {
+                    sequential.next()
+                } else {
+                    random.next()
+                };
+                *sequential_next = !*sequential_next;
+                next
             }
             Schedule::Meet {
                 ip,
@@ -208,6 +239,22 @@ mod tests {
             assert_eq!(s.next().unwrap().port(), 50016 + 32 * i);
         }
         assert_eq!(s.next().unwrap().port(), 50000 + 2 * 15, "third sweep, phase 15");
+    }
+
+    #[test]
+    fn an_unknown_allocator_gets_random_and_sequential_probes_in_turn() {
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let punch = Punch::ProbeUnknown {
+            peer_ip: ip,
+            last_port: 50000,
+        };
+        let mut s = Schedule::new(&punch, Seed::from_u64(5).rng());
+        let ports: Vec<u16> = (0..6).map(|_| s.next().unwrap().port()).collect();
+        // Every second probe sweeps past the announced port with step 1, stride 16.
+        assert_eq!([ports[1], ports[3], ports[5]], [50001, 50017, 50033]);
+        let mut random = Schedule::new(&Punch::ProbeRandom { peer_ip: ip }, Seed::from_u64(5).rng());
+        let expected: Vec<u16> = (0..3).map(|_| random.next().unwrap().port()).collect();
+        assert_eq!([ports[0], ports[2], ports[4]].to_vec(), expected);
     }
 
     #[test]
