@@ -79,7 +79,8 @@ pub use engine::{PcapSummary, Sim, SimEvent, SimStats};
 pub use faults::{ChurnConfig, MachineFactory};
 pub use link::{GilbertElliott, LinkConfig, LinkConfigError};
 pub use nat::{
-    FilteringBehavior, MappingBehavior, Nat, NatConfig, NatDrop, PortAssignment, RefusedInbound,
+    BackgroundTraffic, FilteringBehavior, MappingBehavior, Nat, NatConfig, NatDrop, PortAssignment,
+    RefusedInbound,
 };
 pub use preset::{CGNAT_HOME_EXTERNAL, NatPreset, UnknownPreset};
 pub use topology::{DeviceId, HostId, HostSpec, NatId, NatSpec, Realm, TopologyError};

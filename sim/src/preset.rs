@@ -161,7 +161,7 @@ impl NatPreset {
                 "mapping {}, filtering {}, ports {}, timeout {} s, hairpinning {}{refused}",
                 c.mapping.as_str(),
                 c.filtering.as_str(),
-                c.port_assignment.as_str(),
+                c.port_assignment,
                 c.mapping_timeout.as_secs(),
                 if c.hairpinning { "yes" } else { "no" }
             )
