@@ -18,6 +18,13 @@ use crate::queue::EventQueue;
 use crate::topology::{DeviceId, HostId, HostSpec, NatId, NatSpec, Realm, TopologyError};
 use crate::trace::{Fate, Trace, TraceHash, TraceRecord};
 
+/// The TTL (hop limit) of a datagram whose transmit names none: Linux's default.
+pub const DEFAULT_TTL: u8 = 64;
+
+/// The routers of the public Internet a datagram crosses between two sites, unless
+/// [`Sim::set_internet_hops`] says otherwise.
+pub const DEFAULT_INTERNET_HOPS: u8 = 4;
+
 /// A datagram in flight.
 #[derive(Clone, Debug)]
 pub(crate) struct Datagram {
@@ -25,6 +32,8 @@ pub(crate) struct Datagram {
     pub(crate) src: SocketAddr,
     pub(crate) dst: SocketAddr,
     pub(crate) payload: Vec<u8>,
+    /// What is left of its TTL.
+    pub(crate) ttl: u8,
 }
 
 /// What the queue holds.
@@ -122,6 +131,7 @@ pub struct Sim<M: SansIo> {
     pub(crate) churn: Option<Churn<M>>,
     pub(crate) processed: u64,
     pub(crate) sent: u64,
+    pub(crate) internet_hops: u8,
 }
 
 impl<M: SansIo> std::fmt::Debug for Sim<M> {
@@ -166,6 +176,7 @@ impl<M: SansIo> Sim<M> {
             churn: None,
             processed: 0,
             sent: 0,
+            internet_hops: DEFAULT_INTERNET_HOPS,
         }
     }
 
@@ -422,6 +433,17 @@ impl<M: SansIo> Sim<M> {
         Ok(id)
     }
 
+    /// Sets how many routers of the public Internet a datagram crosses (each takes one
+    /// from its TTL) between two devices of [`Realm::Internet`]; 0: none.
+    pub fn set_internet_hops(&mut self, hops: u8) {
+        self.internet_hops = hops;
+    }
+
+    /// The routers of the public Internet between two sites ([`Sim::set_internet_hops`]).
+    pub fn internet_hops(&self) -> u8 {
+        self.internet_hops
+    }
+
     /// Replaces the link of a host or NAT (its queues start empty).
     pub fn set_link(&mut self, node: DeviceId, config: LinkConfig) -> Result<(), TopologyError> {
         config.validate()?;
@@ -478,6 +500,7 @@ impl<M: SansIo> Sim<M> {
             src,
             dst,
             payload: payload.to_vec(),
+            ttl: DEFAULT_TTL,
         };
         self.cross(DeviceId::Host(host), true, dgram, true);
         true
@@ -586,7 +609,7 @@ impl<M: SansIo> Sim<M> {
             }
         }
         for t in outbox.drain(..) {
-            self.send_from(host, t.destination, t.contents);
+            self.send_from(host, t);
         }
         self.outbox = outbox;
     }

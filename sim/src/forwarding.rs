@@ -10,13 +10,26 @@
 //!    translates it inbound (mapping and filtering) and routes it inside.
 //!
 //! Each link crossing is one queue event; NAT translation and routing take no time.
+//!
+//! **TTL.** A datagram leaves its host with the TTL its transmit names (64 if none).
+//! Every device that forwards it takes one from it, as a Linux router does: a NAT box
+//! (outbound, inbound, or hairpinning: one each time it is crossed) and the Internet,
+//! which counts as [`Sim::internet_hops`] routers. A device that gets it with a TTL
+//! too small to pass (1 at a NAT; at most the hop count at the Internet) drops it
+//! (`ttl-expired`), and does so where Linux does: a NAT drops an outbound datagram
+//! *before* translating it (Linux's `ip_forward` drops it before POSTROUTING's SNAT:
+//! no mapping is made), and an inbound one *after* its binding was looked up and
+//! refreshed (conntrack runs in PREROUTING, before the forward). So a datagram sent
+//! with TTL 2 from behind one NAT opens (or refreshes) its mapping and expires at the
+//! Internet's first router, never reaching the peer's NAT. Routers inside a realm (a
+//! LAN, a carrier's network) are not modelled: they take nothing.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dhtmeet_core::{PacketKind, SansIo};
+use dhtmeet_core::{PacketKind, SansIo, Transmit};
 
-use crate::engine::{Action, Datagram, Sim};
+use crate::engine::{Action, DEFAULT_TTL, Datagram, Sim};
 use crate::link::{Crossing, LinkDrop};
 use crate::nat::NatDrop;
 use crate::topology::{DeviceId, HostId, NatId, Realm};
@@ -43,8 +56,15 @@ impl<M: SansIo> Sim<M> {
         id
     }
 
-    /// A host's machine sends `payload` to `dst`.
-    pub(crate) fn send_from(&mut self, host: HostId, dst: SocketAddr, payload: Vec<u8>) {
+    /// A host's machine sends a transmit.
+    pub(crate) fn send_from(&mut self, host: HostId, t: Transmit) {
+        let Transmit {
+            destination: dst,
+            contents: payload,
+            ttl,
+            ..
+        } = t;
+        let ttl = ttl.unwrap_or(DEFAULT_TTL);
         self.sent += 1;
         let id = self.new_id();
         let Some(h) = self.hosts.get(host.index()) else {
@@ -62,6 +82,7 @@ impl<M: SansIo> Sim<M> {
                 src: unspecified,
                 dst,
                 payload,
+                ttl,
             };
             self.note(TracePoint::Host(host), &dgram, Fate::NoRoute, true);
             return;
@@ -71,7 +92,13 @@ impl<M: SansIo> Sim<M> {
             src,
             dst,
             payload,
+            ttl,
         };
+        if ttl == 0 {
+            // No hop at all: the host's stack cannot send it (Linux refuses TTL 0).
+            self.note(TracePoint::Host(host), &dgram, Fate::TtlExpired, true);
+            return;
+        }
         self.cross(DeviceId::Host(host), true, dgram, true);
     }
 
@@ -132,7 +159,15 @@ impl<M: SansIo> Sim<M> {
     }
 
     /// The router of `realm` forwards a datagram that came from `from`.
-    pub(crate) fn route(&mut self, realm: Realm, from: DeviceId, dgram: Datagram) {
+    pub(crate) fn route(&mut self, realm: Realm, from: DeviceId, mut dgram: Datagram) {
+        if realm == Realm::Internet && self.internet_hops > 0 {
+            // Each of the Internet's routers needs a TTL of 2 to pass it on.
+            if dgram.ttl <= self.internet_hops {
+                self.note(TracePoint::Router, &dgram, Fate::TtlExpired, false);
+                return;
+            }
+            dgram.ttl -= self.internet_hops;
+        }
         let target = self.routes.get(&(realm.key(), dgram.dst.ip())).copied();
         let (next, up) = match (target, realm) {
             (Some(target), _) => (target, false),
@@ -189,6 +224,12 @@ impl<M: SansIo> Sim<M> {
             self.note(TracePoint::Nat(n), &dgram, Fate::NoHairpinning, false);
             return;
         }
+        if dgram.ttl <= 1 {
+            // Dropped by the forward, before any translation: no mapping.
+            self.note(TracePoint::Nat(n), &dgram, Fate::TtlExpired, false);
+            return;
+        }
+        dgram.ttl -= 1;
         let external = match slot.nat.outbound(now, dgram.src, dgram.dst) {
             Ok(a) => a,
             Err(e) => return self.nat_drop(n, &dgram, e),
@@ -220,8 +261,14 @@ impl<M: SansIo> Sim<M> {
             return;
         };
         match slot.nat.inbound(now, dgram.src, dgram.dst) {
+            Ok(_) if dgram.ttl <= 1 => {
+                // The binding saw it (and was refreshed, if inbound traffic does
+                // that); the forward inside drops it.
+                self.note(TracePoint::Nat(n), &dgram, Fate::TtlExpired, false);
+            }
             Ok(internal) => {
                 dgram.dst = internal;
+                dgram.ttl -= 1;
                 self.note(TracePoint::Nat(n), &dgram, Fate::Translated, false);
                 self.route(Realm::Inside(n), DeviceId::Nat(n), dgram);
             }

@@ -75,7 +75,7 @@ mod trace;
 
 pub(crate) use dhtmeet_core::Rng;
 
-pub use engine::{PcapSummary, Sim, SimEvent, SimStats};
+pub use engine::{DEFAULT_INTERNET_HOPS, DEFAULT_TTL, PcapSummary, Sim, SimEvent, SimStats};
 pub use faults::{ChurnConfig, MachineFactory};
 pub use link::{GilbertElliott, LinkConfig, LinkConfigError};
 pub use nat::{

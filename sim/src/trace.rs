@@ -94,11 +94,16 @@ pub enum Fate {
     PortUnreachable,
     /// It was handed to the destination host's machine.
     Delivered,
+    /// Its TTL ran out at this hop (a NAT, or the Internet's routers) before it was
+    /// forwarded.
+    TtlExpired,
+    /// Its machine asked to send it from a pool socket the host does not have open.
+    NoSocket,
 }
 
 impl Fate {
     /// Every fate, in declaration order.
-    pub const ALL: [Fate; 16] = [
+    pub const ALL: [Fate; 18] = [
         Fate::Transmitted,
         Fate::Duplicated,
         Fate::Lost,
@@ -115,6 +120,8 @@ impl Fate {
         Fate::HostDown,
         Fate::PortUnreachable,
         Fate::Delivered,
+        Fate::TtlExpired,
+        Fate::NoSocket,
     ];
 
     /// Whether the datagram ends here without being delivered.
@@ -148,6 +155,8 @@ impl Fate {
             Fate::HostDown => "host-down",
             Fate::PortUnreachable => "port-unreachable",
             Fate::Delivered => "delivered",
+            Fate::TtlExpired => "ttl-expired",
+            Fate::NoSocket => "no-socket",
         }
     }
 }
