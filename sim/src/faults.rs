@@ -47,13 +47,14 @@ impl<M: SansIo> Sim<M> {
         self.partitions.clear();
     }
 
-    /// Crashes the host now: its machine and all its state are gone, datagrams for it
-    /// are dropped (`host-down`) until [`Sim::restart`].
+    /// Crashes the host now: its machine, all its state and its pool sockets are gone,
+    /// datagrams for it are dropped (`host-down`) until [`Sim::restart`].
     pub fn crash(&mut self, host: HostId) {
         if let Some(h) = self.hosts.get_mut(host.index()) {
             h.machine = None;
             h.incarnation = h.incarnation.wrapping_add(1);
             h.timer_at = None;
+            h.pool = None; // its sockets die with it
         }
     }
 

@@ -1,7 +1,8 @@
 //! Forwarding: how a datagram travels from a machine's transmit to another machine.
 //!
-//! 1. The sender's host picks its socket of the destination's family and puts the
-//!    datagram on its link, up ([`Sim::send_from`]).
+//! 1. The sender's host picks its socket of the destination's family (or the pool
+//!    socket the transmit names) and puts the datagram on its link, up
+//!    ([`Sim::send_from`]).
 //! 2. At the router of the realm ([`Sim::route`]): a host or NAT there owns the
 //!    destination IP → down that node's link; else, inside a NAT, up to the NAT for
 //!    outbound translation (or hairpinning) and on up the NAT's link to the parent
@@ -56,13 +57,14 @@ impl<M: SansIo> Sim<M> {
         id
     }
 
-    /// A host's machine sends a transmit.
+    /// A host's machine sends a transmit: from its socket of the destination's family,
+    /// or from the pool socket `source_port` names.
     pub(crate) fn send_from(&mut self, host: HostId, t: Transmit) {
         let Transmit {
             destination: dst,
             contents: payload,
             ttl,
-            ..
+            source_port,
         } = t;
         let ttl = ttl.unwrap_or(DEFAULT_TTL);
         self.sent += 1;
@@ -70,21 +72,38 @@ impl<M: SansIo> Sim<M> {
         let Some(h) = self.hosts.get(host.index()) else {
             return;
         };
-        let src = if dst.is_ipv4() { h.v4 } else { h.v6 };
+        let unspecified = match dst {
+            SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+            SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+        };
+        let (src, fate) = match source_port {
+            None => {
+                let src = if dst.is_ipv4() { h.v4 } else { h.v6 };
+                // No socket of that family: the send fails at the host.
+                (src, Fate::NoRoute)
+            }
+            Some(port) => match h.pool.as_deref().and_then(|p| p.socket(port)) {
+                // A socket of the other family cannot reach it.
+                Some(src) => (
+                    Some(src).filter(|s| s.is_ipv4() == dst.is_ipv4()),
+                    Fate::NoRoute,
+                ),
+                None => (None, Fate::NoSocket),
+            },
+        };
         let Some(src) = src else {
-            // No socket of that family: the send fails at the host.
-            let unspecified = match dst {
-                SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-                SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+            let src = match source_port {
+                Some(port) => SocketAddr::new(unspecified.ip(), port),
+                None => unspecified,
             };
             let dgram = Datagram {
                 id,
-                src: unspecified,
+                src,
                 dst,
                 payload,
                 ttl,
             };
-            self.note(TracePoint::Host(host), &dgram, Fate::NoRoute, true);
+            self.note(TracePoint::Host(host), &dgram, fate, true);
             return;
         };
         let dgram = Datagram {
@@ -285,6 +304,7 @@ impl<M: SansIo> Sim<M> {
         } else if Some(dgram.dst) != h.v4
             && Some(dgram.dst) != h.v6
             && !h.extra.contains(&dgram.dst)
+            && !h.pool.as_deref().is_some_and(|p| p.has(dgram.dst))
         {
             Fate::PortUnreachable
         } else {

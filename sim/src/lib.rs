@@ -63,6 +63,7 @@
 mod engine;
 mod faults;
 mod forwarding;
+mod host;
 pub mod link;
 pub mod nat;
 pub mod pcap;
