@@ -16,7 +16,11 @@
 //!   [`Sim::host_seed`]. The event queue breaks ties by scheduling order. Same seed, same
 //!   run, same [`TraceHash`].
 //! * **Drain until idle.** After every input the simulator drains the machine's
-//!   `poll_transmit`, `poll_event` and `poll_timeout`, as a runtime would.
+//!   `poll_transmit` and `poll_socket_command` (it keeps a pool of extra sockets per
+//!   host), `poll_event` and `poll_timeout`, as a runtime would.
+//! * **TTL.** Each NAT box a datagram crosses takes one from its TTL, the Internet
+//!   [`Sim::internet_hops`]; a datagram whose TTL runs out is dropped where Linux drops
+//!   it (`docs/sim.md`).
 //!
 //! ## A STUN client behind a symmetric NAT
 //!
