@@ -48,7 +48,7 @@ impl<M: SansIo> Sim<M> {
             len: dgram.payload.len(),
             fate,
         };
-        self.trace.record(rec, &dgram.payload, first);
+        self.trace.record(rec, &dgram.payload, dgram.ttl, first);
     }
 
     fn new_id(&mut self) -> u64 {

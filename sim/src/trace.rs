@@ -295,8 +295,9 @@ impl Trace {
         self.hasher.update(description.as_bytes());
     }
 
-    /// Adds `rec`; `payload` is hashed when `first` (the datagram's first record).
-    pub(crate) fn record(&mut self, rec: TraceRecord, payload: &[u8], first: bool) {
+    /// Adds `rec`; `payload` is hashed when `first` (the datagram's first record). `ttl`
+    /// (what is left of the datagram's TTL there) goes to the pcap capture only.
+    pub(crate) fn record(&mut self, rec: TraceRecord, payload: &[u8], ttl: u8, first: bool) {
         self.counts[rec.fate as usize] += 1;
         let b = &mut self.buf;
         b.clear();
@@ -338,7 +339,7 @@ impl Trace {
         }
         if matches!(rec.fate, Fate::Transmitted | Fate::Duplicated) && self.pcap_error.is_none() {
             if let Some(pcap) = &mut self.pcap {
-                if let Err(e) = pcap.write(rec.at, rec.src, rec.dst, payload) {
+                if let Err(e) = pcap.write(rec.at, rec.src, rec.dst, ttl, payload) {
                     self.pcap_error = Some(e);
                 }
             }
