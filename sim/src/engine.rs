@@ -305,6 +305,12 @@ impl<M: SansIo> Sim<M> {
         let route = std::mem::size_of::<((u32, IpAddr), DeviceId)>() + 16; // B-tree overhead
         self.hosts.capacity() * std::mem::size_of::<HostSlot<M>>()
             + self.hosts.iter().map(|h| h.name.len()).sum::<usize>()
+            + self
+                .hosts
+                .iter()
+                .filter_map(|h| h.pool.as_deref())
+                .map(Pool::footprint)
+                .sum::<usize>()
             + self.nats.capacity() * std::mem::size_of::<NatSlot>()
             + self.routes.len() * route
             + self.queue.footprint()

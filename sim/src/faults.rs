@@ -58,12 +58,13 @@ impl<M: SansIo> Sim<M> {
         }
     }
 
-    /// Restarts a host now with a fresh machine (same addresses).
+    /// Restarts a host now with a fresh machine (same addresses, no pool sockets).
     pub fn restart(&mut self, host: HostId, machine: M) {
         if let Some(h) = self.hosts.get_mut(host.index()) {
             h.machine = Some(machine);
             h.incarnation = h.incarnation.wrapping_add(1);
             h.timer_at = None;
+            h.pool = None; // the old machine's sockets are not the new one's
             self.drain(host, false);
         }
     }

@@ -58,6 +58,11 @@ impl Pool {
             .then(|| SocketAddr::new(self.ip, port))
     }
 
+    /// Bytes it holds (the B-tree's nodes estimated at 8 bytes per port).
+    pub(crate) fn footprint(&self) -> usize {
+        std::mem::size_of::<Pool>() + 8 * self.ports.len()
+    }
+
     /// Whether `addr` is an open pool socket.
     pub(crate) fn has(&self, addr: SocketAddr) -> bool {
         addr.ip() == self.ip && self.ports.contains(&addr.port())

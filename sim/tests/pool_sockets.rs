@@ -252,7 +252,7 @@ fn a_transmit_from_a_pool_port_that_is_not_open_is_dropped_and_counted() {
 }
 
 #[test]
-fn at_most_256_pool_sockets_are_open_at_once_and_a_crash_closes_them() {
+fn at_most_256_pool_sockets_are_open_at_once_and_a_restart_or_crash_closes_them() {
     let seed = test_seed(16);
     let (mut sim, member, _) = setup(seed, NatPreset::Symmetric);
     open(&mut sim, member, 300);
@@ -268,6 +268,11 @@ fn at_most_256_pool_sockets_are_open_at_once_and_a_crash_closes_them() {
     });
     assert_eq!(opened(&events(&mut sim, member)).len(), 1, "seed {seed}");
     assert_eq!(sim.pool_sockets(member).len(), MAX_POOL_SOCKETS);
+    // A new machine does not inherit the old one's sockets, nor does a crashed host.
+    sim.restart(member, PoolProbe::new(4000, false));
+    assert!(sim.pool_sockets(member).is_empty());
+    open(&mut sim, member, 2);
+    assert_eq!(sim.pool_sockets(member).len(), 2);
     sim.crash(member);
     assert!(sim.pool_sockets(member).is_empty());
 }
