@@ -11,12 +11,20 @@ use dhtmeet_core::{SansIo, Seed};
 
 use crate::Rng;
 use crate::faults::Churn;
+use crate::host::Pool;
 use crate::link::{Link, LinkConfig};
 use crate::nat::Nat;
 use crate::pcap::PcapWriter;
 use crate::queue::EventQueue;
 use crate::topology::{DeviceId, HostId, HostSpec, NatId, NatSpec, Realm, TopologyError};
 use crate::trace::{Fate, Trace, TraceHash, TraceRecord};
+
+/// The TTL (hop limit) of a datagram whose transmit names none: Linux's default.
+pub const DEFAULT_TTL: u8 = 64;
+
+/// The routers of the public Internet a datagram crosses between two sites, unless
+/// [`Sim::set_internet_hops`] says otherwise.
+pub const DEFAULT_INTERNET_HOPS: u8 = 4;
 
 /// A datagram in flight.
 #[derive(Clone, Debug)]
@@ -25,6 +33,8 @@ pub(crate) struct Datagram {
     pub(crate) src: SocketAddr,
     pub(crate) dst: SocketAddr,
     pub(crate) payload: Vec<u8>,
+    /// What is left of its TTL.
+    pub(crate) ttl: u8,
 }
 
 /// What the queue holds.
@@ -56,6 +66,8 @@ pub(crate) struct HostSlot<M> {
     pub(crate) machine: Option<M>,
     pub(crate) incarnation: u32,
     pub(crate) timer_at: Option<u64>,
+    /// The machine's pool sockets (`None` until it opens one).
+    pub(crate) pool: Option<Box<Pool>>,
 }
 
 pub(crate) struct NatSlot {
@@ -122,6 +134,7 @@ pub struct Sim<M: SansIo> {
     pub(crate) churn: Option<Churn<M>>,
     pub(crate) processed: u64,
     pub(crate) sent: u64,
+    pub(crate) internet_hops: u8,
 }
 
 impl<M: SansIo> std::fmt::Debug for Sim<M> {
@@ -166,6 +179,7 @@ impl<M: SansIo> Sim<M> {
             churn: None,
             processed: 0,
             sent: 0,
+            internet_hops: DEFAULT_INTERNET_HOPS,
         }
     }
 
@@ -206,7 +220,8 @@ impl<M: SansIo> Sim<M> {
         self.hosts.get(host.index()).map(|h| &*h.name)
     }
 
-    /// The host's sockets.
+    /// The host's sockets, as configured ([`HostSpec::addrs`]; its machine's pool
+    /// sockets are [`Sim::pool_sockets`]).
     pub fn host_addrs(&self, host: HostId) -> Vec<SocketAddr> {
         self.hosts
             .get(host.index())
@@ -216,6 +231,16 @@ impl<M: SansIo> Sim<M> {
                     .chain(h.extra.iter().copied())
                     .collect()
             })
+            .unwrap_or_default()
+    }
+
+    /// The pool sockets the host's machine has open ([`dhtmeet_core::SocketCommand`]), by
+    /// port.
+    pub fn pool_sockets(&self, host: HostId) -> Vec<SocketAddr> {
+        self.hosts
+            .get(host.index())
+            .and_then(|h| h.pool.as_deref())
+            .map(Pool::sockets)
             .unwrap_or_default()
     }
 
@@ -280,6 +305,12 @@ impl<M: SansIo> Sim<M> {
         let route = std::mem::size_of::<((u32, IpAddr), DeviceId)>() + 16; // B-tree overhead
         self.hosts.capacity() * std::mem::size_of::<HostSlot<M>>()
             + self.hosts.iter().map(|h| h.name.len()).sum::<usize>()
+            + self
+                .hosts
+                .iter()
+                .filter_map(|h| h.pool.as_deref())
+                .map(Pool::footprint)
+                .sum::<usize>()
             + self.nats.capacity() * std::mem::size_of::<NatSlot>()
             + self.routes.len() * route
             + self.queue.footprint()
@@ -417,9 +448,21 @@ impl<M: SansIo> Sim<M> {
             machine: Some(machine),
             incarnation: 0,
             timer_at: None,
+            pool: None,
         });
         self.drain(id, false);
         Ok(id)
+    }
+
+    /// Sets how many routers of the public Internet a datagram crosses (each takes one
+    /// from its TTL) between two devices of [`Realm::Internet`]; 0: none.
+    pub fn set_internet_hops(&mut self, hops: u8) {
+        self.internet_hops = hops;
+    }
+
+    /// The routers of the public Internet between two sites ([`Sim::set_internet_hops`]).
+    pub fn internet_hops(&self) -> u8 {
+        self.internet_hops
     }
 
     /// Replaces the link of a host or NAT (its queues start empty).
@@ -478,6 +521,7 @@ impl<M: SansIo> Sim<M> {
             src,
             dst,
             payload: payload.to_vec(),
+            ttl: DEFAULT_TTL,
         };
         self.cross(DeviceId::Host(host), true, dgram, true);
         true
@@ -533,61 +577,5 @@ impl<M: SansIo> Sim<M> {
             }
             self.step();
         }
-    }
-
-    // ---- machines ----
-
-    fn fire_timer(&mut self, host: HostId, incarnation: u32, at: u64) {
-        let now = self.now();
-        let Some(h) = self.hosts.get_mut(host.index()) else {
-            return;
-        };
-        if h.incarnation != incarnation || h.timer_at != Some(at) {
-            return; // superseded
-        }
-        h.timer_at = None;
-        if let Some(m) = h.machine.as_mut() {
-            let _span = tracing::debug_span!("host", id = %host, name = %h.name).entered();
-            m.handle_timeout(now);
-        }
-        self.drain(host, true);
-    }
-
-    /// Drains transmits, events and the next timeout of a host's machine. After a
-    /// timer fired, a timeout that is not in the future is pushed 1 ns on, so a machine
-    /// that keeps asking for "now" cannot stall virtual time.
-    pub(crate) fn drain(&mut self, host: HostId, after_timer: bool) {
-        let mut outbox = std::mem::take(&mut self.outbox);
-        let at = Duration::from_nanos(self.now);
-        let Some(h) = self.hosts.get_mut(host.index()) else {
-            return;
-        };
-        let Some(m) = h.machine.as_mut() else {
-            return;
-        };
-        while let Some(t) = m.poll_transmit() {
-            outbox.push(t);
-        }
-        while let Some(event) = m.poll_event() {
-            self.events.push_back(SimEvent { host, at, event });
-        }
-        let next = m.poll_timeout().map(|t| {
-            let off = nanos(t.saturating_duration_since(self.origin));
-            match off.max(self.now) {
-                t if after_timer && t <= self.now => self.now + 1,
-                t => t,
-            }
-        });
-        if next != h.timer_at {
-            h.timer_at = next;
-            if let Some(t) = next {
-                let incarnation = h.incarnation;
-                self.queue.push(t, Action::Timer { host, incarnation });
-            }
-        }
-        for t in outbox.drain(..) {
-            self.send_from(host, t.destination, t.contents);
-        }
-        self.outbox = outbox;
     }
 }

@@ -47,22 +47,24 @@ impl<M: SansIo> Sim<M> {
         self.partitions.clear();
     }
 
-    /// Crashes the host now: its machine and all its state are gone, datagrams for it
-    /// are dropped (`host-down`) until [`Sim::restart`].
+    /// Crashes the host now: its machine, all its state and its pool sockets are gone,
+    /// datagrams for it are dropped (`host-down`) until [`Sim::restart`].
     pub fn crash(&mut self, host: HostId) {
         if let Some(h) = self.hosts.get_mut(host.index()) {
             h.machine = None;
             h.incarnation = h.incarnation.wrapping_add(1);
             h.timer_at = None;
+            h.pool = None; // its sockets die with it
         }
     }
 
-    /// Restarts a host now with a fresh machine (same addresses).
+    /// Restarts a host now with a fresh machine (same addresses, no pool sockets).
     pub fn restart(&mut self, host: HostId, machine: M) {
         if let Some(h) = self.hosts.get_mut(host.index()) {
             h.machine = Some(machine);
             h.incarnation = h.incarnation.wrapping_add(1);
             h.timer_at = None;
+            h.pool = None; // the old machine's sockets are not the new one's
             self.drain(host, false);
         }
     }

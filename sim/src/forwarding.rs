@@ -1,7 +1,8 @@
 //! Forwarding: how a datagram travels from a machine's transmit to another machine.
 //!
-//! 1. The sender's host picks its socket of the destination's family and puts the
-//!    datagram on its link, up ([`Sim::send_from`]).
+//! 1. The sender's host picks its socket of the destination's family (or the pool
+//!    socket the transmit names) and puts the datagram on its link, up
+//!    ([`Sim::send_from`]).
 //! 2. At the router of the realm ([`Sim::route`]): a host or NAT there owns the
 //!    destination IP → down that node's link; else, inside a NAT, up to the NAT for
 //!    outbound translation (or hairpinning) and on up the NAT's link to the parent
@@ -10,13 +11,26 @@
 //!    translates it inbound (mapping and filtering) and routes it inside.
 //!
 //! Each link crossing is one queue event; NAT translation and routing take no time.
+//!
+//! **TTL.** A datagram leaves its host with the TTL its transmit names (64 if none).
+//! Every device that forwards it takes one from it, as a Linux router does: a NAT box
+//! (outbound, inbound, or hairpinning: one each time it is crossed) and the Internet,
+//! which counts as [`Sim::internet_hops`] routers. A device that gets it with a TTL
+//! too small to pass (1 at a NAT; at most the hop count at the Internet) drops it
+//! (`ttl-expired`), and does so where Linux does: a NAT drops an outbound datagram
+//! *before* translating it (Linux's `ip_forward` drops it before POSTROUTING's SNAT:
+//! no mapping is made), and an inbound one *after* its binding was looked up and
+//! refreshed (conntrack runs in PREROUTING, before the forward). So a datagram sent
+//! with TTL 2 from behind one NAT opens (or refreshes) its mapping and expires at the
+//! Internet's first router, never reaching the peer's NAT. Routers inside a realm (a
+//! LAN, a carrier's network) are not modelled: they take nothing.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dhtmeet_core::{PacketKind, SansIo};
+use dhtmeet_core::{PacketKind, SansIo, Transmit};
 
-use crate::engine::{Action, Datagram, Sim};
+use crate::engine::{Action, DEFAULT_TTL, Datagram, Sim};
 use crate::link::{Crossing, LinkDrop};
 use crate::nat::NatDrop;
 use crate::topology::{DeviceId, HostId, NatId, Realm};
@@ -34,7 +48,7 @@ impl<M: SansIo> Sim<M> {
             len: dgram.payload.len(),
             fate,
         };
-        self.trace.record(rec, &dgram.payload, first);
+        self.trace.record(rec, &dgram.payload, dgram.ttl, first);
     }
 
     fn new_id(&mut self) -> u64 {
@@ -43,27 +57,53 @@ impl<M: SansIo> Sim<M> {
         id
     }
 
-    /// A host's machine sends `payload` to `dst`.
-    pub(crate) fn send_from(&mut self, host: HostId, dst: SocketAddr, payload: Vec<u8>) {
+    /// A host's machine sends a transmit: from its socket of the destination's family,
+    /// or from the pool socket `source_port` names.
+    pub(crate) fn send_from(&mut self, host: HostId, t: Transmit) {
+        let Transmit {
+            destination: dst,
+            contents: payload,
+            ttl,
+            source_port,
+        } = t;
+        let ttl = ttl.unwrap_or(DEFAULT_TTL);
         self.sent += 1;
         let id = self.new_id();
         let Some(h) = self.hosts.get(host.index()) else {
             return;
         };
-        let src = if dst.is_ipv4() { h.v4 } else { h.v6 };
+        let unspecified = match dst {
+            SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+            SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+        };
+        let (src, fate) = match source_port {
+            None => {
+                let src = if dst.is_ipv4() { h.v4 } else { h.v6 };
+                // No socket of that family: the send fails at the host.
+                (src, Fate::NoRoute)
+            }
+            Some(port) => match h.pool.as_deref().and_then(|p| p.socket(port)) {
+                // A socket of the other family cannot reach it.
+                Some(src) => (
+                    Some(src).filter(|s| s.is_ipv4() == dst.is_ipv4()),
+                    Fate::NoRoute,
+                ),
+                None => (None, Fate::NoSocket),
+            },
+        };
         let Some(src) = src else {
-            // No socket of that family: the send fails at the host.
-            let unspecified = match dst {
-                SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-                SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+            let src = match source_port {
+                Some(port) => SocketAddr::new(unspecified.ip(), port),
+                None => unspecified,
             };
             let dgram = Datagram {
                 id,
-                src: unspecified,
+                src,
                 dst,
                 payload,
+                ttl,
             };
-            self.note(TracePoint::Host(host), &dgram, Fate::NoRoute, true);
+            self.note(TracePoint::Host(host), &dgram, fate, true);
             return;
         };
         let dgram = Datagram {
@@ -71,7 +111,13 @@ impl<M: SansIo> Sim<M> {
             src,
             dst,
             payload,
+            ttl,
         };
+        if ttl == 0 {
+            // No hop at all: the host's stack cannot send it (Linux refuses TTL 0).
+            self.note(TracePoint::Host(host), &dgram, Fate::TtlExpired, true);
+            return;
+        }
         self.cross(DeviceId::Host(host), true, dgram, true);
     }
 
@@ -132,7 +178,15 @@ impl<M: SansIo> Sim<M> {
     }
 
     /// The router of `realm` forwards a datagram that came from `from`.
-    pub(crate) fn route(&mut self, realm: Realm, from: DeviceId, dgram: Datagram) {
+    pub(crate) fn route(&mut self, realm: Realm, from: DeviceId, mut dgram: Datagram) {
+        if realm == Realm::Internet && self.internet_hops > 0 {
+            // Each of the Internet's routers needs a TTL of 2 to pass it on.
+            if dgram.ttl <= self.internet_hops {
+                self.note(TracePoint::Router, &dgram, Fate::TtlExpired, false);
+                return;
+            }
+            dgram.ttl -= self.internet_hops;
+        }
         let target = self.routes.get(&(realm.key(), dgram.dst.ip())).copied();
         let (next, up) = match (target, realm) {
             (Some(target), _) => (target, false),
@@ -189,6 +243,12 @@ impl<M: SansIo> Sim<M> {
             self.note(TracePoint::Nat(n), &dgram, Fate::NoHairpinning, false);
             return;
         }
+        if dgram.ttl <= 1 {
+            // Dropped by the forward, before any translation: no mapping.
+            self.note(TracePoint::Nat(n), &dgram, Fate::TtlExpired, false);
+            return;
+        }
+        dgram.ttl -= 1;
         let external = match slot.nat.outbound(now, dgram.src, dgram.dst) {
             Ok(a) => a,
             Err(e) => return self.nat_drop(n, &dgram, e),
@@ -220,8 +280,14 @@ impl<M: SansIo> Sim<M> {
             return;
         };
         match slot.nat.inbound(now, dgram.src, dgram.dst) {
+            Ok(_) if dgram.ttl <= 1 => {
+                // The binding saw it (and was refreshed, if inbound traffic does
+                // that); the forward inside drops it.
+                self.note(TracePoint::Nat(n), &dgram, Fate::TtlExpired, false);
+            }
             Ok(internal) => {
                 dgram.dst = internal;
+                dgram.ttl -= 1;
                 self.note(TracePoint::Nat(n), &dgram, Fate::Translated, false);
                 self.route(Realm::Inside(n), DeviceId::Nat(n), dgram);
             }
@@ -238,6 +304,7 @@ impl<M: SansIo> Sim<M> {
         } else if Some(dgram.dst) != h.v4
             && Some(dgram.dst) != h.v6
             && !h.extra.contains(&dgram.dst)
+            && !h.pool.as_deref().is_some_and(|p| p.has(dgram.dst))
         {
             Fate::PortUnreachable
         } else {

@@ -16,7 +16,11 @@
 //!   [`Sim::host_seed`]. The event queue breaks ties by scheduling order. Same seed, same
 //!   run, same [`TraceHash`].
 //! * **Drain until idle.** After every input the simulator drains the machine's
-//!   `poll_transmit`, `poll_event` and `poll_timeout`, as a runtime would.
+//!   `poll_transmit` and `poll_socket_command` (it keeps a pool of extra sockets per
+//!   host), `poll_event` and `poll_timeout`, as a runtime would.
+//! * **TTL.** Each NAT box a datagram crosses takes one from its TTL, the Internet
+//!   [`Sim::internet_hops`]; a datagram whose TTL runs out is dropped where Linux drops
+//!   it (`docs/sim.md`).
 //!
 //! ## A STUN client behind a symmetric NAT
 //!
@@ -63,6 +67,7 @@
 mod engine;
 mod faults;
 mod forwarding;
+mod host;
 pub mod link;
 pub mod nat;
 pub mod pcap;
@@ -75,11 +80,12 @@ mod trace;
 
 pub(crate) use dhtmeet_core::Rng;
 
-pub use engine::{PcapSummary, Sim, SimEvent, SimStats};
+pub use engine::{DEFAULT_INTERNET_HOPS, DEFAULT_TTL, PcapSummary, Sim, SimEvent, SimStats};
 pub use faults::{ChurnConfig, MachineFactory};
 pub use link::{GilbertElliott, LinkConfig, LinkConfigError};
 pub use nat::{
-    FilteringBehavior, MappingBehavior, Nat, NatConfig, NatDrop, PortAssignment, RefusedInbound,
+    BackgroundTraffic, FilteringBehavior, MappingBehavior, Nat, NatConfig, NatDrop, PortAssignment,
+    RefusedInbound,
 };
 pub use preset::{CGNAT_HOME_EXTERNAL, NatPreset, UnknownPreset};
 pub use topology::{DeviceId, HostId, HostSpec, NatId, NatSpec, Realm, TopologyError};

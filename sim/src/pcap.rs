@@ -52,15 +52,17 @@ impl<W: Write> PcapWriter<W> {
         self.skipped
     }
 
-    /// Writes one UDP datagram from `src` to `dst` seen at `at`.
+    /// Writes one UDP datagram from `src` to `dst` seen at `at` with TTL (hop limit)
+    /// `ttl`.
     pub fn write(
         &mut self,
         at: Duration,
         src: SocketAddr,
         dst: SocketAddr,
+        ttl: u8,
         payload: &[u8],
     ) -> io::Result<()> {
-        let Some(packet) = ip_udp_packet(src, dst, payload) else {
+        let Some(packet) = ip_udp_packet(src, dst, ttl, payload) else {
             self.skipped += 1;
             return Ok(());
         };
@@ -103,9 +105,9 @@ fn checksum(sum: u32) -> u16 {
     !(sum as u16)
 }
 
-/// An IP packet carrying `payload` in UDP; `None` if the families differ or it is too
-/// big.
-pub fn ip_udp_packet(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Option<Vec<u8>> {
+/// An IP packet with TTL (hop limit) `ttl` carrying `payload` in UDP; `None` if the
+/// families differ or it is too big.
+pub fn ip_udp_packet(src: SocketAddr, dst: SocketAddr, ttl: u8, payload: &[u8]) -> Option<Vec<u8>> {
     let udp_len = u16::try_from(8 + payload.len()).ok()?;
     let mut udp = Vec::with_capacity(usize::from(udp_len));
     udp.extend_from_slice(&src.port().to_be_bytes());
@@ -125,7 +127,7 @@ pub fn ip_udp_packet(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Option
             let mut ip = Vec::with_capacity(usize::from(total));
             ip.extend_from_slice(&[0x45, 0]);
             ip.extend_from_slice(&total.to_be_bytes());
-            ip.extend_from_slice(&[0, 0, 0x40, 0, 64, UDP, 0, 0]); // id, DF, TTL 64
+            ip.extend_from_slice(&[0, 0, 0x40, 0, ttl, UDP, 0, 0]); // id, DF, TTL
             ip.extend_from_slice(&s.octets());
             ip.extend_from_slice(&d.octets());
             let c = checksum(ones_complement_sum(0, &ip));
@@ -143,7 +145,7 @@ pub fn ip_udp_packet(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Option
             let mut ip = Vec::with_capacity(40 + udp.len());
             ip.extend_from_slice(&[0x60, 0, 0, 0]);
             ip.extend_from_slice(&udp_len.to_be_bytes());
-            ip.extend_from_slice(&[UDP, 64]);
+            ip.extend_from_slice(&[UDP, ttl]);
             ip.extend_from_slice(&s.octets());
             ip.extend_from_slice(&d.octets());
             ip.extend_from_slice(&udp);
@@ -171,10 +173,12 @@ mod tests {
         let p = ip_udp_packet(
             "192.0.2.1:3478".parse().expect("literal"),
             "203.0.113.9:4000".parse().expect("literal"),
+            5,
             b"hello",
         )
         .expect("same family");
         assert_eq!(p.len(), 20 + 8 + 5);
+        assert_eq!(p[8], 5, "the TTL");
         // A correct header sums to 0xffff.
         assert_eq!(ones_complement_sum(0, &p[..20]), 0xffff);
         let mut pseudo = Vec::new();
@@ -190,7 +194,7 @@ mod tests {
     fn ipv6_udp_checksum_verifies_and_mixed_families_are_skipped() {
         let src: SocketAddr = "[2001:db8::1]:3478".parse().expect("literal");
         let dst: SocketAddr = "[2001:db8::2]:4000".parse().expect("literal");
-        let p = ip_udp_packet(src, dst, b"abc").expect("same family");
+        let p = ip_udp_packet(src, dst, 64, b"abc").expect("same family");
         assert_eq!(p[0] >> 4, 6);
         let mut pseudo = Vec::new();
         pseudo.extend_from_slice(&p[8..40]);
@@ -200,7 +204,7 @@ mod tests {
             0xffff
         );
         let v4: SocketAddr = "192.0.2.1:1".parse().expect("literal");
-        assert!(ip_udp_packet(v4, dst, b"x").is_none());
+        assert!(ip_udp_packet(v4, dst, 64, b"x").is_none());
     }
 
     #[test]

@@ -10,7 +10,10 @@ use dhtmeet_core::SansIo;
 
 use crate::engine::Sim;
 use crate::link::LinkConfig;
-use crate::nat::{FilteringBehavior, MappingBehavior, NatConfig, PortAssignment, RefusedInbound};
+use crate::nat::{
+    BackgroundTraffic, FilteringBehavior, MappingBehavior, NatConfig, PortAssignment,
+    RefusedInbound,
+};
 use crate::topology::{NatSpec, Realm, TopologyError};
 
 /// The external address of the home router inside a [`NatPreset::Cgnat`]: the first
@@ -28,8 +31,14 @@ pub enum NatPreset {
     RestrictedCone,
     /// RFC 3489 port-restricted cone: EIM, APDF.
     PortRestrictedCone,
-    /// RFC 3489 symmetric: APDM, APDF, random ports.
+    /// RFC 3489 symmetric: APDM, APDF, random ports (Linux `masquerade random` /
+    /// `fully-random`). Also called `symmetric-random` ([`NatPreset::ALIASES`]).
     Symmetric,
+    /// A symmetric NAT with a sequential allocator: APDM, APDF, each new mapping the
+    /// next port (step 1), and light background traffic (other hosts behind it make one
+    /// new mapping per second on average), so its counter moves between two of our
+    /// observations.
+    SymmetricSequential,
     /// A home router like Linux masquerade behind a stateful firewall: EIM with port
     /// preservation, APDF (only replies get in), no hairpinning, 120 s timeout.
     Home,
@@ -45,7 +54,10 @@ pub enum NatPreset {
 
 /// A preset name that does not exist.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown NAT preset {name:?}; the presets are: {}", NatPreset::NAMES.join(", "))]
+#[error(
+    "unknown NAT preset {name:?}; the presets are: {} (and symmetric-random, another name for symmetric)",
+    NatPreset::NAMES.join(", ")
+)]
 pub struct UnknownPreset {
     /// The name given.
     pub name: String,
@@ -53,7 +65,7 @@ pub struct UnknownPreset {
 
 impl NatPreset {
     /// Every preset, from most to least permissive (roughly).
-    pub const ALL: [NatPreset; 8] = [
+    pub const ALL: [NatPreset; 9] = [
         NatPreset::Open,
         NatPreset::FullCone,
         NatPreset::RestrictedCone,
@@ -61,11 +73,12 @@ impl NatPreset {
         NatPreset::Home,
         NatPreset::Masquerade,
         NatPreset::Cgnat,
+        NatPreset::SymmetricSequential,
         NatPreset::Symmetric,
     ];
 
     /// The names, as the CLI takes them, in the order of [`NatPreset::ALL`].
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "open",
         "full-cone",
         "restricted-cone",
@@ -73,8 +86,26 @@ impl NatPreset {
         "home",
         "masquerade",
         "cgnat",
+        "symmetric-sequential",
         "symmetric",
     ];
+
+    /// Other names the CLI takes for a preset: `symmetric-random` is `symmetric`, whose
+    /// ports are already random (it is not a preset of its own, so tables list it once).
+    pub const ALIASES: [(&'static str, NatPreset); 1] =
+        [("symmetric-random", NatPreset::Symmetric)];
+
+    /// The background traffic of [`NatPreset::SymmetricSequential`]: one new mapping
+    /// per second on average.
+    pub const SEQUENTIAL_BACKGROUND: BackgroundTraffic = BackgroundTraffic {
+        mean_interval: Duration::from_secs(1),
+    };
+
+    /// Whether the preset's mapping is address-and-port-dependent (a new external port
+    /// for every destination): the `symmetric` presets.
+    pub fn is_symmetric(self) -> bool {
+        matches!(self, NatPreset::Symmetric | NatPreset::SymmetricSequential)
+    }
 
     /// The CLI name (`port-restricted-cone`, …).
     pub fn name(self) -> &'static str {
@@ -84,6 +115,7 @@ impl NatPreset {
             NatPreset::RestrictedCone => "restricted-cone",
             NatPreset::PortRestrictedCone => "port-restricted-cone",
             NatPreset::Symmetric => "symmetric",
+            NatPreset::SymmetricSequential => "symmetric-sequential",
             NatPreset::Home => "home",
             NatPreset::Masquerade => "masquerade",
             NatPreset::Cgnat => "cgnat",
@@ -109,18 +141,24 @@ impl NatPreset {
             hairpinning: false,
             ..NatConfig::default()
         };
+        let symmetric = NatConfig {
+            mapping: MappingBehavior::AddressAndPortDependent,
+            filtering: FilteringBehavior::AddressAndPortDependent,
+            port_assignment: PortAssignment::Random,
+            mapping_timeout: Duration::from_secs(300),
+            hairpinning: false,
+            ..NatConfig::default()
+        };
         match self {
             NatPreset::Open => vec![],
             NatPreset::FullCone => vec![cone(FilteringBehavior::EndpointIndependent)],
             NatPreset::RestrictedCone => vec![cone(FilteringBehavior::AddressDependent)],
             NatPreset::PortRestrictedCone => vec![cone(FilteringBehavior::AddressAndPortDependent)],
-            NatPreset::Symmetric => vec![NatConfig {
-                mapping: MappingBehavior::AddressAndPortDependent,
-                filtering: FilteringBehavior::AddressAndPortDependent,
-                port_assignment: PortAssignment::Random,
-                mapping_timeout: Duration::from_secs(300),
-                hairpinning: false,
-                ..NatConfig::default()
+            NatPreset::Symmetric => vec![symmetric.clone()],
+            NatPreset::SymmetricSequential => vec![NatConfig {
+                port_assignment: PortAssignment::SEQUENTIAL,
+                background: Some(NatPreset::SEQUENTIAL_BACKGROUND),
+                ..symmetric
             }],
             NatPreset::Home => vec![home],
             NatPreset::Masquerade => vec![NatConfig {
@@ -157,11 +195,15 @@ impl NatPreset {
                     timeout.as_secs()
                 ),
             };
+            let background = match c.background {
+                None => String::new(),
+                Some(b) => format!(", other hosts make {} new mappings per second", b.rate()),
+            };
             format!(
-                "mapping {}, filtering {}, ports {}, timeout {} s, hairpinning {}{refused}",
+                "mapping {}, filtering {}, ports {}, timeout {} s, hairpinning {}{refused}{background}",
                 c.mapping.as_str(),
                 c.filtering.as_str(),
-                c.port_assignment.as_str(),
+                c.port_assignment,
                 c.mapping_timeout.as_secs(),
                 if c.hairpinning { "yes" } else { "no" }
             )
@@ -222,6 +264,12 @@ impl FromStr for NatPreset {
         NatPreset::ALL
             .into_iter()
             .find(|p| p.name() == s)
+            .or_else(|| {
+                NatPreset::ALIASES
+                    .into_iter()
+                    .find(|(alias, _)| *alias == s)
+                    .map(|(_, p)| p)
+            })
             .ok_or_else(|| UnknownPreset { name: s.into() })
     }
 }
@@ -236,6 +284,7 @@ mod tests {
             assert_eq!(p.name(), name);
             assert_eq!(name.parse::<NatPreset>(), Ok(*p));
         }
+        assert_eq!("symmetric-random".parse(), Ok(NatPreset::Symmetric));
         let e = "fullcone".parse::<NatPreset>().expect_err("not a preset");
         assert!(e.to_string().contains("full-cone, restricted-cone"), "{e}");
     }

@@ -118,7 +118,9 @@ pub struct HostSpec {
     /// The host's sockets. The machine's transmits leave from the first socket of the
     /// destination's family (a node has one UDP socket per family, as the design
     /// prescribes); further sockets (say, a STUN server's second port) receive too, and
-    /// [`Sim::inject`](crate::Sim::inject) can send from any port.
+    /// [`Sim::inject`](crate::Sim::inject) can send from any port. The machine may open
+    /// more sockets on the first address, its pool ([`dhtmeet_core::SocketCommand`];
+    /// [`Sim::pool_sockets`](crate::Sim::pool_sockets)).
     pub addrs: Vec<SocketAddr>,
     /// The host's access link (both directions).
     pub link: LinkConfig,

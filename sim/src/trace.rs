@@ -94,11 +94,16 @@ pub enum Fate {
     PortUnreachable,
     /// It was handed to the destination host's machine.
     Delivered,
+    /// Its TTL ran out at this hop (a NAT, or the Internet's routers) before it was
+    /// forwarded.
+    TtlExpired,
+    /// Its machine asked to send it from a pool socket the host does not have open.
+    NoSocket,
 }
 
 impl Fate {
     /// Every fate, in declaration order.
-    pub const ALL: [Fate; 16] = [
+    pub const ALL: [Fate; 18] = [
         Fate::Transmitted,
         Fate::Duplicated,
         Fate::Lost,
@@ -115,6 +120,8 @@ impl Fate {
         Fate::HostDown,
         Fate::PortUnreachable,
         Fate::Delivered,
+        Fate::TtlExpired,
+        Fate::NoSocket,
     ];
 
     /// Whether the datagram ends here without being delivered.
@@ -148,6 +155,8 @@ impl Fate {
             Fate::HostDown => "host-down",
             Fate::PortUnreachable => "port-unreachable",
             Fate::Delivered => "delivered",
+            Fate::TtlExpired => "ttl-expired",
+            Fate::NoSocket => "no-socket",
         }
     }
 }
@@ -287,8 +296,9 @@ impl Trace {
         self.hasher.update(description.as_bytes());
     }
 
-    /// Adds `rec`; `payload` is hashed when `first` (the datagram's first record).
-    pub(crate) fn record(&mut self, rec: TraceRecord, payload: &[u8], first: bool) {
+    /// Adds `rec`; `payload` is hashed when `first` (the datagram's first record). `ttl`
+    /// (what is left of the datagram's TTL there) goes to the pcap capture only.
+    pub(crate) fn record(&mut self, rec: TraceRecord, payload: &[u8], ttl: u8, first: bool) {
         self.counts[rec.fate as usize] += 1;
         let b = &mut self.buf;
         b.clear();
@@ -330,7 +340,7 @@ impl Trace {
         }
         if matches!(rec.fate, Fate::Transmitted | Fate::Duplicated) && self.pcap_error.is_none() {
             if let Some(pcap) = &mut self.pcap {
-                if let Err(e) = pcap.write(rec.at, rec.src, rec.dst, payload) {
+                if let Err(e) = pcap.write(rec.at, rec.src, rec.dst, ttl, payload) {
                     self.pcap_error = Some(e);
                 }
             }

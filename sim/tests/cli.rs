@@ -44,6 +44,29 @@ fn stun_json_has_the_seed_the_trace_hash_and_the_mapping() {
 }
 
 #[test]
+fn the_symmetric_presets_by_name_and_symmetric_random_is_symmetric() {
+    let seq = json(&[
+        "stun",
+        "--nat",
+        "symmetric-sequential",
+        "--seed",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(seq["mapping"], "endpoint-dependent");
+    let random = json(&["stun", "--nat", "symmetric-random", "--seed", "4", "--json"]);
+    let symmetric = json(&["stun", "--nat", "symmetric", "--seed", "4", "--json"]);
+    assert_eq!(random["trace_hash"], symmetric["trace_hash"]);
+    assert_ne!(seq["trace_hash"], symmetric["trace_hash"]);
+    let help = sim(&["stun", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("symmetric-sequential") && help.contains("symmetric-random"),
+        "{help}"
+    );
+}
+
+#[test]
 fn stun_summary_prints_the_seed_mapping_and_trace_hash() {
     let out = sim(&["stun", "--nat", "home", "--seed", "7"]);
     assert!(out.status.success());
@@ -120,7 +143,7 @@ fn nat_matrix_matches_rfc4787_for_every_pair_of_presets() {
     assert_eq!(v["matches_rfc4787"], true, "{v}");
     assert_eq!(v["intact"], true);
     let pairs = v["pairs"].as_array().expect("pairs");
-    assert_eq!(pairs.len(), 36, "8 presets: 28 pairs and 8 with themselves");
+    assert_eq!(pairs.len(), 45, "9 presets: 36 pairs and 9 with themselves");
     let symmetric_home = pairs
         .iter()
         .find(|p| {

@@ -44,7 +44,7 @@ fn with_mapping(mapping: MappingBehavior) -> NatConfig {
     NatConfig {
         mapping,
         filtering: FilteringBehavior::EndpointIndependent,
-        port_assignment: PortAssignment::Sequential,
+        port_assignment: PortAssignment::SEQUENTIAL,
         ..NatConfig::default()
     }
 }
@@ -151,7 +151,7 @@ fn several_hosts_behind_one_nat_get_distinct_mappings_and_their_own_replies() {
 fn sequential_assignment_gives_consecutive_ports() {
     let config = NatConfig {
         mapping: MappingBehavior::AddressAndPortDependent,
-        port_assignment: PortAssignment::Sequential,
+        port_assignment: PortAssignment::SEQUENTIAL,
         port_range: 20000..=20010,
         ..NatConfig::default()
     };
@@ -184,7 +184,7 @@ fn a_full_port_range_refuses_new_mappings() {
     let x = host(&mut sim, "x", Realm::Internet, X1);
     let config = NatConfig {
         mapping: MappingBehavior::AddressAndPortDependent,
-        port_assignment: PortAssignment::Sequential,
+        port_assignment: PortAssignment::SEQUENTIAL,
         port_range: 30000..=30001,
         ..NatConfig::default()
     };

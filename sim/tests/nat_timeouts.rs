@@ -22,7 +22,7 @@ fn timeout_60s() -> NatConfig {
     NatConfig {
         mapping_timeout: Duration::from_secs(60),
         filtering: FilteringBehavior::AddressAndPortDependent,
-        port_assignment: PortAssignment::Sequential,
+        port_assignment: PortAssignment::SEQUENTIAL,
         ..NatConfig::default()
     }
 }

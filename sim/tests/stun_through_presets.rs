@@ -23,7 +23,7 @@ fn stun_through_every_preset_reports_the_nats_public_address() {
             );
         }
         let expected = match preset {
-            NatPreset::Symmetric => Mapping::EndpointDependent,
+            NatPreset::Symmetric | NatPreset::SymmetricSequential => Mapping::EndpointDependent,
             _ => Mapping::EndpointIndependent,
         };
         assert_eq!(r.mapping, expected, "seed {seed}: {preset}");
@@ -55,4 +55,29 @@ fn through_a_symmetric_nat_two_servers_see_different_mappings() {
         assert_eq!(a.ip(), b.ip(), "seed {s}");
         assert_ne!(a.port(), b.port(), "seed {s}");
     }
+}
+
+/// A sequential symmetric NAT: each server sees its own mapping, the second a few ports
+/// after the first (one step, plus what the light background traffic took in between),
+/// where a random NAT's ports are anywhere in the range.
+#[test]
+fn through_a_sequential_symmetric_nat_the_second_mapping_follows_the_first() {
+    let seed = common::test_seed(6);
+    let mut gaps = Vec::new();
+    for s in seed..seed + 10 {
+        let o = stun::run(NatPreset::SymmetricSequential, s, None)
+            .unwrap_or_else(|e| panic!("seed {s}: {e}"));
+        let [a, b] = [
+            o.report.observations[0].mapped,
+            o.report.observations[1].mapped,
+        ];
+        assert_eq!(a.ip(), b.ip(), "seed {s}");
+        let gap = i32::from(b.port()) - i32::from(a.port());
+        assert!((1..=5).contains(&gap.abs()), "seed {s}: {a} then {b}");
+        gaps.push(gap);
+    }
+    assert!(
+        gaps.iter().any(|&g| g.abs() == 1),
+        "seeds {seed}..: {gaps:?}"
+    );
 }

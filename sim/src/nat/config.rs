@@ -33,9 +33,17 @@ pub enum PortAssignment {
     /// Keep the internal port if it is free, else the next free port of the range
     /// (Linux masquerade).
     Preserving,
-    /// The next free port of the range after the last one given.
-    Sequential,
-    /// A uniformly random free port of the range.
+    /// A counter walks the range in steps of `step`: a new mapping gets the port `step`
+    /// after the last one given (wrapping around the range), or, if that one is still
+    /// bound, the next free one `step` further on. `step: 1` is the classic sequential
+    /// NAT; some allocate in steps of 2 or more. Other hosts' mappings
+    /// ([`BackgroundTraffic`]) move the same counter.
+    Sequential {
+        /// The distance between two consecutive mappings' ports (at least 1).
+        step: u16,
+    },
+    /// A uniformly random free port of the range (Linux `masquerade random` /
+    /// `fully-random`): up to 16 uniform draws, then a scan from a random port.
     Random,
 }
 
@@ -62,13 +70,65 @@ impl FilteringBehavior {
 }
 
 impl PortAssignment {
-    /// A short name.
+    /// The classic sequential NAT: step 1.
+    pub const SEQUENTIAL: PortAssignment = PortAssignment::Sequential { step: 1 };
+
+    /// A short name (`sequential` whatever the step; see the `Display` impl).
     pub fn as_str(self) -> &'static str {
         match self {
             PortAssignment::Preserving => "preserving",
-            PortAssignment::Sequential => "sequential",
+            PortAssignment::Sequential { .. } => "sequential",
             PortAssignment::Random => "random",
         }
+    }
+}
+
+impl std::fmt::Display for PortAssignment {
+    /// The short name, with the step of a sequential NAT whose step is not 1.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortAssignment::Sequential { step } if *step != 1 => {
+                write!(f, "sequential (step {step})")
+            }
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// New mappings made by other hosts behind the same NAT, between and during ours: they
+/// take ports, and move a sequential NAT's counter between two of our observations.
+/// Their arrivals are a Poisson process on the simulator's virtual clock, drawn from the
+/// NAT's own seeded RNG; each is a one-datagram flow to a remote endpoint of its own, so
+/// it holds its port for [`NatConfig::mapping_timeout`] and admits nothing inbound.
+///
+/// The process starts when the NAT first translates or receives a datagram (nobody can
+/// observe the NAT before), and is caught up lazily: before the NAT handles a datagram
+/// at `now`, the mappings due before `now` are made, each at its own instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BackgroundTraffic {
+    /// The mean time between two new background mappings: the rate is its inverse (1 s:
+    /// one new mapping per second on average). At least [`BackgroundTraffic::MIN_INTERVAL`].
+    pub mean_interval: Duration,
+}
+
+impl BackgroundTraffic {
+    /// The shortest mean interval allowed (10,000 new mappings per second): the bound on
+    /// the work a lazy catch-up does per second of virtual time.
+    pub const MIN_INTERVAL: Duration = Duration::from_micros(100);
+
+    /// `rate` new mappings per second on average (`None` unless `rate` is positive,
+    /// at most 10,000, and its inverse fits a `Duration`).
+    pub fn per_second(rate: f64) -> Option<BackgroundTraffic> {
+        if !(rate.is_finite() && rate > 0.0 && rate <= 10_000.0) {
+            return None;
+        }
+        let mean_interval = Duration::try_from_secs_f64(1.0 / rate).ok()?;
+        Some(BackgroundTraffic { mean_interval })
+    }
+
+    /// New mappings per second on average.
+    pub fn rate(self) -> f64 {
+        1.0 / self.mean_interval.as_secs_f64()
     }
 }
 
@@ -129,6 +189,8 @@ pub struct NatConfig {
     pub max_mappings: usize,
     /// What a refused inbound datagram leaves behind.
     pub refused_inbound: RefusedInbound,
+    /// Other hosts behind the NAT making new mappings (`None`: nobody else).
+    pub background: Option<BackgroundTraffic>,
 }
 
 impl Default for NatConfig {
@@ -146,6 +208,7 @@ impl Default for NatConfig {
             hairpinning: true,
             max_mappings: 65536,
             refused_inbound: RefusedInbound::Forgotten,
+            background: None,
         }
     }
 }
@@ -165,6 +228,12 @@ pub enum NatConfigError {
     /// A port claim lasts no time.
     #[error("a NAT's port claim timeout must be positive")]
     ZeroClaimTimeout,
+    /// A sequential NAT with step 0.
+    #[error("a sequential NAT's step must be at least 1")]
+    ZeroStep,
+    /// Background mappings more often than [`BackgroundTraffic::MIN_INTERVAL`].
+    #[error("background traffic may make at most 10,000 new mappings per second")]
+    BackgroundTooFast,
 }
 
 impl NatConfig {
@@ -185,6 +254,15 @@ impl NatConfig {
             })
         {
             return Err(NatConfigError::ZeroClaimTimeout);
+        }
+        if self.port_assignment == (PortAssignment::Sequential { step: 0 }) {
+            return Err(NatConfigError::ZeroStep);
+        }
+        if self
+            .background
+            .is_some_and(|b| b.mean_interval < BackgroundTraffic::MIN_INTERVAL)
+        {
+            return Err(NatConfigError::BackgroundTooFast);
         }
         Ok(())
     }

@@ -3,7 +3,8 @@
 //! | RFC 4787 | here |
 //! |---|---|
 //! | §4.1 mapping: endpoint-independent, address-dependent, address-and-port-dependent | [`MappingBehavior`] |
-//! | §4.2.1 port assignment: preservation (REQ-3 allows it), no port overloading (REQ-3: MUST NOT) | [`PortAssignment`]; one binding per external port |
+//! | §4.2.1 port assignment: preservation (REQ-3 allows it), no port overloading (REQ-3: MUST NOT) | [`PortAssignment`]: preserving, sequential with a step, random; one binding per external port |
+//! | (not in RFC 4787) other hosts behind the NAT making mappings between ours | [`BackgroundTraffic`] |
 //! | §4.2.2 port range | [`NatConfig::port_range`] |
 //! | §4.3 mapping refresh: outbound refreshes always (REQ-6), inbound optionally | [`NatConfig::inbound_refresh`] |
 //! | §4.3 mapping timeout (REQ-5: ≥ 2 min, 5 min recommended) | [`NatConfig::mapping_timeout`] |
@@ -20,14 +21,14 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use rand_core::Rng as _;
-
 use crate::Rng;
 
 mod config;
+mod ports;
 
 pub use config::{
-    FilteringBehavior, MappingBehavior, NatConfig, NatConfigError, PortAssignment, RefusedInbound,
+    BackgroundTraffic, FilteringBehavior, MappingBehavior, NatConfig, NatConfigError,
+    PortAssignment, RefusedInbound,
 };
 
 /// Remote endpoints a binding remembers for filtering, at most (the oldest is forgotten).
@@ -65,6 +66,9 @@ pub struct NatStats {
     pub claims: u64,
     /// Bindings made for one remote endpoint because a claim held the usual port.
     pub claim_diversions: u64,
+    /// Mappings made by other hosts behind the NAT ([`BackgroundTraffic`]; not counted
+    /// in `mappings_created`).
+    pub background_mappings: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -93,7 +97,12 @@ pub struct Nat {
     bindings: BTreeMap<u16, Binding>,
     /// (external port, remote endpoint) → expiry: pairs claimed by refused datagrams.
     claims: BTreeMap<(u16, SocketAddr), u64>,
+    /// Where a sequential scan starts next.
     next_port: u16,
+    /// When the next background mapping is due (`None`: not started).
+    background_next: Option<u64>,
+    /// Background mappings made so far (each gets a key of its own from it).
+    background_count: u64,
     stats: NatStats,
 }
 
@@ -114,6 +123,8 @@ impl Nat {
             bindings: BTreeMap::new(),
             claims: BTreeMap::new(),
             next_port,
+            background_next: None,
+            background_count: 0,
             stats: NatStats::default(),
         })
     }
@@ -146,6 +157,7 @@ impl Nat {
         src: SocketAddr,
         dst: SocketAddr,
     ) -> Result<SocketAddr, NatDrop> {
+        self.catch_up(now);
         let key = MappingKey {
             internal: src,
             remote_ip: match self.config.mapping {
@@ -222,6 +234,7 @@ impl Nat {
         src: SocketAddr,
         dst: SocketAddr,
     ) -> Result<SocketAddr, NatDrop> {
+        self.catch_up(now);
         let port = dst.port();
         let alive = self.bindings.get(&port).map(|b| b.expires > now);
         match alive {
@@ -334,67 +347,6 @@ impl Nat {
             Some(_) => false,
         }
     }
-
-    /// A free external port for a new binding whose first datagram goes to `dst` (a
-    /// port `dst` has claimed is not free for it).
-    fn allocate(
-        &mut self,
-        now: u64,
-        internal_port: u16,
-        dst: SocketAddr,
-        assignment: PortAssignment,
-    ) -> Option<u16> {
-        if self.bindings.len() >= self.config.max_mappings {
-            let expired: Vec<u16> = self
-                .bindings
-                .iter()
-                .filter(|(_, b)| b.expires <= now)
-                .map(|(&p, _)| p)
-                .collect();
-            for p in expired {
-                self.remove_binding(p);
-            }
-            if self.bindings.len() >= self.config.max_mappings {
-                return None;
-            }
-        }
-        let (lo, hi) = (
-            *self.config.port_range.start(),
-            *self.config.port_range.end(),
-        );
-        match assignment {
-            PortAssignment::Preserving => {
-                if internal_port != 0
-                    && !self.claimed(now, internal_port, dst)
-                    && self.free(now, internal_port)
-                {
-                    return Some(internal_port);
-                }
-            }
-            PortAssignment::Random => {
-                let span = u64::from(hi - lo) + 1;
-                for _ in 0..16 {
-                    let p = lo + (self.rng.next_u64() % span) as u16;
-                    if !self.claimed(now, p, dst) && self.free(now, p) {
-                        return Some(p);
-                    }
-                }
-            }
-            PortAssignment::Sequential => {}
-        }
-        // Sequential scan from the last port given, wrapping once around the range.
-        let span = u32::from(hi - lo) + 1;
-        let start = self.next_port.clamp(lo, hi);
-        for i in 0..span {
-            let p = (u32::from(start - lo) + i) % span + u32::from(lo);
-            let p = p as u16;
-            if !self.claimed(now, p, dst) && self.free(now, p) {
-                self.next_port = if p == hi { lo } else { p + 1 };
-                return Some(p);
-            }
-        }
-        None
-    }
 }
 
 #[cfg(test)]
@@ -418,7 +370,7 @@ mod tests {
     #[test]
     fn sequential_ports_count_up_and_skip_bound_ones() {
         let mut n = nat(NatConfig {
-            port_assignment: PortAssignment::Sequential,
+            port_assignment: PortAssignment::SEQUENTIAL,
             mapping: MappingBehavior::AddressAndPortDependent,
             port_range: 5000..=5002,
             ..NatConfig::default()

@@ -41,6 +41,11 @@ impl Probe {
         self.out
             .push_back(Transmit::new(destination, payload.to_vec()));
     }
+
+    /// Sends a transmit as given (its TTL, its source port).
+    pub fn send_transmit(&mut self, t: Transmit) {
+        self.out.push_back(t);
+    }
 }
 
 impl SansIo for Probe {

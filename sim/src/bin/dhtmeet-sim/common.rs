@@ -38,7 +38,8 @@ impl Common {
 
 /// The parser of `--nat PRESET`: lists the presets in `--help` and in errors.
 pub(crate) fn preset_parser() -> impl clap::builder::TypedValueParser<Value = NatPreset> {
-    clap::builder::PossibleValuesParser::new(NatPreset::NAMES)
+    let aliases = NatPreset::ALIASES.map(|(alias, _)| alias);
+    clap::builder::PossibleValuesParser::new(NatPreset::NAMES.into_iter().chain(aliases))
         .try_map(|name| name.parse::<NatPreset>())
 }
 

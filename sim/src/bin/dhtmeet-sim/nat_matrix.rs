@@ -155,6 +155,7 @@ fn short(p: NatPreset) -> &'static str {
         NatPreset::RestrictedCone => "restricted",
         NatPreset::PortRestrictedCone => "port-restr",
         NatPreset::Symmetric => "symmetric",
+        NatPreset::SymmetricSequential => "sym-seq",
         NatPreset::Home => "home",
         NatPreset::Masquerade => "masquerade",
         NatPreset::Cgnat => "cgnat",

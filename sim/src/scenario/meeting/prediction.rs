@@ -39,7 +39,8 @@ impl Prediction {
 
 /// The prediction for members behind `a` and `b` (see `docs/sim.md` and
 /// `docs/real-nat.md`), from RFC 4787 for a simple hole-punching agent: both mappings
-/// endpoint-independent connect; a `symmetric` side connects only to a filter that
+/// endpoint-independent connect; a `symmetric` (or `symmetric-sequential`: no port
+/// prediction here) side connects only to a filter that
 /// admits endpoints it never sent to (`open`, `full-cone`, `restricted-cone`). Then
 /// Linux's conntrack, which RFC 4787 does not cover: `masquerade` against an
 /// address-and-port-dependent filter (`masquerade` included) connects only if the
@@ -63,8 +64,8 @@ pub fn predict(a: NatPreset, b: NatPreset) -> Prediction {
         }
     };
     match (a, b) {
-        (NatPreset::Symmetric, NatPreset::Symmetric) => Prediction::Fails,
-        (NatPreset::Symmetric, other) | (other, NatPreset::Symmetric) => yes_if(lenient(other)),
+        (a, b) if a.is_symmetric() && b.is_symmetric() => Prediction::Fails,
+        (s, other) | (other, s) if s.is_symmetric() => yes_if(lenient(other)),
         (NatPreset::Masquerade, other) | (other, NatPreset::Masquerade) if !lenient(other) => {
             Prediction::DependsOnOrder
         }
