@@ -443,7 +443,7 @@ impl Nodes {
         let mut connected = 0;
         net.link
             .drive(&mut net.nodes, Duration::from_secs(120), |i, e, _| {
-                if let NodeEvent::PeerConnected { member } = e {
+                if let NodeEvent::PeerConnected { member, .. } = e {
                     connected += 1;
                     if i == NA {
                         b_id = Some(member);

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use crate::dht::{InfoHash, LookupSummary};
+use crate::meeting::Via;
 use crate::meeting::signal::MemberId;
 use crate::stun::{AllServersFailed, StunReport};
 use crate::webrtc::DisconnectReason;
@@ -50,6 +51,8 @@ pub enum Event {
     PeerConnected {
         /// The member.
         member: MemberId,
+        /// How it was reached: directly, or over a path port prediction found.
+        via: Via,
     },
     /// The session to a member failed; another attempt follows after the reconnect delay.
     PeerReconnecting {

@@ -97,7 +97,7 @@
 //! let mut node = Node::new(Instant::now(), config).unwrap();
 //! let code = "zihuk-nirur-zopup-hifat-kipul-bopaj"; // from dhtmeet_core::code::generate
 //! node.join(Instant::now(), code, false).unwrap();
-//! // … drive it; then, on Event::PeerConnected { member }:
+//! // … drive it; then, on Event::PeerConnected { member, .. }:
 //! # let member = node.meeting().unwrap().member_id();
 //! node.send(&member, b"hello").ok();
 //! ```
@@ -159,7 +159,7 @@ pub use dht::{DhtConfig, InfoHash, LookupId, LookupKind, LookupSummary, NodeId};
 pub use event::{Event, PeerGone};
 pub use meeting::code::{CodeError, CodeStrength};
 pub use meeting::signal::MemberId;
-pub use meeting::{MeetingConfig, MeetingStats};
+pub use meeting::{MeetingConfig, MeetingStats, PredictionStats, Via};
 pub use nat::{NatClass, NatObservation, ObservationSource};
 pub use node::{
     ConfigError, Health, JoinError, LookupError, Node, NodeConfig, NodeStats, PeerHealth,

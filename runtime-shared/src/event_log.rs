@@ -20,7 +20,9 @@ pub fn log_event(event: &Event) {
         Event::StunUnreachable(e) => tracing::warn!("{e}"),
         Event::DhtReady { nodes } => tracing::info!(nodes, "DHT ready"),
         Event::DhtBootstrapFailed => tracing::warn!("no DHT bootstrap node answered; retrying"),
-        Event::PeerConnected { member } => tracing::info!(%member, "member connected"),
+        Event::PeerConnected { member, via } => {
+            tracing::info!(%member, via = via.as_str(), "member connected");
+        }
         Event::PeerReconnecting {
             member,
             reason,

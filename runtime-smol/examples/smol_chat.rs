@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut events = std::pin::pin!(node.events());
             while let Some(event) = events.next().await {
                 match event {
-                    Event::PeerConnected { member } => println!("* {member} is here"),
+                    Event::PeerConnected { member, .. } => println!("* {member} is here"),
                     Event::Message { member, data } => {
                         println!("<{member}> {}", String::from_utf8_lossy(&data))
                     }

@@ -31,7 +31,7 @@ use crate::Driver;
 ///     let mut events = std::pin::pin!(node.events());
 ///     while let Some(event) = events.next().await {
 ///         match event {
-///             Event::PeerConnected { member } => node.send(&member, b"hello").await?,
+///             Event::PeerConnected { member, .. } => node.send(&member, b"hello").await?,
 ///             Event::Message { member, data } => println!("{member}: {data:?}"),
 ///             _ => {}
 ///         }

@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         scope.spawn(|| {
             for event in node.events() {
                 match event {
-                    Event::PeerConnected { member } => println!("* {member} is here"),
+                    Event::PeerConnected { member, .. } => println!("* {member} is here"),
                     Event::PeerDisconnected { member, reason } => {
                         println!("* {member} left ({reason:?})")
                     }

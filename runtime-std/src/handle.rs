@@ -29,7 +29,7 @@ use crate::{Config, Driver, Resumed, StartError, StateDir, Waker, prepare};
 /// println!("I am {me}");
 /// for event in node.events() {
 ///     match event {
-///         Event::PeerConnected { member } => node.send(&member, b"hello")?,
+///         Event::PeerConnected { member, .. } => node.send(&member, b"hello")?,
 ///         Event::Message { member, data } => println!("{member}: {data:?}"),
 ///         _ => {}
 ///     }

@@ -46,7 +46,7 @@ fn a_std_member_and_a_smol_member_meet_and_exchange_messages() {
         let mut driver = dhtmeet_std::Driver::new(a_socket, a_node).unwrap();
         let peer = driver
             .run(Some(deadline), |_, e| match e {
-                Event::PeerConnected { member } => ControlFlow::Break(member),
+                Event::PeerConnected { member, .. } => ControlFlow::Break(member),
                 _ => ControlFlow::Continue(()),
             })
             .unwrap()

@@ -121,7 +121,7 @@ struct Seen {
 impl Seen {
     fn record(&mut self, event: Event) {
         match event {
-            Event::PeerConnected { member } => {
+            Event::PeerConnected { member, .. } => {
                 self.connected.insert(member);
             }
             Event::Message { member, data } => self.messages.entry(member).or_default().push(data),

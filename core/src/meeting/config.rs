@@ -20,6 +20,9 @@ pub struct MeetingConfig {
     pub reconnect_attempts: u32,
     /// Delay before each reconnection attempt (5 s).
     pub reconnect_delay: Duration,
+    /// Port prediction towards contacts that do not answer (on): see
+    /// `docs/port-prediction.md`.
+    pub port_prediction: bool,
 }
 
 impl Default for MeetingConfig {
@@ -31,6 +34,7 @@ impl Default for MeetingConfig {
             contact_ttl: Duration::from_secs(120),
             reconnect_attempts: 3,
             reconnect_delay: Duration::from_secs(5),
+            port_prediction: true,
         }
     }
 }

@@ -70,6 +70,24 @@ impl Contacts {
         due
     }
 
+    /// Contacts that have had `hellos` hellos or more and not answered.
+    pub(super) fn unanswered(&self, hellos: u32) -> Vec<SocketAddr> {
+        self.by_addr
+            .iter()
+            .filter(|(_, c)| c.member.is_none() && c.hellos >= hellos)
+            .map(|(a, _)| *a)
+            .collect()
+    }
+
+    /// A path to `addr` was just found: its next hello is due now, and the next ones
+    /// follow quickly again.
+    pub(super) fn hello_now(&mut self, now: Instant, addr: SocketAddr) {
+        if let Some(c) = self.by_addr.get_mut(&addr) {
+            c.next_hello = now;
+            c.hellos = 0;
+        }
+    }
+
     /// Signaling from `addr` proved it is `member`: no more hellos to it.
     pub(super) fn answered(&mut self, addr: SocketAddr, member: MemberId) {
         if let Some(c) = self.by_addr.get_mut(&addr) {

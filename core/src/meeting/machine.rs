@@ -22,14 +22,16 @@ use rand_core::Rng as _;
 
 use super::contacts::Contacts;
 use super::keys::MeetingKeys;
-use super::peer::{Outputs, Peer};
+use super::peer::{Outputs, Peer, Via};
+use super::prediction::{HELLOS_BEFORE_PREDICTION, PathChange, Prediction, PredictionStats};
 use super::signal::{MemberId, ReplayGuard, DmSignal, DmSignalBody, DmSignalError};
 use super::{MeetingConfig, MeetingStats};
 use crate::dht::{InfoHash, NodeId};
 use crate::event::{Event, PeerGone};
 use crate::nat::NatClass;
 use crate::seed::{Rng, Seed};
-use crate::transmit::{SansIo, Transmit};
+use crate::punch::PunchConfig;
+use crate::transmit::{SansIo, SocketCommand, Transmit};
 use crate::webrtc::{
     DisconnectReason, MAX_MESSAGE_SIZE, SendError, Session, SessionStats, ice_username_recipient,
 };
@@ -64,6 +66,8 @@ pub struct Meeting {
     left: bool,
     /// Our NAT class, told to members in hellos and parameters.
     nat: NatClass,
+    /// Port prediction towards contacts that do not answer.
+    prediction: Prediction,
 }
 
 impl Meeting {
@@ -81,6 +85,11 @@ impl Meeting {
         let mut rng: Rng = seed.child("meeting").rng();
         let mut me = [0u8; 8];
         rng.fill_bytes(&mut me);
+        let prediction = Prediction::new(
+            config.port_prediction,
+            PunchConfig::default(),
+            seed.child("prediction"),
+        );
         Meeting {
             config,
             keys,
@@ -101,6 +110,7 @@ impl Meeting {
             stats: MeetingStats::default(),
             left: false,
             nat: NatClass::Unknown,
+            prediction,
         }
     }
 
@@ -187,6 +197,68 @@ impl Meeting {
             }
         }
         self.send_due_hellos();
+    }
+
+    /// Port prediction's counters.
+    pub fn prediction_stats(&self) -> PredictionStats {
+        self.prediction.stats()
+    }
+
+    /// A port-prediction probe arrived on pool socket `local_port` (`None`: the main
+    /// socket) from `remote`.
+    pub fn handle_punch(
+        &mut self,
+        now: Instant,
+        local_port: Option<u16>,
+        remote: SocketAddr,
+        datagram: &[u8],
+    ) {
+        self.advance(now);
+        self.prediction
+            .handle_datagram(self.now, local_port, remote, datagram);
+        self.after_prediction();
+    }
+
+    /// The next change to the paths the node aliases to pool sockets.
+    #[must_use]
+    pub fn poll_path(&mut self) -> Option<PathChange> {
+        self.prediction.poll_path()
+    }
+
+    /// Starts port prediction towards contacts that have not answered a few hellos.
+    fn predict(&mut self) {
+        if self.left {
+            return;
+        }
+        let contacts = self.contacts.unanswered(HELLOS_BEFORE_PREDICTION);
+        let our_ip = self.reflexive.first().map(|a| a.ip());
+        let peers = &self.peers;
+        let known = |ip| peers.values().any(|p| p.addr.ip().to_canonical() == ip);
+        self.prediction.consider(
+            self.now,
+            self.nat,
+            our_ip,
+            &self.keys.signaling,
+            &contacts,
+            known,
+        );
+        self.after_prediction();
+    }
+
+    /// Takes the attempts' datagrams, and greets at once the contacts a path was found to.
+    fn after_prediction(&mut self) {
+        while let Some(t) = self.prediction.poll_transmit() {
+            self.out.transmits.push_back(t);
+        }
+        let mut greet = false;
+        while let Some(remote) = self.prediction.poll_found() {
+            self.contacts.found(self.now, remote);
+            self.contacts.hello_now(self.now, remote);
+            greet = true;
+        }
+        if greet {
+            self.send_due_hellos();
+        }
     }
 
     fn queue_signal(&mut self, to_addr: SocketAddr, to: Option<MemberId>, body: DmSignalBody) {
@@ -325,6 +397,11 @@ impl Meeting {
         peer.retry_at = None;
         peer.connect_by = Some(self.now + self.config.session.connect_timeout);
         peer.session = Some(session);
+        peer.via = if self.prediction.is_predicted(addr) {
+            Via::Predicted
+        } else {
+            Via::Direct
+        };
         peer.remote_ufrag = None;
         peer.connected = false;
         self.out
@@ -382,6 +459,8 @@ impl Meeting {
         }
         self.peers.clear();
         self.contacts.clear();
+        self.prediction.close_all(self.now);
+        self.after_prediction();
         self.left = true;
     }
 
@@ -534,6 +613,8 @@ impl SansIo for Meeting {
         }
         self.contacts.expire(self.now, self.config.contact_ttl);
         self.send_due_hellos();
+        self.prediction.handle_timeout(self.now);
+        self.predict();
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -551,7 +632,24 @@ impl SansIo for Meeting {
             return Some(self.now);
         }
         let peers = self.peers.values().filter_map(Peer::next_timeout);
-        peers.chain(self.contacts.next_hello()).min()
+        let prediction = self.prediction.poll_timeout();
+        peers.chain(self.contacts.next_hello()).chain(prediction).min()
+    }
+
+    fn poll_socket_command(&mut self) -> Option<SocketCommand> {
+        self.prediction.poll_socket_command()
+    }
+
+    fn handle_socket_opened(&mut self, now: Instant, local: SocketAddr) {
+        self.advance(now);
+        self.prediction.handle_socket_opened(self.now, local.port());
+        self.after_prediction();
+    }
+
+    fn handle_socket_failed(&mut self, now: Instant) {
+        self.advance(now);
+        self.prediction.handle_socket_failed(self.now);
+        self.after_prediction();
     }
 }
 

@@ -8,9 +8,12 @@ mod delivery;
 pub mod keys;
 mod machine;
 mod peer;
+mod prediction;
 pub mod signal;
 
 pub use config::{MeetingConfig, MeetingStats};
 pub use contacts::MAX_CONTACTS;
 pub use delivery::MAX_UNACKED_BYTES;
 pub use machine::Meeting;
+pub use peer::Via;
+pub use prediction::{HELLOS_BEFORE_PREDICTION, PathChange, PredictionStats, RETRY_AFTER};

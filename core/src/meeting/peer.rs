@@ -22,9 +22,31 @@ pub(super) struct Outputs {
     pub(super) events: VecDeque<Event>,
 }
 
+/// How a member was reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Via {
+    /// Over the addresses ICE had from signaling (or learnt from the member's checks).
+    #[default]
+    Direct,
+    /// Over a path port prediction found (`docs/port-prediction.md`).
+    Predicted,
+}
+
+impl Via {
+    /// The name in `dhtmeet join`'s JSON events: `direct`, `predicted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Direct => "direct",
+            Via::Predicted => "predicted",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Peer {
     pub(super) addr: SocketAddr,
+    /// How its session reaches it.
+    pub(super) via: Via,
     pub(super) session: Option<Session>,
     pub(super) remote_ufrag: Option<String>,
     pub(super) connected: bool,
@@ -46,6 +68,7 @@ impl Peer {
     pub(super) fn new(addr: SocketAddr) -> Peer {
         Peer {
             addr,
+            via: Via::Direct,
             session: None,
             remote_ufrag: None,
             connected: false,
@@ -152,7 +175,10 @@ impl Peer {
                     // A new session: whatever was not acknowledged goes again.
                     self.delivery.restart();
                     pump = true;
-                    out.events.push_back(Event::PeerConnected { member });
+                    out.events.push_back(Event::PeerConnected {
+                        member,
+                        via: self.via,
+                    });
                 }
                 SessionEvent::Message(frame) => match self.delivery.receive(&frame) {
                     Received::Message(data) => {

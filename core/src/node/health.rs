@@ -26,6 +26,9 @@ pub struct NodeStats {
     pub dropped_stun_malformed: u64,
     /// STUN responses that arrived while no discovery was configured.
     pub dropped_stun_unsolicited: u64,
+    /// Datagrams on a pool socket that are neither probes nor from the peer of a path
+    /// found on it.
+    pub dropped_pool_unrouted: u64,
     /// The STUN client's counters.
     pub stun_client: ClientStats,
     /// The STUN responder's counters.

@@ -17,6 +17,7 @@
 mod config;
 mod health;
 mod nat;
+mod paths;
 mod pool;
 
 use std::collections::VecDeque;
@@ -73,6 +74,8 @@ pub struct Node {
     departing: VecDeque<Transmit>,
     /// Extra sockets for port prediction.
     pool: pool::SocketPool,
+    /// Predicted paths on pool sockets, aliased to the main socket.
+    paths: paths::Paths,
     /// Observations of the main socket's public address, and the NAT class they show.
     nat: NatObserver,
 }
@@ -128,6 +131,7 @@ impl Node {
             stats: NodeStats::default(),
             departing: VecDeque::new(),
             pool: pool::SocketPool::default(),
+            paths: paths::Paths::default(),
             nat: NatObserver::new(),
         };
         node.collect();
@@ -272,7 +276,7 @@ impl Node {
     /// # let mut node = Node::new(Instant::now(), config).unwrap();
     /// use dhtmeet_core::{Event, SansIo, SendError};
     /// while let Some(event) = node.poll_event() {
-    ///     if let Event::PeerConnected { member } = event {
+    ///     if let Event::PeerConnected { member, .. } = event {
     ///         match node.send(&member, b"hello") {
     ///             Ok(()) | Err(SendError::WouldBlock) => {} // retry on Event::Writable
     ///             Err(e) => eprintln!("{member}: {e}"),
@@ -389,6 +393,7 @@ impl Node {
     /// meeting's signaling makes the DHT send, never report.
     fn collect(&mut self) {
         self.note_local();
+        self.collect_pool();
         while let Some(e) = self.stun_client.as_mut().and_then(|c| c.poll_event()) {
             self.on_stun_event(e);
         }
@@ -497,6 +502,10 @@ impl SansIo for Node {
         };
         let now = self.now;
         let kind = PacketKind::classify(datagram);
+        let probe = kind == PacketKind::Punch;
+        let Some(local) = self.route_pool(now, local, remote, datagram, probe) else {
+            return self.collect();
+        };
         match kind {
             PacketKind::Stun => self.route_stun(now, local, remote, datagram),
             PacketKind::Dtls => match &mut self.meeting {
@@ -507,7 +516,6 @@ impl SansIo for Node {
                 Some(dht) => dht.handle_datagram(now, local, remote, datagram),
                 None => self.stats.dropped_krpc += 1,
             },
-            // Port-prediction probes are counted as unknown until the node runs attempts.
             PacketKind::Punch | PacketKind::Unknown => self.stats.dropped_unknown_kind += 1,
         }
         // DTLS (the data) waits for the first poll: a burst is settled once. Anything
@@ -541,11 +549,12 @@ impl SansIo for Node {
         // mapping exists; the others may make new ones, which the NAT observer numbers.
         let answer = self.departing.pop_front();
         if let Some(t) = answer.or_else(|| self.stun_server.poll_transmit()) {
-            return Some(t);
+            return Some(self.aliased(t));
         }
         let t = (self.stun_client.as_mut().and_then(|c| c.poll_transmit()))
             .or_else(|| self.dht.as_mut().and_then(|d| d.poll_transmit()))
             .or_else(|| self.meeting.as_mut().and_then(|m| m.poll_transmit()))?;
+        let t = self.aliased(t);
         if t.source_port.is_none() {
             self.nat.note_sent(self.now, t.destination);
         }
@@ -564,14 +573,17 @@ impl SansIo for Node {
 
     fn handle_socket_opened(&mut self, now: Instant, local: SocketAddr) {
         self.advance(now);
-        if !self.pool.opened(local) {
-            tracing::debug!(%local, "closed a pool socket nobody asked for");
-        }
+        self.pool_socket_opened(self.now, local);
+        self.collect();
     }
 
     fn handle_socket_failed(&mut self, now: Instant) {
         self.advance(now);
         self.pool.failed();
+        if let Some(m) = &mut self.meeting {
+            m.handle_socket_failed(self.now);
+        }
+        self.collect();
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -480,7 +480,7 @@ fn a_member_that_leaves_and_rejoins_in_one_process_meets_again_as_a_new_member()
     let met_again = net
         .events
         .iter()
-        .any(|(at, e)| *at == a && *e == Event::PeerConnected { member: second });
+        .any(|(at, e)| *at == a && *e == Event::PeerConnected { member: second, via: crate::Via::Direct });
     assert!(met_again, "{:?}; seed {seed}", net.events);
     let second_ufrag = net.machines[&b].meeting().unwrap().local_ufrags();
     assert!(

@@ -11,6 +11,8 @@
 //! `mac = HMAC-SHA256(K, bytes[0..14])[0..16]` where `K` is the sender→receiver key of
 //! [`ProbeKeys`]. A datagram is exactly [`PROBE_LEN`] bytes.
 
+use std::net::IpAddr;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -112,6 +114,23 @@ impl ProbeKeys {
         ProbeKeys {
             send: hmac(meeting_key, &[KEY_LABEL, &us.0, &peer.0]),
             receive: hmac(meeting_key, &[KEY_LABEL, &peer.0, &us.0]),
+        }
+    }
+
+    /// The keys between the public IPs `us` and `peer`, for an attempt made before any
+    /// signaling, when neither side knows the other's member id
+    /// ([`super::plan::decide_blind`]):
+    /// `K(a→b) = HMAC-SHA256(meeting_key, "dhtmeet/punch/v1" 0x00 ‖ "ip" ‖ a ‖ b)`, each
+    /// IP as 16 bytes (IPv4 mapped into IPv6).
+    pub fn derive_for_addresses(meeting_key: &[u8; 32], us: IpAddr, peer: IpAddr) -> ProbeKeys {
+        let ip16 = |ip: IpAddr| match ip.to_canonical() {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        let (a, b) = (ip16(us), ip16(peer));
+        ProbeKeys {
+            send: hmac(meeting_key, &[KEY_LABEL, b"ip", &a, &b]),
+            receive: hmac(meeting_key, &[KEY_LABEL, b"ip", &b, &a]),
         }
     }
 

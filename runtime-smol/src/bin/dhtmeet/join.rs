@@ -372,9 +372,9 @@ impl App {
                     Message::Nothing => {}
                 }
             }
-            Event::PeerConnected { member } => {
+            Event::PeerConnected { member, via } => {
                 self.connected.insert(member);
-                self.out.event(&Event::PeerConnected { member });
+                self.out.event(&Event::PeerConnected { member, via });
                 match &self.send {
                     Some((path, to)) if to.is_none_or(|t| t == member) => {
                         self.send_file(member, path.clone());

@@ -513,7 +513,7 @@ impl Run {
                     self.first_discovered.entry((me, p)).or_insert(e.at);
                 }
             }
-            Event::PeerConnected { member } => {
+            Event::PeerConnected { member, .. } => {
                 if let Some(p) = peer(member) {
                     self.first_connected.entry((me, p)).or_insert(e.at);
                     self.live.insert((me, p));

@@ -188,11 +188,11 @@ impl Output {
                 serde_json::json!({"peer": peer(member), "address": addr.to_string()}),
                 format!("* connecting to member {member} at {addr}"),
             ),
-            Event::PeerConnected { member } => crate::emit(
+            Event::PeerConnected { member, via } => crate::emit(
                 json,
                 "peer_connected",
-                serde_json::json!({"peer": peer(member)}),
-                format!("* connected to member {member}"),
+                serde_json::json!({"peer": peer(member), "via": via.as_str()}),
+                format!("* connected to member {member} ({})", via.as_str()),
             ),
             Event::PeerReconnecting {
                 member,
