@@ -380,8 +380,12 @@ impl SansIo for Policy {
                 return Some(Output::Event(event));
             }
             let event = self.node.poll_event()?;
-            crate::event_log::log_event(&event);
-            self.react(&event);
+            // A member's message is never logged and asks for no reaction: it goes
+            // straight to the hold's check.
+            if !matches!(event, Event::Message { .. }) {
+                crate::event_log::log_event(&event);
+                self.react(&event);
+            }
             if let Some(event) = self.delivery.pass_or_hold(event) {
                 return Some(Output::Event(event));
             }

@@ -128,21 +128,24 @@ impl NodeHandle {
 
     /// Sends `data` to `member`, waiting while its queue is full (back-pressure).
     pub fn send(&self, member: &MemberId, data: &[u8]) -> Result<(), SendError> {
-        self.send_inner(member, data, true)
+        let (member, data) = (*member, data.to_vec());
+        self.ask(|reply| Command::Send {
+            member,
+            data,
+            wait: true,
+            reply,
+        })
+        .unwrap_or(Err(SendError::Closed))
     }
 
     /// Sends `data` to `member` without waiting: a full queue is
     /// [`SendError::WouldBlock`] (retry after [`Event::Writable`]).
     pub fn try_send(&self, member: &MemberId, data: &[u8]) -> Result<(), SendError> {
-        self.send_inner(member, data, false)
-    }
-
-    fn send_inner(&self, member: &MemberId, data: &[u8], wait: bool) -> Result<(), SendError> {
         let (member, data) = (*member, data.to_vec());
         self.ask(|reply| Command::Send {
             member,
             data,
-            wait,
+            wait: false,
             reply,
         })
         .unwrap_or(Err(SendError::Closed))
@@ -235,41 +238,30 @@ fn serve(
     events: mpsc::SyncSender<Event>,
     state: Option<StateDir>,
 ) -> io::Result<()> {
+    // Does what the policy asks: an event to the application's queue without waiting
+    // (back to the policy when the queue is full), a save to the state directory.
+    let mut take = |policy: &mut Policy, output: Output| {
+        match output {
+            Output::Event(event) => match events.try_send(event) {
+                Ok(()) | Err(mpsc::TrySendError::Disconnected(_)) => {}
+                Err(mpsc::TrySendError::Full(event)) => policy.refused(event, Instant::now()),
+            },
+            Output::Save(saved) => {
+                if let Some(dir) = &state {
+                    write_state(dir, &saved);
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    };
     let ran = driver.run_with_input(
         None,
         Some(&commands),
         |policy, command, now| policy.apply(command, now),
-        |policy, output| {
-            take(policy, output, &events, state.as_ref());
-            ControlFlow::Continue(())
-        },
+        &mut take,
     );
     driver.machine_mut().shutdown(Instant::now());
     // Byes out, then a moment for them to leave and be acknowledged.
-    let _ = driver.run(Some(Instant::now() + LINGER), |policy, output| {
-        take(policy, output, &events, state.as_ref());
-        ControlFlow::<()>::Continue(())
-    });
+    let _ = driver.run(Some(Instant::now() + LINGER), &mut take);
     ran.map(|_| ())
-}
-
-/// Does what the policy asks: an event to the application's queue without waiting
-/// (back to the policy when the queue is full), a save to the state directory.
-fn take(
-    policy: &mut Policy,
-    output: Output,
-    events: &mpsc::SyncSender<Event>,
-    state: Option<&StateDir>,
-) {
-    match output {
-        Output::Event(event) => match events.try_send(event) {
-            Ok(()) | Err(mpsc::TrySendError::Disconnected(_)) => {}
-            Err(mpsc::TrySendError::Full(event)) => policy.refused(event, Instant::now()),
-        },
-        Output::Save(saved) => {
-            if let Some(dir) = state {
-                write_state(dir, &saved);
-            }
-        }
-    }
 }

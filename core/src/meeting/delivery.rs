@@ -6,6 +6,10 @@
 //! cumulatively, and the sender keeps what is not acknowledged (bounded) and sends it
 //! again, in order, on the next session; the receiver drops what it already delivered.
 //!
+//! Frames are built behind the session's lead byte (`message_buffer`) and kept as
+//! shared [`Bytes`]: the session queues the very bytes the retransmission store holds,
+//! and a received frame is stripped of the session's tag and our header in one move.
+//!
 //! Frames on the channel (one per session message):
 //!
 //! | first byte | rest |
@@ -15,7 +19,9 @@
 
 use std::collections::VecDeque;
 
-use crate::webrtc::SessionStats;
+use bytes::Bytes;
+
+use crate::webrtc::{MESSAGE_LEAD, SessionStats, message_buffer};
 
 /// Bytes of messages kept for a member until acknowledged; sending more waits
 /// ([`SendError::WouldBlock`](crate::webrtc::SendError::WouldBlock)).
@@ -45,7 +51,9 @@ pub(crate) enum Received {
 #[derive(Debug)]
 pub(crate) struct Delivery {
     next_seq: u64,
-    unacked: VecDeque<(u64, Vec<u8>)>,
+    /// Frames behind the session's lead byte, in sequence order.
+    unacked: VecDeque<(u64, Bytes)>,
+    /// Bytes of the frames in `unacked` (lead bytes not counted).
     unacked_bytes: usize,
     /// Messages up to this sequence number were handed to the current session.
     sent_upto: u64,
@@ -102,12 +110,12 @@ impl Delivery {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let mut frame = Vec::with_capacity(FRAME_HEADER + data.len());
+        let mut frame = message_buffer(FRAME_HEADER + data.len());
         frame.push(DATA);
         frame.extend_from_slice(&seq.to_be_bytes());
         frame.extend_from_slice(data);
-        self.unacked_bytes += frame.len();
-        self.unacked.push_back((seq, frame));
+        self.unacked_bytes += frame.len() - MESSAGE_LEAD;
+        self.unacked.push_back((seq, Bytes::from(frame)));
         true
     }
 
@@ -131,22 +139,25 @@ impl Delivery {
         }
     }
 
-    /// The next frame to hand to the session, with its sequence number.
-    pub(crate) fn next_frame(&self) -> Option<(u64, &[u8])> {
-        self.unacked
-            .iter()
-            .find(|(seq, _)| *seq > self.sent_upto)
-            .map(|(seq, f)| (*seq, f.as_slice()))
-    }
-
-    /// The session took the frame `seq` (of `frame_len` bytes, as `next_frame` gave it:
-    /// passed back so that no search of the outbox is needed to count it).
-    pub(crate) fn mark_sent(&mut self, seq: u64, frame_len: usize) {
-        if seq > self.sent_upto {
-            self.session_counts.messages_sent += 1;
-            self.session_counts.bytes_sent += frame_len.saturating_sub(FRAME_HEADER) as u64;
+    /// Hands the frames not yet handed to the current session to `send`, in order,
+    /// until it refuses one (`false`); each one taken counts as sent. The frames are
+    /// shared, not copied: they stay here until acknowledged.
+    pub(crate) fn send_unsent(&mut self, mut send: impl FnMut(Bytes) -> bool) {
+        let Delivery {
+            unacked,
+            sent_upto,
+            session_counts,
+            ..
+        } = self;
+        let start = unacked.partition_point(|(seq, _)| *seq <= *sent_upto);
+        for (seq, frame) in unacked.range(start..) {
+            if !send(frame.clone()) {
+                break;
+            }
+            session_counts.messages_sent += 1;
+            session_counts.bytes_sent += (frame.len() - MESSAGE_LEAD - FRAME_HEADER) as u64;
+            *sent_upto = *seq;
         }
-        self.sent_upto = self.sent_upto.max(seq);
     }
 
     /// Whether messages wait for acknowledgement.
@@ -155,9 +166,10 @@ impl Delivery {
         !self.unacked.is_empty()
     }
 
-    /// A frame from the member.
-    pub(crate) fn receive(&mut self, frame: &[u8]) -> Received {
-        let (kind, rest) = match frame.split_first() {
+    /// A frame from the member, behind `lead` bytes of the session's (see
+    /// `Session::poll_event_framed`).
+    pub(crate) fn receive(&mut self, mut frame: Vec<u8>, lead: usize) -> Received {
+        let (kind, rest) = match frame.get(lead..).and_then(<[u8]>::split_first) {
             Some((k, rest)) if rest.len() >= 8 => (*k, rest),
             _ => {
                 self.malformed += 1;
@@ -183,12 +195,14 @@ impl Delivery {
                 self.unacknowledged_deliveries += 1;
                 self.session_counts.messages_received += 1;
                 self.session_counts.bytes_received += (rest.len() - 8) as u64;
-                Received::Message(rest[8..].to_vec())
+                // The one copy on the way in: the session's tag and our header go at once.
+                frame.drain(..lead + FRAME_HEADER);
+                Received::Message(frame)
             }
             ACK if seq < self.next_seq => {
                 while self.unacked.front().is_some_and(|(s, _)| *s <= seq) {
                     if let Some((_, f)) = self.unacked.pop_front() {
-                        self.unacked_bytes -= f.len();
+                        self.unacked_bytes -= f.len() - MESSAGE_LEAD;
                     }
                 }
                 self.acked = self.acked.max(seq);
@@ -205,17 +219,18 @@ impl Delivery {
 
     /// An acknowledgement to send now: at once after [`ACK_EVERY`] deliveries, or any
     /// pending one when `flush`.
-    pub(crate) fn take_ack(&mut self, flush: bool) -> Option<Vec<u8>> {
+    /// The frame is built behind the session's lead byte (see `message_buffer`).
+    pub(crate) fn take_ack(&mut self, flush: bool) -> Option<Bytes> {
         if self.unacknowledged_deliveries == 0
             || (!flush && self.unacknowledged_deliveries < ACK_EVERY)
         {
             return None;
         }
         self.unacknowledged_deliveries = 0;
-        let mut frame = Vec::with_capacity(9);
+        let mut frame = message_buffer(FRAME_HEADER);
         frame.push(ACK);
         frame.extend_from_slice(&(self.expected - 1).to_be_bytes());
-        Some(frame)
+        Some(Bytes::from(frame))
     }
 
     /// Whether [`ACK_EVERY`] deliveries are unacknowledged: acknowledge without waiting.
@@ -233,20 +248,29 @@ impl Delivery {
 mod tests {
     use super::*;
 
+    /// Frames `a` hands to a session (as the peer receives them: behind the lead).
+    fn unsent(a: &mut Delivery) -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        a.send_unsent(|f| {
+            frames.push(f.to_vec());
+            true
+        });
+        frames
+    }
+
     /// Moves frames from `a` to `b` as a session would, dropping every frame when `cut`.
     fn pump(a: &mut Delivery, b: &mut Delivery, cut: bool) -> Vec<Vec<u8>> {
         let mut delivered = Vec::new();
-        while let Some((seq, frame)) = a.next_frame().map(|(s, f)| (s, f.to_vec())) {
-            a.mark_sent(seq, frame.len());
+        for frame in unsent(a) {
             if !cut {
-                if let Received::Message(m) = b.receive(&frame) {
+                if let Received::Message(m) = b.receive(frame, MESSAGE_LEAD) {
                     delivered.push(m);
                 }
             }
         }
         if let Some(ack) = b.take_ack(true) {
             if !cut {
-                assert_eq!(a.receive(&ack), Received::Ack);
+                assert_eq!(a.receive(ack.to_vec(), MESSAGE_LEAD), Received::Ack);
             }
         }
         delivered
@@ -281,14 +305,18 @@ mod tests {
     fn a_lost_acknowledgement_only_causes_duplicates_that_are_dropped() {
         let (mut a, mut b) = (Delivery::default(), Delivery::default());
         a.queue(b"x");
-        let (seq, frame) = a.next_frame().map(|(s, f)| (s, f.to_vec())).unwrap();
-        a.mark_sent(seq, frame.len());
-        assert_eq!(b.receive(&frame), Received::Message(b"x".to_vec()));
+        let frame = unsent(&mut a).remove(0);
+        assert!(unsent(&mut a).is_empty(), "sent once per session");
+        assert_eq!(
+            b.receive(frame, MESSAGE_LEAD),
+            Received::Message(b"x".to_vec())
+        );
         let _lost_ack = b.take_ack(true);
         a.restart();
-        let (_, again) = a.next_frame().map(|(s, f)| (s, f.to_vec())).unwrap();
-        assert_eq!(b.receive(&again), Received::Duplicate);
-        assert_eq!(a.receive(&b.take_ack(true).unwrap()), Received::Ack);
+        let again = unsent(&mut a).remove(0);
+        assert_eq!(b.receive(again, MESSAGE_LEAD), Received::Duplicate);
+        let ack = b.take_ack(true).unwrap().to_vec();
+        assert_eq!(a.receive(ack, MESSAGE_LEAD), Received::Ack);
         assert!(!a.has_unacked());
         assert_eq!(b.duplicates, 1);
     }
@@ -297,14 +325,15 @@ mod tests {
     fn a_receiver_that_forgot_the_member_resumes_at_its_next_message() {
         let mut b = Delivery::default();
         assert_eq!(
-            b.receive(b"\x01\0\0\0\0\0\0\0\x07seven"),
+            b.receive(b"\x01\0\0\0\0\0\0\0\x07seven".to_vec(), 0),
             Received::Message(b"seven".to_vec())
         );
         assert_eq!(
-            b.receive(b"\x01\0\0\0\0\0\0\0\x08eight"),
+            b.receive(b"\x01\0\0\0\0\0\0\0\x08eight".to_vec(), 0),
             Received::Message(b"eight".to_vec())
         );
-        assert_eq!(b.take_ack(true), Some(b"\x02\0\0\0\0\0\0\0\x08".to_vec()));
+        let ack = b.take_ack(true).unwrap();
+        assert_eq!(ack[MESSAGE_LEAD..], b"\x02\0\0\0\0\0\0\0\x08"[..]);
     }
 
     #[test]
@@ -320,7 +349,7 @@ mod tests {
         );
         let mut b = Delivery::default();
         assert_eq!(
-            b.receive(b"\x01\0\0\0\0\0\0\0\x01first"),
+            b.receive(b"\x00\x01\0\0\0\0\0\0\0\x01first".to_vec(), 1),
             Received::Message(b"first".to_vec())
         );
         for junk in [
@@ -330,7 +359,7 @@ mod tests {
             b"\x01\0\0\0\0\0\0\0\x05gap",
             b"\x02\0\0\0\0\0\0\0\x09",
         ] {
-            assert_eq!(b.receive(junk), Received::Malformed);
+            assert_eq!(b.receive(junk.to_vec(), 0), Received::Malformed);
         }
         assert_eq!(b.malformed, 5);
     }

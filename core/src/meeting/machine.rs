@@ -425,7 +425,7 @@ impl Meeting {
             return Err(SendError::TooLarge);
         }
         let peer = self.peers.get_mut(member).ok_or(SendError::Closed)?;
-        if !peer.queue(data) {
+        if !peer.delivery.queue(data) {
             return Err(SendError::WouldBlock);
         }
         peer.pump(&mut self.out.transmits);
@@ -472,7 +472,14 @@ impl Meeting {
     }
 
     fn route(&self, remote: SocketAddr, datagram: &[u8]) -> Option<MemberId> {
-        let by_ufrag = ice_username_recipient(datagram);
+        // Only STUN (first byte 0–3, RFC 7983) can carry a USERNAME: DTLS, the data, is
+        // routed by its source without a look.
+        let stun = matches!(datagram.first(), Some(0..=3));
+        let by_ufrag = if stun {
+            ice_username_recipient(datagram)
+        } else {
+            None
+        };
         self.peers.iter().find_map(|(m, p)| {
             let s = p.session.as_ref()?;
             let ours = match by_ufrag {
@@ -486,16 +493,17 @@ impl Meeting {
     /// Collects the outputs of the sessions that took datagrams since the last `poll_*`.
     fn settle_unsettled(&mut self) {
         while let Some(member) = self.unsettled.pop_first() {
-            self.settle(&member);
+            let peer = self.peers.get_mut(&member);
+            if let Some(reason) = peer.and_then(|p| p.settle(self.now, member, &mut self.out)) {
+                self.session_failed(&member, reason);
+            }
         }
     }
 
-    /// Drains one session's outputs into the meeting's.
+    /// Drains one session's outputs into the meeting's (as `settle_unsettled` does).
     fn settle(&mut self, member: &MemberId) {
-        let Some(peer) = self.peers.get_mut(member) else {
-            return;
-        };
-        if let Some(reason) = peer.settle(self.now, *member, &mut self.out) {
+        let peer = self.peers.get_mut(member);
+        if let Some(reason) = peer.and_then(|p| p.settle(self.now, *member, &mut self.out)) {
             self.session_failed(member, reason);
         }
     }

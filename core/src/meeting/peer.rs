@@ -10,7 +10,7 @@ use super::signal::MemberId;
 use crate::event::Event;
 use crate::nat::NatClass;
 use crate::transmit::{SansIo, Transmit};
-use crate::webrtc::{DisconnectReason, Session, SessionEvent, SessionStats};
+use crate::webrtc::{DisconnectReason, Outgoing, Session, SessionEvent, SessionStats};
 
 /// How long an acknowledgement may wait for more deliveries to share it.
 const ACK_DELAY: Duration = Duration::from_millis(50);
@@ -56,7 +56,7 @@ pub(super) struct Peer {
     /// parameters, which the session's own connect timeout does not).
     pub(super) connect_by: Option<Instant>,
     /// Sequence numbers, acknowledgements and the messages awaiting them.
-    delivery: Delivery,
+    pub(super) delivery: Delivery,
     /// When a pending acknowledgement must go out at the latest.
     ack_at: Option<Instant>,
     /// The member's NAT class, as its latest hello or parameters said (for port
@@ -88,11 +88,6 @@ impl Peer {
         Some(self.delivery.application_stats(session))
     }
 
-    /// Queues `data` for delivery; false if the delivery window is full.
-    pub(super) fn queue(&mut self, data: &[u8]) -> bool {
-        self.delivery.queue(data)
-    }
-
     /// When this member next needs `handle_timeout`.
     pub(super) fn next_timeout(&self) -> Option<Instant> {
         let session = self.session.as_ref().and_then(|s| s.poll_timeout());
@@ -116,9 +111,7 @@ impl Peer {
     pub(super) fn drop_session(&mut self, transmits: &mut VecDeque<Transmit>) {
         if let Some(mut s) = self.session.take() {
             s.close();
-            while let Some(t) = s.poll_transmit() {
-                transmits.push_back(t);
-            }
+            s.take_transmits(transmits);
         }
         self.remote_ufrag = None;
         self.connected = false;
@@ -135,21 +128,15 @@ impl Peer {
         };
         if self.delivery.ack_pending() {
             if let Some(ack) = self.delivery.take_ack(true) {
-                if session.send(&ack).is_ok() {
+                if session.send_message(Outgoing::Shared(ack), true).is_ok() {
                     self.ack_at = None;
                 }
             }
         }
-        while let Some((seq, frame)) = self.delivery.next_frame() {
-            let len = frame.len();
-            if session.send(frame).is_err() {
-                break;
-            }
-            self.delivery.mark_sent(seq, len);
-        }
-        while let Some(t) = session.poll_transmit() {
-            transmits.push_back(t);
-        }
+        // Each frame is shared with the session's queue, not copied.
+        self.delivery
+            .send_unsent(|frame| session.send_message(Outgoing::Shared(frame), true).is_ok());
+        session.take_transmits(transmits);
     }
 
     /// Drains the session's outputs: datagrams, and its events turned into the
@@ -161,12 +148,10 @@ impl Peer {
         out: &mut Outputs,
     ) -> Option<DisconnectReason> {
         let session = self.session.as_mut()?;
-        while let Some(t) = session.poll_transmit() {
-            out.transmits.push_back(t);
-        }
+        session.take_transmits(&mut out.transmits);
         let mut failed = None;
         let mut pump = false;
-        while let Some(e) = session.poll_event() {
+        while let Some((e, lead)) = session.poll_event_framed() {
             match e {
                 SessionEvent::Connected => {
                     self.connected = true;
@@ -180,7 +165,7 @@ impl Peer {
                         via: self.via,
                     });
                 }
-                SessionEvent::Message(frame) => match self.delivery.receive(&frame) {
+                SessionEvent::Message(frame) => match self.delivery.receive(frame, lead) {
                     Received::Message(data) => {
                         out.events.push_back(Event::Message { member, data });
                         if self.delivery.ack_due_now() {

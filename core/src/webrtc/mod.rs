@@ -62,4 +62,5 @@ pub use session::{
     SessionConfig, SessionConfigError, SessionEvent, SessionParameters, SessionStats,
     SetRemoteError, ice_username_recipient,
 };
+pub(crate) use session::{MESSAGE_LEAD, Outgoing, message_buffer};
 pub use signal::{CandidateInit, Signal, SignalError};

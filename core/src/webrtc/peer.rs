@@ -14,8 +14,8 @@ use str0m::config::DtlsVersion;
 use str0m::net::Protocol;
 
 use super::sdp::{self, CandidateCheck, FRAMING_ATTRIBUTE, RemoteSdp, SdpError, Setup};
-use super::session::SeededRtc;
 use super::session::sdp_path::MessageMode;
+use super::session::{Outgoing, SeededRtc};
 use super::signal::{CandidateInit, Signal};
 use super::{
     CandidateKind, IceCandidate, SendError, Session, SessionConfig, SessionEvent, SessionStats,
@@ -492,13 +492,14 @@ impl PeerConnection {
 
     /// Queues a binary message (see [`Session::send`]).
     pub fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
-        self.session.send_kind(message, true)
+        self.session.send_message(Outgoing::Borrowed(message), true)
     }
 
     /// Queues a text message: a string on the peer's side if the channel is plain
     /// (framed channels carry bytes only; the text arrives as its UTF-8).
     pub fn send_text(&mut self, message: &str) -> Result<(), SendError> {
-        self.session.send_kind(message.as_bytes(), false)
+        self.session
+            .send_message(Outgoing::Borrowed(message.as_bytes()), false)
     }
 
     /// Closes gracefully (see [`Session::close`]).

@@ -37,11 +37,11 @@
 //! # Parts
 //!
 //! A session is made of parts that each own their state: `rtc.rs` (str0m's `Rtc` behind
-//! the seeded `fastrand` stream), `send.rs` (queue, framing out, SCTP budget),
+//! the seeded `fastrand` stream, and driving it), `send.rs` (queue, framing out, SCTP budget),
 //! `receive.rs` (reassembly), `liveness.rs` (phase, round trips, timeouts), `route.rs`
 //! (which datagrams are the peer's) and `dtls.rs` (dimpl seeded from the session).
 //! `direct.rs` and `sdp_path.rs` hold what each way of setting a session up does;
-//! `drive.rs` runs str0m and hands its outputs to the parts; this file holds the
+//! `rtc.rs` also runs str0m and hands its outputs to the parts; this file holds the
 //! public face.
 
 use std::collections::VecDeque;
@@ -53,7 +53,6 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Input, Rtc};
 
 mod direct;
-mod drive;
 mod dtls;
 mod framing;
 mod liveness;
@@ -72,6 +71,7 @@ pub use route::{MAX_REMOTE_ADDRS, ice_username_recipient};
 pub(crate) use rtc::{BuiltRtc, ICE_CHARS, SeededRtc};
 use sdp_path::MessageMode;
 use send::SendPath;
+pub(crate) use send::{MESSAGE_LEAD, Outgoing, message_buffer};
 pub use types::{
     CandidateKind, DisconnectReason, DtlsChoice, IceCandidate, NewSessionError, SendError,
     SessionConfig, SessionConfigError, SessionEvent, SessionParameters, SessionStats,
@@ -123,7 +123,9 @@ pub struct Session {
     send: SendPath,
     receive: ReceivePath,
     transmits: VecDeque<Transmit>,
-    events: VecDeque<SessionEvent>,
+    /// Events, each with how many bytes in front of a message are its frame's (see
+    /// [`Session::poll_event_framed`]; `poll_event` strips them).
+    events: VecDeque<(SessionEvent, usize)>,
     /// Datagrams handed to str0m since the last [`Session::settle`]: settling (a walk
     /// over SCTP's in-flight chunks) waits for the first `poll_*` call, so a burst read
     /// in one go costs one settle, not one per datagram; at most [`MAX_UNSETTLED`].
@@ -280,8 +282,8 @@ impl Session {
         let messages: usize = self
             .events
             .iter()
-            .map(|e| match e {
-                SessionEvent::Message(m) => m.len(),
+            .map(|(e, lead)| match e {
+                SessionEvent::Message(m) => m.len() - lead,
                 _ => 0,
             })
             .sum();
@@ -317,17 +319,7 @@ impl Session {
     /// [`SessionConfig::send_queue_limit`]; otherwise [`SendError::WouldBlock`] and
     /// a [`SessionEvent::Writable`] later.
     pub fn send(&mut self, message: &[u8]) -> Result<(), SendError> {
-        self.send_kind(message, true)
-    }
-
-    /// `send`, as binary or (on a plain channel, see `docs/webrtc-sdp.md`) as text.
-    pub(crate) fn send_kind(&mut self, message: &[u8], binary: bool) -> Result<(), SendError> {
-        if self.liveness.is_closed() {
-            return Err(SendError::Closed);
-        }
-        self.send.push(message, binary)?;
-        self.settle();
-        Ok(())
+        self.send_message(Outgoing::Borrowed(message), true)
     }
 
     /// Closes gracefully: the DTLS close_notify goes out through `poll_transmit`, and
@@ -364,28 +356,38 @@ impl SansIo for Session {
             self.datagrams.dropped += 1;
             return;
         };
-        let input = Input::Receive(now, receive);
-        // The meeting layer routed this datagram here, so str0m gets it even if its own
-        // `accepts` says no (it refuses the first DTLS datagram from a peer-reflexive
-        // address). Only what str0m recognises as the peer's counts as life on the path.
-        let from_peer = self.rtc.inspect(|rtc| rtc.accepts(&input));
-        if ice_username_recipient(datagram) == Some(self.local_params.ufrag.as_bytes()) {
+        let dtls = matches!(datagram.first(), Some(20..=63));
+        if !dtls && ice_username_recipient(datagram) == Some(self.local_params.ufrag.as_bytes()) {
             self.remote_addrs.remember(remote);
         }
-        // DTLS from an address that is neither a signaled candidate nor the source of a
-        // check for us is a stranger's: drop it. (str0m would take it, and 50 bogus
-        // handshake records stall dimpl's handshake for good.)
-        let dtls = matches!(datagram.first(), Some(20..=63));
-        if dtls && !from_peer && !self.remote_addrs.contains(&remote) {
+        let known = self.remote_addrs.contains(&remote);
+        let input = Input::Receive(now, receive);
+        // One call into str0m. The meeting layer routed this datagram here, so str0m
+        // gets it even if its own `accepts` says no (it refuses the first DTLS datagram
+        // from a peer-reflexive address); only what str0m recognises as the peer's
+        // counts as life on the path. DTLS from an address that is neither a signaled
+        // candidate nor the source of a check for us is a stranger's: dropped. (str0m
+        // would take it, and 50 bogus handshake records stall dimpl's handshake for
+        // good.)
+        let taken = self.rtc.call(|rtc| {
+            let from_peer = rtc.accepts(&input);
+            if dtls && !from_peer && !known {
+                return None;
+            }
+            Some((from_peer, rtc.handle_input(input).is_ok()))
+        });
+        let Some((from_peer, handled)) = taken else {
             self.datagrams.dropped += 1;
             return;
-        }
+        };
         self.datagrams.received += 1;
         self.datagrams.bytes_received += datagram.len() as u64;
         if from_peer {
             self.liveness.heard_from_peer(now);
         }
-        self.rtc_input(input);
+        if !handled {
+            self.input_failed();
+        }
         self.unsettled += 1;
         // Only DTLS (the data) waits: ICE's STUN exchanges are settled at once.
         if !dtls || self.unsettled >= MAX_UNSETTLED {
@@ -427,10 +429,11 @@ impl SansIo for Session {
     }
 
     fn poll_event(&mut self) -> Option<SessionEvent> {
-        if self.unsettled > 0 {
-            self.settle();
+        let (mut event, lead) = self.poll_event_framed()?;
+        if let SessionEvent::Message(m) = &mut event {
+            m.drain(..lead);
         }
-        self.events.pop_front()
+        Some(event)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -4,6 +4,7 @@
 use super::framing::{
     FRAME_MAX, FramingError, MAX_MESSAGE_SIZE, TAG_FIRST, TAG_LAST, TAG_MIDDLE, TAG_WHOLE,
 };
+use super::send::MESSAGE_LEAD;
 
 /// Everything between str0m's channel data and a `SessionEvent::Message`.
 #[derive(Debug, Default)]
@@ -22,13 +23,20 @@ impl ReceivePath {
     }
 
     /// Takes one SCTP message of the channel; returns an application message when one
-    /// is complete. A frame that breaks the framing is counted and dropped.
-    pub fn on_data(&mut self, data: Vec<u8>) -> Option<Vec<u8>> {
-        let message = if self.plain {
-            data
+    /// is complete, with how many bytes in front of it are the frame's (see
+    /// `MESSAGE_LEAD`; 0 on a plain channel or for a reassembled message). A frame that
+    /// breaks the framing is counted and dropped.
+    ///
+    /// A whole frame (the common case) is the message behind its tag: kept as it is, so
+    /// the layer that takes the message strips its own header and the tag in one go.
+    pub fn on_data(&mut self, data: Vec<u8>) -> Option<(Vec<u8>, usize)> {
+        let (message, lead) = if self.plain {
+            (data, 0)
+        } else if data.first() == Some(&TAG_WHOLE) && self.reassembly.partial.is_none() {
+            (data, MESSAGE_LEAD)
         } else {
             match self.reassembly.push(data) {
-                Ok(Some(message)) => message,
+                Ok(Some(message)) => (message, 0),
                 Ok(None) => return None,
                 Err(
                     FramingError::BadTag
@@ -42,8 +50,8 @@ impl ReceivePath {
             }
         };
         self.messages_received += 1;
-        self.bytes_received += message.len() as u64;
-        Some(message)
+        self.bytes_received += (message.len() - lead) as u64;
+        Some((message, lead))
     }
 
     /// Bytes held for a partial message.

@@ -4,14 +4,57 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use bytes::Bytes;
 use str0m::Rtc;
 use str0m::channel::ChannelId;
 
+use super::Session;
 use super::framing::{
     FRAME_MAX, MAX_MESSAGE_SIZE, MIN_SPLIT_FRAME, TAG_FIRST, TAG_LAST, TAG_MIDDLE, TAG_WHOLE,
 };
 use super::sdp_path::MessageMode;
 use super::types::{SendError, SessionConfig};
+
+/// Bytes in front of a message in a [`message_buffer`] (and in a message the meeting
+/// takes with `Session::poll_event_framed`): the session's own, its frame tag.
+pub(crate) const MESSAGE_LEAD: usize = 1;
+
+/// An empty buffer for one outgoing message of up to `capacity` bytes, with room for
+/// the session's frame tag in front: build the message behind it and hand it to
+/// [`Session::send_message`] as [`Outgoing::Shared`], and the session sends it from
+/// there (no copy), as many times as it is handed over.
+pub(crate) fn message_buffer(capacity: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(MESSAGE_LEAD + capacity);
+    buf.push(TAG_WHOLE);
+    buf
+}
+
+/// A message for [`Session::send_message`].
+#[derive(Debug)]
+pub(crate) enum Outgoing<'a> {
+    /// Copied into the queue (the public `send`).
+    Borrowed(&'a [u8]),
+    /// Built on a [`message_buffer`]: queued as it is, shared with the caller.
+    Shared(Bytes),
+}
+
+impl Session {
+    /// Queues `message` for the peer, binary or (on a plain channel, see
+    /// `docs/webrtc-sdp.md`) as text, and writes what SCTP takes at once (see
+    /// [`Session::send`]).
+    pub(crate) fn send_message(
+        &mut self,
+        message: Outgoing<'_>,
+        binary: bool,
+    ) -> Result<(), SendError> {
+        if self.liveness.is_closed() {
+            return Err(SendError::Closed);
+        }
+        self.send.push(message, binary)?;
+        self.settle();
+        Ok(())
+    }
+}
 
 /// The least a session lets str0m's SCTP buffer hold once the path's RTT is known (see
 /// [`SendPath::budget`]); by the formula this is only reached below a 0.33 ms RTT.
@@ -85,19 +128,32 @@ impl SendPath {
     /// message on a plain channel is [`SendError::Empty`]: str0m hands SCTP an empty
     /// write, which takes a stream sequence number and sends nothing (RFC 8831's
     /// one-byte "empty" payload is not in its API), stalling the ordered channel.
-    pub fn push(&mut self, message: &[u8], binary: bool) -> Result<(), SendError> {
-        if message.len() > self.max_size() {
+    pub fn push(&mut self, message: Outgoing<'_>, binary: bool) -> Result<(), SendError> {
+        let len = match &message {
+            Outgoing::Borrowed(m) => m.len(),
+            Outgoing::Shared(stored) => stored.len().saturating_sub(MESSAGE_LEAD),
+        };
+        if len > self.max_size() {
             return Err(SendError::TooLarge);
         }
-        if message.is_empty() && self.is_plain() {
+        if len == 0 && self.is_plain() {
             return Err(SendError::Empty);
         }
         let queued = self.queue.queued_bytes();
-        if !self.queue.is_empty() && queued + message.len() > self.queue_limit {
+        if !self.queue.is_empty() && queued + len > self.queue_limit {
             self.want_writable = true;
             return Err(SendError::WouldBlock);
         }
-        self.queue.push_kind(message, binary);
+        let stored = match message {
+            // The one copy the send path makes before SCTP's own.
+            Outgoing::Borrowed(m) => {
+                let mut buf = message_buffer(m.len());
+                buf.extend_from_slice(m);
+                Bytes::from(buf)
+            }
+            Outgoing::Shared(stored) => stored,
+        };
+        self.queue.push_stored(stored, binary);
         Ok(())
     }
 
@@ -136,33 +192,19 @@ impl SendPath {
         }
     }
 
-    /// Hands queued messages to the channel `id` while SCTP takes them and its buffer
-    /// stays within [`SendPath::budget`]; `true` if it took any. Runs inside
-    /// `SeededRtc::call`.
-    pub fn write(&mut self, rtc: &mut Rtc, id: ChannelId, path_rtt: Option<Duration>) -> bool {
-        let budget = self.budget(path_rtt);
-        if self.is_plain() {
-            self.write_plain(rtc, id, budget)
-        } else {
-            self.write_framed(rtc, id, budget)
-        }
-    }
-
+    /// Hands queued frames to the channel `id` while SCTP takes them and its buffer
+    /// stays within `budget` (see [`SendPath::budget`]); `true` if it took any. Runs
+    /// inside `Seeded::call`.
+    ///
     /// A frame that does not fit is cut to the room left (down to `MIN_SPLIT_FRAME`)
     /// rather than held back: the receiver's SCTP delays the acknowledgement of an odd
     /// last packet by 200 ms, so a sender that waits for a whole frame's room while a
     /// few bytes are still unacknowledged waits 200 ms per frame (a 64 KiB budget moved
     /// 16 MiB in 12.8 s of virtual time at zero delay this way, instead of none).
-    fn write_framed(&mut self, rtc: &mut Rtc, id: ChannelId, budget: usize) -> bool {
+    pub fn write_framed(&mut self, rtc: &mut Rtc, id: ChannelId, budget: usize) -> bool {
         let mut wrote = false;
         while let Some(mut ch) = rtc.channel(id) {
             let room = budget.saturating_sub(ch.buffered_amount());
-            // Checked before the frame is built: a refused frame would be a 64 KiB copy
-            // for nothing, on every input while SCTP is full.
-            match self.queue.next_frame_len(room) {
-                Some(len) if len <= room => {}
-                _ => break,
-            }
             let Some((frame, body)) = self.queue.next_frame(&mut self.frame, room) else {
                 break;
             };
@@ -183,7 +225,7 @@ impl SendPath {
     /// `MIN_SPLIT_FRAME` (a few packets) left unacknowledged counts as empty, so a
     /// message never waits for the peer's delayed acknowledgement of the last packet
     /// (200 ms). Plain messages cannot be cut, unlike frames.
-    fn write_plain(&mut self, rtc: &mut Rtc, id: ChannelId, budget: usize) -> bool {
+    pub fn write_plain(&mut self, rtc: &mut Rtc, id: ChannelId, budget: usize) -> bool {
         let mut wrote = false;
         while let Some((message, binary)) = self.queue.front() {
             let Some(mut ch) = rtc.channel(id) else {
@@ -207,13 +249,14 @@ impl SendPath {
 
 /// The outgoing messages not yet handed to SCTP, bounded by the session's queue limit.
 ///
-/// Each message is stored behind one byte holding [`TAG_WHOLE`]: a message that goes
-/// out as one frame (the common case) is handed to SCTP from where it is stored, not
-/// copied into a frame first.
+/// Each message is stored behind one byte holding [`TAG_WHOLE`] (see
+/// [`message_buffer`]): a message that goes out as one frame (the common case) is handed
+/// to SCTP from where it is stored, not copied into a frame first, and a message the
+/// meeting built is shared with its retransmission store, not copied either.
 #[derive(Debug, Default)]
 pub(crate) struct SendQueue {
     /// `[TAG_WHOLE, message…]` per message.
-    messages: VecDeque<Vec<u8>>,
+    messages: VecDeque<Bytes>,
     /// Per message: sent as binary (`true`) or as text. Only plain channels (see
     /// `MessageMode::Plain`) keep the distinction on the wire; frames are always binary.
     binary: VecDeque<bool>,
@@ -235,16 +278,16 @@ impl SendQueue {
 
     #[cfg(test)]
     pub fn push(&mut self, message: Vec<u8>) {
-        self.push_kind(&message, true);
+        let mut stored = message_buffer(message.len());
+        stored.extend_from_slice(&message);
+        self.push_stored(Bytes::from(stored), true);
     }
 
-    /// Queues a copy of `message` (the one copy the send path makes before SCTP's own),
+    /// Queues a message stored behind its [`TAG_WHOLE`] byte (see [`message_buffer`]),
     /// binary or text.
-    pub fn push_kind(&mut self, message: &[u8], binary: bool) {
-        let mut stored = Vec::with_capacity(message.len() + 1);
-        stored.push(TAG_WHOLE);
-        stored.extend_from_slice(message);
-        self.queued += message.len();
+    pub fn push_stored(&mut self, stored: Bytes, binary: bool) {
+        debug_assert_eq!(stored.first(), Some(&TAG_WHOLE));
+        self.queued += stored.len().saturating_sub(MESSAGE_LEAD);
         self.messages.push_back(stored);
         self.binary.push_back(binary);
     }
@@ -267,6 +310,7 @@ impl SendQueue {
     /// The length of the next frame if it may be at most `max` bytes (header included;
     /// `max` is capped at [`FRAME_MAX`] and must be at least [`MIN_SPLIT_FRAME`]);
     /// `None` if nothing is queued.
+    #[cfg(test)]
     pub fn next_frame_len(&self, max: usize) -> Option<usize> {
         let max = max.clamp(MIN_SPLIT_FRAME, FRAME_MAX);
         // A whole or last frame is the tag and the rest; a first or middle frame is full.
@@ -274,11 +318,14 @@ impl SendQueue {
         Some((rest + 1).min(max))
     }
 
-    /// The next frame, at most `max` bytes (as in [`SendQueue::next_frame_len`]), and the
-    /// length of the message part it carries; `None` if nothing is queued. A whole
-    /// message is its stored bytes (tag included); a part is built into `frame` (cleared
-    /// first). The part is only taken off the queue by [`SendQueue::advance`], once SCTP
-    /// has accepted the frame.
+    /// The next frame, at most `room` bytes, and the length of the message part it
+    /// carries; `None` if nothing is queued or the next frame does not fit in `room`
+    /// (frames are cut to `room`, capped at [`FRAME_MAX`], but never below
+    /// [`MIN_SPLIT_FRAME`]). A whole message is its stored bytes (tag included); a part
+    /// is built into `frame` (cleared first), only once it is known to fit: a refused
+    /// frame would be a 64 KiB copy for nothing, on every input while SCTP is full. The
+    /// part is only taken off the queue by [`SendQueue::advance`], once SCTP has
+    /// accepted the frame.
     ///
     /// Frames are cut where the room is: the receiver only checks that the parts add
     /// up to the announced length, so a sender may size each frame to what its SCTP
@@ -286,13 +333,17 @@ impl SendQueue {
     pub fn next_frame<'a>(
         &'a self,
         frame: &'a mut Vec<u8>,
-        max: usize,
+        room: usize,
     ) -> Option<(&'a [u8], usize)> {
-        let max = max.clamp(MIN_SPLIT_FRAME, FRAME_MAX);
-        frame.clear();
+        let max = room.clamp(MIN_SPLIT_FRAME, FRAME_MAX);
         let stored = self.messages.front()?;
-        let message = stored.get(1..)?;
+        let message = stored.get(MESSAGE_LEAD..)?;
         let rest = &message[self.offset..];
+        // A whole or last frame is the tag and the rest; a first or middle frame is full.
+        if (rest.len() + 1).min(max) > room {
+            return None;
+        }
+        frame.clear();
         let fits = rest.len() < max;
         let (tag, body) = match (self.offset == 0, fits) {
             // Stored behind its TAG_WHOLE byte: the frame as it is.

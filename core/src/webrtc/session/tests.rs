@@ -821,3 +821,28 @@ fn the_callers_fastrand_state_is_unchanged_across_session_calls() {
     net.run(Duration::from_millis(200));
     assert_eq!(fastrand::get_seed(), before, "after send and close");
 }
+
+/// The walk out (`docs/ARCHITECTURE.md`): on a connected session with nothing in
+/// flight, a small message leaves as a datagram from `send` itself, in the same settle
+/// (str0m 0.25 emits newly written SCTP data at once here), without waiting for a
+/// timeout; and a second one right after it, too.
+#[test]
+fn a_small_message_on_an_idle_session_leaves_from_send_itself() {
+    let mut net = pair(SessionConfig::default(), Duration::from_millis(50), 11);
+    connect(&mut net);
+    // Let the handshake's last packets and acknowledgements settle.
+    let settled = net.now + Duration::from_secs(1);
+    net.run_until(Duration::from_secs(1), |_| false);
+    assert!(net.now >= settled);
+    let a = session(&mut net, A);
+    while a.poll_transmit().is_some() {}
+    for (i, message) in [&b"hello"[..], b"again"].into_iter().enumerate() {
+        a.send(message).unwrap();
+        let sent: Vec<Transmit> = std::iter::from_fn(|| a.poll_transmit()).collect();
+        assert_eq!(sent.len(), 1, "message {i}: one datagram at once");
+        // DTLS application data (RFC 7983: 20–63) carrying the frame.
+        assert!(matches!(sent[0].contents.first(), Some(20..=63)));
+        assert!(sent[0].contents.len() > message.len() + 1);
+        assert_eq!(a.queued_bytes(), 0);
+    }
+}
