@@ -33,7 +33,7 @@ use crate::seed::{Rng, Seed};
 use crate::punch::PunchConfig;
 use crate::transmit::{SansIo, SocketCommand, Transmit};
 use crate::webrtc::{
-    DisconnectReason, MAX_MESSAGE_SIZE, SendError, Session, SessionStats, ice_username_recipient,
+    CandidateKind, DisconnectReason, IceCandidate, MAX_MESSAGE_SIZE, SendError, Session, SessionStats, ice_username_recipient,
 };
 
 /// Bytes a delivery frame adds to a message (kind and sequence number).
@@ -337,6 +337,16 @@ impl Meeting {
                     if let Some(session) = &mut peer.session {
                         if session.set_remote(&params).is_err() {
                             tracing::debug!(%member, "unusable session parameters");
+                        }
+                        // Its signaling came over a predicted path: that address is
+                        // one the member's NAT lets us reach, whatever it signaled.
+                        let signaled = params.candidates.iter().any(|c| c.addr == from);
+                        if self.prediction.is_predicted(from) && !signaled {
+                            let path = IceCandidate {
+                                kind: CandidateKind::ServerReflexive,
+                                addr: from,
+                            };
+                            let _ = session.add_remote_candidate(path);
                         }
                     }
                 }

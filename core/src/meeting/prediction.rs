@@ -151,7 +151,10 @@ impl Prediction {
         for &contact in contacts {
             let contact = canonical_remote(contact);
             let ip = contact.ip();
-            if self.running.contains_key(&contact)
+            // Our own IP: our own announcement seen through another mapping of a
+            // hard NAT (or a member behind the same NAT, which only hairpinning reaches).
+            if ip == our_ip.to_canonical()
+                || self.running.contains_key(&contact)
                 || self.retry_at.contains_key(&ip)
                 || self.paths.keys().any(|r| r.ip() == ip)
                 || known(ip)
@@ -159,7 +162,7 @@ impl Prediction {
             {
                 continue;
             }
-            let Some(punch) = decide_blind(ours, contact) else {
+            let Some(punch) = decide_blind(ours, our_ip, contact) else {
                 return;
             };
             let (opening, probing) = self.running.values().fold((0, 0), |(o, p), r| {

@@ -477,10 +477,14 @@ fn a_member_that_leaves_and_rejoins_in_one_process_meets_again_as_a_new_member()
         .unwrap();
     assert_ne!(first, second, "a re-join is a new member; seed {seed}");
     net.run(Duration::from_secs(2));
-    let met_again = net
-        .events
-        .iter()
-        .any(|(at, e)| *at == a && *e == Event::PeerConnected { member: second, via: crate::Via::Direct });
+    let met_again = net.events.iter().any(|(at, e)| {
+        *at == a
+            && *e
+                == Event::PeerConnected {
+                    member: second,
+                    via: crate::Via::Direct,
+                }
+    });
     assert!(met_again, "{:?}; seed {seed}", net.events);
     let second_ufrag = net.machines[&b].meeting().unwrap().local_ufrags();
     assert!(

@@ -54,8 +54,10 @@ pub struct PunchAttempt {
     paths: Vec<Path>,
     sockets: Vec<u16>,
     sockets_pending: u16,
-    /// Pool sockets whose opening probe is still to be sent.
-    openings: VecDeque<u16>,
+    /// Pool sockets whose opening probe is still to be sent, with its TTL.
+    openings: VecDeque<(u16, Option<u8>)>,
+    /// When the openings go again at the full TTL ([`PunchConfig::reopen_after`]).
+    reopen_at: Option<Instant>,
     transmits: VecDeque<Transmit>,
     commands: VecDeque<SocketCommand>,
     events: VecDeque<PunchEvent>,
@@ -160,6 +162,10 @@ impl PunchAttempt {
         if wanted > 0 {
             commands.push_back(SocketCommand::Open { count: wanted });
         }
+        let reopen_at = config
+            .opening_ttl
+            .and(config.reopen_after)
+            .map(|after| now + after);
         let mut attempt = PunchAttempt {
             id: AttemptId(id),
             keys,
@@ -186,6 +192,7 @@ impl PunchAttempt {
             sockets: Vec::new(),
             sockets_pending: wanted,
             openings: VecDeque::new(),
+            reopen_at,
             transmits: VecDeque::new(),
             commands,
             events: VecDeque::new(),
@@ -245,7 +252,7 @@ impl PunchAttempt {
         }
         self.sockets_pending -= 1;
         self.sockets.push(port);
-        self.openings.push_back(port);
+        self.openings.push_back((port, self.config.opening_ttl));
         self.stats.sockets_opened += 1;
         self.drive();
     }
@@ -358,6 +365,9 @@ impl PunchAttempt {
                 if !self.openings.is_empty() {
                     wake = wake.min(self.pacer.ready_at(0).unwrap_or(wake));
                 }
+                if let Some(t) = self.reopen_at.filter(|_| !self.sockets.is_empty()) {
+                    wake = wake.min(t);
+                }
                 for p in self.paths.iter().filter(|p| p.tries < PATH_TRIES) {
                     wake = wake.min(p.next_try.max(self.pacer.ready_at(0).unwrap_or(wake)));
                 }
@@ -392,12 +402,21 @@ impl PunchAttempt {
             }
             State::Running => {}
         }
-        while let Some(&port) = self.openings.front() {
+        if self.reopen_at.is_some_and(|t| t <= now) {
+            // The low-TTL openings made no path: perhaps our NAT is further away
+            // than they reach. Open again, whole.
+            self.reopen_at = None;
+            let sockets: Vec<u16> = self.sockets.clone();
+            self.openings.extend(sockets.into_iter().map(|p| (p, None)));
+        }
+        while let Some(&(port, ttl)) = self.openings.front() {
             let peer = match self.punch {
-                Punch::OpenMappings { peer, .. } => canonical_remote(peer),
+                Punch::OpenMappings { peer, .. } | Punch::OpenAndMeet { peer, .. } => {
+                    canonical_remote(peer)
+                }
                 _ => break,
             };
-            if !self.send_probe(Some(port), peer, self.config.opening_ttl, 0) {
+            if !self.send_probe(Some(port), peer, ttl, 0) {
                 break;
             }
             self.openings.pop_front();

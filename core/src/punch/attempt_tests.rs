@@ -129,7 +129,8 @@ impl World {
             peer_id: IDS[1 - i],
         };
         let plan = if self.blind {
-            plan::decide_blind(situation.ours, situation.peer_public).map(Plan::Punch)
+            let our_ip = observed[i].ip();
+            plan::decide_blind(situation.ours, our_ip, situation.peer_public).map(Plan::Punch)
         } else {
             Some(decide(&situation))
         };
@@ -411,6 +412,18 @@ fn blind_sequential_against_endpoint_independent_connects_in_99_of_100_seeds() {
 }
 
 #[test]
+fn blind_sequential_against_sequential_connects_in_99_of_100_seeds() {
+    let s = hundred_with(
+        "blind: sequential vs sequential",
+        sequential(1),
+        sequential(1),
+        0,
+        true,
+    );
+    assert!(s.connected >= 99);
+}
+
+#[test]
 fn sequential_against_sequential_connects_in_99_of_100_seeds() {
     let s = hundred("sequential vs sequential", sequential(1), sequential(1), 0);
     assert!(s.connected >= 99);
@@ -610,6 +623,7 @@ fn a_hard_side_nobody_probes_fails_and_releases_every_socket() {
     let openings = drain(&mut a);
     assert_eq!(openings.len(), 256);
     assert!(openings.iter().all(|t| t.destination == peer()));
+    assert!(openings.iter().all(|t| t.ttl == Some(2)), "low TTL first");
     let mut closed: Vec<u16> = std::iter::from_fn(|| a.poll_socket_command())
         .map(|c| match c {
             SocketCommand::Close { port } => port,
@@ -618,12 +632,20 @@ fn a_hard_side_nobody_probes_fails_and_releases_every_socket() {
         .collect();
     assert_eq!(closed, [40256, 40257], "two more than asked for");
     let mut now = t0;
+    let mut reopened = Vec::new();
     while let Some(t) = a.poll_timeout() {
         now = t;
         a.handle_timeout(now);
-        assert!(drain(&mut a).is_empty());
+        for t in drain(&mut a) {
+            reopened.push((now - t0, t));
+        }
     }
     assert_eq!(now - t0, Duration::from_secs(20));
+    // After 8 s, each socket opens again at the full TTL, once.
+    assert_eq!(reopened.len(), 256);
+    assert!(reopened.iter().all(|(at, t)| *at >= Duration::from_secs(8)
+        && t.ttl.is_none()
+        && t.destination == peer()));
     assert_eq!(
         a.poll_event(),
         Some(PunchEvent::Failed {

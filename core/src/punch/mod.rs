@@ -51,10 +51,16 @@ pub struct PunchConfig {
     /// side gives up earlier: 2 s after its last scheduled probe.
     pub timeout: Duration,
     /// The TTL of the hard side's opening probes (`None`: the socket's default). A low
-    /// TTL (hyperdht uses 5) keeps them from reaching the peer's NAT, which may answer
-    /// unsolicited datagrams with ICMP errors; but a carrier NAT may sit more hops away
-    /// than that, and then no mapping is made at all: the default is to send them whole.
+    /// TTL keeps them from reaching the peer's NAT, where a Linux router without a
+    /// firewall would let them claim the port the peer's probes must leave from (and
+    /// divert those probes to another port). 2 passes a NAT one hop away (the home
+    /// router or the phone) and expires at the next router; a carrier NAT further away
+    /// gets no mapping from it, hence [`PunchConfig::reopen_after`].
     pub opening_ttl: Option<u8>,
+    /// With a low `opening_ttl`, the openings go again at the full TTL this long after
+    /// the start (8 s: by then 99.8% of birthday attempts against a NAT one hop away
+    /// have connected), for a NAT the low TTL does not reach.
+    pub reopen_after: Option<Duration>,
     /// After success, how long the attempt still answers the peer's probes (3 s), so
     /// that the peer completes too.
     pub linger: Duration,
@@ -68,7 +74,8 @@ impl Default for PunchConfig {
             refill: Duration::from_micros(2500),
             max_datagrams: 3_400,
             timeout: Duration::from_secs(20),
-            opening_ttl: None,
+            opening_ttl: Some(2),
+            reopen_after: Some(Duration::from_secs(8)),
             linger: Duration::from_secs(3),
         }
     }

@@ -102,6 +102,19 @@ pub enum Punch {
         /// The port the peer's NAT gave it towards a DHT node (its announced address).
         last_port: u16,
     },
+    /// We are a sequential hard side and do not know the peer's NAT (before signaling,
+    /// [`decide_blind`]): both [`Punch::OpenMappings`] towards `peer` (for an easy peer)
+    /// and the [`Punch::MeetSequential`] schedule from our main socket, taking the
+    /// peer's step as 1 (for a sequential peer).
+    OpenAndMeet {
+        /// The peer's address found under the topic (its one public address if it is
+        /// easy; its latest mapping if it is sequential).
+        peer: SocketAddr,
+        /// How many pool sockets (mappings).
+        sockets: u16,
+        /// Whether we advance two steps per probe (the side with the lower public IP).
+        doubled: bool,
+    },
     /// Both NATs allocate sequentially: the k-th probe from our main socket goes to the
     /// peer's predicted port `last_port + step·(1 + k)`, or `·(1 + 2k)` when `doubled`
     /// (the member with the smaller id). A new mapping per probe on both sides: the
@@ -123,7 +136,7 @@ impl Punch {
     /// The one IP this attempt ever sends to.
     pub fn peer_ip(&self) -> IpAddr {
         match *self {
-            Punch::OpenMappings { peer, .. } => peer.ip(),
+            Punch::OpenMappings { peer, .. } | Punch::OpenAndMeet { peer, .. } => peer.ip(),
             Punch::ProbeRandom { peer_ip }
             | Punch::ProbeSequential { peer_ip, .. }
             | Punch::ProbeUnknown { peer_ip, .. }
@@ -135,7 +148,7 @@ impl Punch {
     /// Pool sockets this side asks for.
     pub fn sockets(&self) -> u16 {
         match *self {
-            Punch::OpenMappings { sockets, .. } => sockets,
+            Punch::OpenMappings { sockets, .. } | Punch::OpenAndMeet { sockets, .. } => sockets,
             _ => 0,
         }
     }
@@ -147,7 +160,7 @@ impl Punch {
             Punch::ProbeRandom { .. }
             | Punch::ProbeSequential { .. }
             | Punch::ProbeUnknown { .. } => MAX_PROBES,
-            Punch::MeetSequential { .. } => MAX_MEET_PROBES,
+            Punch::MeetSequential { .. } | Punch::OpenAndMeet { .. } => MAX_MEET_PROBES,
         }
     }
 }
@@ -222,7 +235,7 @@ pub fn decide(s: &Situation) -> Plan {
 /// mappings towards the contact's address (an easy side's one public address); the easy
 /// side probes both ways a hard NAT may allocate. `None`: we cannot help (our own class
 /// is unknown).
-pub fn decide_blind(ours: NatClass, contact: SocketAddr) -> Option<Punch> {
+pub fn decide_blind(ours: NatClass, our_ip: IpAddr, contact: SocketAddr) -> Option<Punch> {
     match shape(ours) {
         Shape::Unknown => None,
         Shape::Stable => Some(Punch::ProbeUnknown {
@@ -233,9 +246,10 @@ pub fn decide_blind(ours: NatClass, contact: SocketAddr) -> Option<Punch> {
             peer: contact,
             sockets: BIRTHDAY_SOCKETS,
         }),
-        Shape::Sequential(_) => Some(Punch::OpenMappings {
+        Shape::Sequential(_) => Some(Punch::OpenAndMeet {
             peer: contact,
             sockets: SEQUENTIAL_SOCKETS,
+            doubled: our_ip.to_canonical() < contact.ip().to_canonical(),
         }),
     }
 }
@@ -271,7 +285,7 @@ mod tests {
         match p {
             Plan::Direct => "direct",
             Plan::Relay => "relay",
-            Plan::Punch(Punch::OpenMappings { .. }) => "hard",
+            Plan::Punch(Punch::OpenMappings { .. } | Punch::OpenAndMeet { .. }) => "hard",
             Plan::Punch(
                 Punch::ProbeRandom { .. }
                 | Punch::ProbeSequential { .. }
@@ -288,8 +302,9 @@ mod tests {
     #[test]
     fn blind_plans_follow_our_own_class() {
         let contact: SocketAddr = "203.0.113.9:40000".parse().unwrap();
+        let our_ip: IpAddr = "198.51.100.1".parse().unwrap();
         for ours in CLASSES {
-            let plan = decide_blind(ours, contact).map(Plan::Punch);
+            let plan = decide_blind(ours, our_ip, contact).map(Plan::Punch);
             let expected = match ours {
                 NatClass::Unknown => "none",
                 NatClass::Open | NatClass::EndpointIndependent { .. } => "easy",
@@ -302,11 +317,11 @@ mod tests {
             }
         }
         assert_eq!(
-            decide_blind(NatClass::Random, contact).map(|p| p.sockets()),
+            decide_blind(NatClass::Random, our_ip, contact).map(|p| p.sockets()),
             Some(BIRTHDAY_SOCKETS)
         );
         assert_eq!(
-            decide_blind(NatClass::Sequential { step: 1 }, contact).map(|p| p.sockets()),
+            decide_blind(NatClass::Sequential { step: 1 }, our_ip, contact).map(|p| p.sockets()),
             Some(SEQUENTIAL_SOCKETS)
         );
     }

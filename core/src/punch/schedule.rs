@@ -70,6 +70,13 @@ impl Schedule {
     pub fn new(punch: &Punch, rng: Rng) -> Schedule {
         match *punch {
             Punch::OpenMappings { .. } => Schedule::None,
+            Punch::OpenAndMeet { peer, doubled, .. } => Schedule::Meet {
+                ip: peer.ip().to_canonical(),
+                last_port: peer.port(),
+                step: 1,
+                doubled,
+                k: 0,
+            },
             Punch::ProbeRandom { peer_ip } => Schedule::Random {
                 ip: peer_ip,
                 rng: Box::new(rng),
