@@ -48,7 +48,7 @@ use crate::trace::TraceHash;
 
 mod prediction;
 
-pub use prediction::{Prediction, predict, punch_predicted};
+pub use prediction::{Prediction, predict, predict_without_prediction, punch_predicted};
 
 /// Members at most (one `site_public` address each).
 pub const MAX_MEMBERS: usize = 64;

@@ -38,18 +38,40 @@ impl Prediction {
 }
 
 /// The prediction for members behind `a` and `b` (see `docs/sim.md` and
-/// `docs/real-nat.md`), from RFC 4787 for a simple hole-punching agent: both mappings
-/// endpoint-independent connect; a `symmetric` (or `symmetric-sequential`: no port
-/// prediction here) side connects only to a filter that
-/// admits endpoints it never sent to (`open`, `full-cone`, `restricted-cone`). Then
-/// Linux's conntrack, which RFC 4787 does not cover: `masquerade` against an
-/// address-and-port-dependent filter (`masquerade` included) connects only if the
-/// `masquerade` side's first datagram leaves before the other side's arrives (the
-/// other side's early datagram claims the port, and the replies are diverted to a port
-/// the other side's filter refuses). Two `masquerade` NATs thus connect only if their
-/// first datagrams cross in flight: common in the simulator's lockstep, rare on real
-/// networks.
+/// `docs/real-nat.md`), with port prediction on (`docs/port-prediction.md`).
+///
+/// Without it ([`predict_without_prediction`]), RFC 4787 for a simple hole-punching
+/// agent: both mappings endpoint-independent connect; a symmetric side (`symmetric`,
+/// `symmetric-sequential`) connects only to a filter that admits endpoints it never sent
+/// to (`open`, `full-cone`, `restricted-cone`). Then Linux's conntrack, which RFC 4787
+/// does not cover: `masquerade` against an address-and-port-dependent filter
+/// (`masquerade` included) connects only if the `masquerade` side's first datagram
+/// leaves before the other side's arrives (the other side's early datagram claims the
+/// port, and the replies are diverted to a port the other side's filter refuses). Two
+/// `masquerade` NATs thus connect only if their first datagrams cross in flight.
+///
+/// With it, a symmetric side also meets every endpoint-independent one (the birthday
+/// method against random allocation, Δ-scanning against sequential allocation; the
+/// hard side's low-TTL openings never reach a `masquerade` peer's conntrack), and two
+/// sequential NATs meet each other. Random allocation against random or sequential
+/// allocation has no predictable path: a relay's job.
 pub fn predict(a: NatPreset, b: NatPreset) -> Prediction {
+    let sequential = |p| p == NatPreset::SymmetricSequential;
+    match (a, b) {
+        (a, b) if a.is_symmetric() && b.is_symmetric() => {
+            if sequential(a) && sequential(b) {
+                Prediction::Connects
+            } else {
+                Prediction::Fails
+            }
+        }
+        (s, _) | (_, s) if s.is_symmetric() => Prediction::Connects,
+        _ => predict_without_prediction(a, b),
+    }
+}
+
+/// The prediction with port prediction switched off (`--no-prediction`): see [`predict`].
+pub fn predict_without_prediction(a: NatPreset, b: NatPreset) -> Prediction {
     let lenient = |p| {
         matches!(
             p,
