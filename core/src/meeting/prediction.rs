@@ -27,7 +27,7 @@ use crate::punch::{
     AttemptLimiter, ProbeKeys, PunchAttempt, PunchConfig, PunchEvent, decide_blind,
 };
 use crate::seed::Seed;
-use crate::transmit::{SocketCommand, Transmit, canonical_remote};
+use crate::transmit::{MAX_POOL_SOCKETS, SocketCommand, Transmit, canonical_remote};
 
 /// Unanswered hellos before a contact gets a prediction attempt (the third goes out
 /// 0.75 s after the contact was found).
@@ -35,9 +35,10 @@ pub const HELLOS_BEFORE_PREDICTION: u32 = 3;
 /// A contact whose attempt failed is not tried again for this long.
 pub const RETRY_AFTER: Duration = Duration::from_secs(600);
 /// Attempts running at once that probe (no sockets).
-const MAX_PROBING: usize = 4;
-/// Attempts running at once that hold pool sockets (a birthday hard side holds 256).
-const MAX_OPENING: usize = 1;
+const MAX_PROBING: usize = 8;
+/// Attempts running at once that open mappings. They share the pool's sockets: each
+/// opens its mappings from the same (up to 256) sockets, towards its own contact.
+const MAX_OPENING: usize = 8;
 /// Addresses remembered with their retry time, and paths kept, at most.
 const MAX_REMEMBERED: usize = 256;
 
@@ -96,6 +97,10 @@ pub(super) struct Prediction {
     retry_at: BTreeMap<IpAddr, Instant>,
     /// Paths found: the peer's address → our pool socket (`None`: the main socket).
     paths: BTreeMap<SocketAddr, Option<u16>>,
+    /// Open pool sockets, each with how many attempts and paths hold it.
+    shared: BTreeMap<u16, u32>,
+    /// Pool sockets asked of the node and not yet reported.
+    asked: usize,
     transmits: VecDeque<Transmit>,
     commands: VecDeque<SocketCommand>,
     changes: VecDeque<PathChange>,
@@ -115,6 +120,8 @@ impl Prediction {
             running: BTreeMap::new(),
             retry_at: BTreeMap::new(),
             paths: BTreeMap::new(),
+            shared: BTreeMap::new(),
+            asked: 0,
             transmits: VecDeque::new(),
             commands: VecDeque::new(),
             changes: VecDeque::new(),
@@ -221,25 +228,81 @@ impl Prediction {
         self.drain(now);
     }
 
-    /// A pool socket is open at local port `port`: the first attempt owed one takes it.
+    /// A pool socket is open at local port `port`: every attempt owed one takes it.
     pub(super) fn handle_socket_opened(&mut self, now: Instant, port: u16) {
-        match self.running.values_mut().find(|r| r.sockets_owed > 0) {
-            Some(r) => {
-                r.sockets_owed -= 1;
-                r.attempt.handle_socket_opened(now, port);
-            }
-            None => self.commands.push_back(SocketCommand::Close { port }),
+        self.asked = self.asked.saturating_sub(1);
+        if self.shared.contains_key(&port) {
+            return;
         }
+        self.shared.insert(port, 0);
+        self.grant(now, port);
         self.drain(now);
     }
 
-    /// A pool socket asked for could not be opened.
+    /// Gives open pool socket `port` to every attempt still owed one.
+    fn grant(&mut self, now: Instant, port: u16) {
+        let mut holders = 0;
+        for r in self.running.values_mut().filter(|r| r.sockets_owed > 0) {
+            r.sockets_owed -= 1;
+            holders += 1;
+            r.attempt.handle_socket_opened(now, port);
+        }
+        if holders == 0 {
+            self.shared.remove(&port);
+            self.commands.push_back(SocketCommand::Close { port });
+        } else if let Some(n) = self.shared.get_mut(&port) {
+            *n += holders;
+        }
+    }
+
+    /// A pool socket asked for could not be opened: every attempt owed one hears it.
     pub(super) fn handle_socket_failed(&mut self, now: Instant) {
-        if let Some(r) = self.running.values_mut().find(|r| r.sockets_owed > 0) {
+        self.asked = self.asked.saturating_sub(1);
+        for r in self.running.values_mut().filter(|r| r.sockets_owed > 0) {
             r.sockets_owed -= 1;
             r.attempt.handle_socket_failed(now);
         }
         self.drain(now);
+    }
+
+    /// One holder lets go of `port`; the last one closes it.
+    fn release(&mut self, port: u16) {
+        if let Some(n) = self.shared.get_mut(&port) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.shared.remove(&port);
+                self.commands.push_back(SocketCommand::Close { port });
+            }
+        }
+    }
+
+    /// An attempt asked for `count` sockets: it gets the open ones, and the node is
+    /// asked for what the pool still lacks.
+    fn open_for(&mut self, now: Instant, contact: SocketAddr, count: u16) {
+        let open: Vec<u16> = self.shared.keys().copied().collect();
+        let Some(r) = self.running.get_mut(&contact) else {
+            return;
+        };
+        r.sockets_owed = r.sockets_owed.saturating_add(count);
+        for port in open {
+            if r.sockets_owed == 0 {
+                break;
+            }
+            r.sockets_owed -= 1;
+            r.attempt.handle_socket_opened(now, port);
+            if let Some(n) = self.shared.get_mut(&port) {
+                *n += 1;
+            }
+        }
+        let owed = usize::from(r.sockets_owed);
+        let room = MAX_POOL_SOCKETS.saturating_sub(self.shared.len() + self.asked);
+        let ask = owed.saturating_sub(self.asked).min(room);
+        if ask > 0 {
+            self.asked += ask;
+            self.commands.push_back(SocketCommand::Open {
+                count: u16::try_from(ask).unwrap_or(u16::MAX),
+            });
+        }
     }
 
     pub(super) fn handle_timeout(&mut self, now: Instant) {
@@ -267,49 +330,63 @@ impl Prediction {
         for (remote, port) in std::mem::take(&mut self.paths) {
             if let Some(port) = port {
                 self.changes.push_back(PathChange::Closed { remote });
-                self.commands.push_back(SocketCommand::Close { port });
+                self.release(port);
             }
         }
     }
 
-    /// Collects the attempts' outputs; forgets finished attempts.
+    /// Collects the attempts' outputs (until none has more: an attempt given sockets
+    /// may have more to say); forgets finished attempts.
     fn drain(&mut self, now: Instant) {
-        for (contact, r) in &mut self.running {
-            while let Some(t) = r.attempt.poll_transmit() {
-                self.stats.datagrams_sent += 1;
-                self.transmits.push_back(t);
-            }
-            while let Some(c) = r.attempt.poll_socket_command() {
-                if let SocketCommand::Open { count } = c {
-                    r.sockets_owed = r.sockets_owed.saturating_add(count);
+        loop {
+            let mut opens = Vec::new();
+            let mut closes = Vec::new();
+            for (contact, r) in &mut self.running {
+                while let Some(t) = r.attempt.poll_transmit() {
+                    self.stats.datagrams_sent += 1;
+                    self.transmits.push_back(t);
                 }
-                self.commands.push_back(c);
-            }
-            while let Some(e) = r.attempt.poll_event() {
-                match e {
-                    PunchEvent::Connected { local_port, remote } => {
-                        let remote = canonical_remote(remote);
-                        tracing::info!(%contact, %remote, ?local_port, "predicted path found");
-                        self.stats.connected += 1;
-                        if self.paths.len() < MAX_REMEMBERED {
-                            self.paths.insert(remote, local_port);
-                            if let Some(port) = local_port {
-                                self.changes.push_back(PathChange::Opened { remote, port });
+                while let Some(c) = r.attempt.poll_socket_command() {
+                    match c {
+                        SocketCommand::Open { count } => opens.push((*contact, count)),
+                        SocketCommand::Close { port } => closes.push(port),
+                    }
+                }
+                while let Some(e) = r.attempt.poll_event() {
+                    match e {
+                        PunchEvent::Connected { local_port, remote } => {
+                            let remote = canonical_remote(remote);
+                            tracing::info!(%contact, %remote, ?local_port, "predicted path found");
+                            self.stats.connected += 1;
+                            // The attempt's hold on its socket becomes the path's.
+                            if self.paths.len() < MAX_REMEMBERED {
+                                self.paths.insert(remote, local_port);
+                                if let Some(port) = local_port {
+                                    self.changes.push_back(PathChange::Opened { remote, port });
+                                }
+                            } else if let Some(port) = local_port {
+                                closes.push(port);
                             }
-                        } else if let Some(port) = local_port {
-                            self.commands.push_back(SocketCommand::Close { port });
+                            self.found.push_back(remote);
                         }
-                        self.found.push_back(remote);
-                    }
-                    PunchEvent::Failed { reason } => {
-                        tracing::debug!(%contact, ?reason, "port prediction failed");
-                        self.stats.failed += 1;
+                        PunchEvent::Failed { reason } => {
+                            tracing::debug!(%contact, ?reason, stats = ?r.attempt.stats(), "port prediction failed");
+                            self.stats.failed += 1;
+                        }
                     }
                 }
+            }
+            for port in closes {
+                self.release(port);
+            }
+            if opens.is_empty() {
+                break;
+            }
+            for (contact, count) in opens {
+                self.open_for(now, contact, count);
             }
         }
         self.running.retain(|_, r| !r.attempt.is_finished());
-        let _ = now;
     }
 
     pub(super) fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -327,5 +404,118 @@ impl Prediction {
     /// An address a path was just found to: greet it now.
     pub(super) fn poll_found(&mut self) -> Option<SocketAddr> {
         self.found.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_clock;
+
+    const KEY: [u8; 32] = [7; 32];
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    fn prediction() -> Prediction {
+        Prediction::new(true, PunchConfig::default(), Seed::from_u64(1))
+    }
+
+    fn commands(p: &mut Prediction) -> Vec<SocketCommand> {
+        std::iter::from_fn(|| p.poll_socket_command()).collect()
+    }
+
+    #[test]
+    fn hard_attempts_share_one_pool_and_the_last_holder_closes_a_socket() {
+        let t0 = test_clock::start();
+        let mut p = prediction();
+        let contacts = [addr("203.0.113.5:4000"), addr("203.0.113.6:4000")];
+        p.consider(t0, NatClass::Random, ip("198.51.100.1"), &KEY, &contacts, |_| false);
+        assert_eq!(p.stats().attempts, 2);
+        // One request for the pool, however many attempts want it.
+        assert_eq!(commands(&mut p), [SocketCommand::Open { count: 256 }]);
+        for port in 40000..40256 {
+            p.handle_socket_opened(t0, port);
+        }
+        // Each socket opened once, for both attempts: 256 openings to each contact.
+        let mut to = BTreeMap::<SocketAddr, usize>::new();
+        while let Some(t) = p.poll_transmit() {
+            assert!(t.source_port.is_some_and(|s| (40000..40256).contains(&s)));
+            *to.entry(t.destination).or_default() += 1;
+        }
+        assert_eq!(to.values().copied().collect::<Vec<_>>(), [256, 256]);
+        assert!(commands(&mut p).is_empty(), "nothing closed while held");
+        p.close_all(t0);
+        let mut closed: Vec<u16> = commands(&mut p)
+            .into_iter()
+            .map(|c| match c {
+                SocketCommand::Close { port } => port,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        closed.sort_unstable();
+        assert_eq!(closed, (40000..40256).collect::<Vec<_>>(), "each closed once");
+    }
+
+    #[test]
+    fn no_attempt_towards_our_own_ip_a_member_or_an_unknown_class() {
+        let t0 = test_clock::start();
+        let mut p = prediction();
+        let ours = addr("198.51.100.1:5000");
+        let member = addr("203.0.113.7:4000");
+        p.consider(t0, NatClass::Random, ip("198.51.100.1"), &KEY, &[ours], |_| false);
+        p.consider(t0, NatClass::Random, ip("198.51.100.1"), &KEY, &[member], |i| {
+            i == member.ip()
+        });
+        p.consider(t0, NatClass::Unknown, ip("198.51.100.1"), &KEY, &[member], |_| false);
+        p.consider(t0, NatClass::Random, None, &KEY, &[member], |_| false);
+        assert_eq!(p.stats().attempts, 0);
+        assert!(p.poll_transmit().is_none());
+        let mut off = Prediction::new(false, PunchConfig::default(), Seed::from_u64(1));
+        off.consider(t0, NatClass::Random, ip("198.51.100.1"), &KEY, &[member], |_| false);
+        assert_eq!(off.stats().attempts, 0, "switched off");
+    }
+
+    #[test]
+    fn an_easy_side_probes_only_its_contacts_ip_and_retries_a_contact_only_later() {
+        let t0 = test_clock::start();
+        let mut p = prediction();
+        let contact = addr("203.0.113.9:31000");
+        let ei = NatClass::EndpointIndependent { preserving: true };
+        p.consider(t0, ei, ip("198.51.100.1"), &KEY, &[contact], |_| false);
+        let mut now = t0;
+        let mut sent = 0;
+        while let Some(t) = p.poll_timeout() {
+            now = t;
+            p.handle_timeout(now);
+            while let Some(t) = p.poll_transmit() {
+                assert_eq!(t.destination.ip(), contact.ip());
+                assert_eq!(t.source_port, None);
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, crate::punch::plan::MAX_PROBES);
+        assert_eq!(p.stats().failed, 1);
+        // The same contact again before RETRY_AFTER: nothing; after it: a new attempt.
+        p.consider(now, ei, ip("198.51.100.1"), &KEY, &[contact], |_| false);
+        assert_eq!(p.stats().attempts, 1);
+        p.consider(t0 + RETRY_AFTER, ei, ip("198.51.100.1"), &KEY, &[contact], |_| false);
+        assert_eq!(p.stats().attempts, 2);
+    }
+
+    #[test]
+    fn probes_from_strangers_are_counted_and_dropped() {
+        let t0 = test_clock::start();
+        let mut p = prediction();
+        let ei = NatClass::EndpointIndependent { preserving: true };
+        p.consider(t0, ei, ip("198.51.100.1"), &KEY, &[addr("203.0.113.9:31000")], |_| false);
+        p.handle_datagram(t0, None, addr("192.0.2.66:1234"), &[0x0f; 30]);
+        p.handle_datagram(t0, None, addr("203.0.113.9:2000"), &[0x0f; 30]);
+        assert_eq!(p.stats().dropped_unrouted, 2);
     }
 }

@@ -123,3 +123,86 @@ impl Node {
         t
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::NodeConfig;
+    use crate::stun::wire::{TransactionId, binding_request};
+    use crate::{Seed, test_clock};
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// A node (no STUN servers, no DHT) with pool socket 5001 open and a predicted path
+    /// to `peer` aliased on it.
+    fn node_with_path(peer: SocketAddr) -> Node {
+        let mut config = NodeConfig::new(Seed::from_u64(1));
+        config.dht = None;
+        config.local_addr = Some(addr("192.168.1.10:4000"));
+        let mut node = Node::new(test_clock::start(), config).unwrap();
+        node.pool.request(1);
+        let _ = node.poll_socket_command();
+        assert!(node.pool.opened(addr("0.0.0.0:5001")));
+        node.paths.open(peer, 5001);
+        node
+    }
+
+    #[test]
+    fn a_path_on_a_pool_socket_is_aliased_both_ways() {
+        let now = test_clock::start();
+        let peer = addr("203.0.113.5:4000");
+        let mut node = node_with_path(peer);
+        // A Binding request from the peer on the pool socket is answered as if it had
+        // come to the main socket, and the answer leaves from the pool socket.
+        let request = binding_request(TransactionId([1; 12]));
+        node.handle_datagram(now, addr("0.0.0.0:5001"), peer, &request);
+        let answer = node.poll_transmit().expect("answered");
+        assert_eq!(answer.destination, peer);
+        assert_eq!(answer.source_port, Some(5001));
+        // Anything else for the peer leaves from the pool socket too.
+        let other = node.aliased(Transmit::new(peer, vec![1]));
+        assert_eq!(other.source_port, Some(5001));
+        assert_eq!(
+            node.aliased(Transmit::new(addr("192.0.2.1:1"), vec![1]))
+                .source_port,
+            None
+        );
+    }
+
+    #[test]
+    fn a_stranger_on_a_pool_socket_is_counted_and_dropped() {
+        let now = test_clock::start();
+        let mut node = node_with_path(addr("203.0.113.5:4000"));
+        let request = binding_request(TransactionId([2; 12]));
+        node.handle_datagram(
+            now,
+            addr("0.0.0.0:5001"),
+            addr("203.0.113.5:4001"),
+            &request,
+        );
+        node.handle_datagram(
+            now,
+            addr("0.0.0.0:5001"),
+            addr("192.0.2.9:4000"),
+            b"d1:ad2:id20:",
+        );
+        assert!(node.poll_transmit().is_none());
+        assert_eq!(node.stats.dropped_pool_unrouted, 2);
+        // The main socket still answers.
+        node.handle_datagram(now, addr("0.0.0.0:4000"), addr("192.0.2.9:4000"), &request);
+        assert_eq!(node.poll_transmit().map(|t| t.source_port), Some(None));
+    }
+
+    #[test]
+    fn closing_a_pool_socket_ends_its_paths() {
+        let peer = addr("203.0.113.5:4000");
+        let mut paths = Paths::default();
+        paths.open(peer, 5001);
+        paths.open(addr("203.0.113.6:4000"), 5002);
+        paths.close_port(5001);
+        assert_eq!(paths.port_for(peer), None);
+        assert_eq!(paths.port_for(addr("203.0.113.6:4000")), Some(5002));
+    }
+}
