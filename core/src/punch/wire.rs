@@ -311,6 +311,35 @@ mod tests {
         assert_eq!(hex(&ack), ACK_VECTOR);
     }
 
+    /// The keys of an attempt made before signaling, by public IPs (PROTOCOL.md).
+    #[test]
+    fn probe_test_vector_keyed_by_addresses() {
+        let meeting = crate::meeting::keys::MeetingKeys::derive("correct-horse-battery-staple");
+        let keys = ProbeKeys::derive_for_addresses(
+            &meeting.signaling,
+            "198.51.100.1".parse().unwrap(),
+            "203.0.113.9".parse().unwrap(),
+        );
+        let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let probe = keys.seal(&ProbeMessage {
+            kind: ProbeKind::Probe,
+            attempt: AttemptId([0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17]),
+            seq: 258,
+        });
+        assert_eq!(
+            hex(&probe),
+            "0f01101112131415161700000102f1c7140b443d01e93d70b9f76c7c0464"
+        );
+        // The other side opens it with the keys from its side, and no other pair's.
+        let theirs = ProbeKeys::derive_for_addresses(
+            &meeting.signaling,
+            "203.0.113.9".parse().unwrap(),
+            "198.51.100.1".parse().unwrap(),
+        );
+        assert!(theirs.open(&probe).is_ok());
+        assert!(keys.open(&probe).is_err(), "reflected");
+    }
+
     const PROBE_VECTOR: &str = "0f0110111213141516170000010202af308af841fd2ef329845a846f52f9";
     const ACK_VECTOR: &str = "0f02101112131415161700000102b780840a66fee76acf7fd108b3ebeccd";
 }
