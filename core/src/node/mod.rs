@@ -15,6 +15,7 @@
 //! straight from the meeting.
 
 mod config;
+mod dht_ops;
 mod health;
 mod nat;
 mod paths;
@@ -28,7 +29,7 @@ pub use config::{ConfigError, JoinError, LookupError, NodeConfig};
 pub use health::{Health, NodeStats, PeerHealth};
 
 use crate::demux::PacketKind;
-use crate::dht::{Dht, DhtEvent, InfoHash, LookupId, LookupKind, NodeId};
+use crate::dht::{Dht, DhtEvent, LookupKind};
 use crate::event::Event;
 use crate::meeting::code::{self, CodeStrength};
 use crate::meeting::keys::MeetingKeys;
@@ -301,57 +302,6 @@ impl Node {
         self.dht.as_ref()
     }
 
-    /// Starts a DHT get_peers lookup for `info_hash`; its peers arrive as
-    /// [`Event::PeersFound`] and its end as [`Event::LookupDone`] with this id.
-    ///
-    /// ```
-    /// # use std::time::Instant;
-    /// # use dhtmeet_core::{Node, NodeConfig, Seed};
-    /// # let mut config = NodeConfig::new(Seed::from_u64(1));
-    /// # config.local_addr = Some("198.51.100.7:4000".parse().unwrap());
-    /// # let mut node = Node::new(Instant::now(), config).unwrap();
-    /// let topic = dhtmeet_core::InfoHash([7; 20]);
-    /// let lookup = node.get_peers(Instant::now(), topic)?;
-    /// // … drive the node; then Event::LookupDone(summary) with summary.id == lookup.
-    /// # Ok::<(), dhtmeet_core::LookupError>(())
-    /// ```
-    pub fn get_peers(
-        &mut self,
-        now: Instant,
-        info_hash: InfoHash,
-    ) -> Result<LookupId, LookupError> {
-        self.dht_call(now, |dht, now| dht.get_peers(now, info_hash))
-    }
-
-    /// Starts a DHT get_peers lookup and then announces us under `info_hash` to the k
-    /// closest nodes; `port: None` announces our socket's port as the NAT maps it
-    /// (`implied_port`).
-    pub fn announce(
-        &mut self,
-        now: Instant,
-        info_hash: InfoHash,
-        port: Option<u16>,
-    ) -> Result<LookupId, LookupError> {
-        self.dht_call(now, |dht, now| dht.announce(now, info_hash, port))
-    }
-
-    /// Starts a DHT find_node lookup for `target`.
-    pub fn find_node(&mut self, now: Instant, target: NodeId) -> Result<LookupId, LookupError> {
-        self.dht_call(now, |dht, now| dht.find_node(now, target))
-    }
-
-    fn dht_call<T>(
-        &mut self,
-        now: Instant,
-        call: impl FnOnce(&mut Dht, Instant) -> Result<T, crate::dht::DhtError>,
-    ) -> Result<T, LookupError> {
-        self.advance(now);
-        let dht = self.dht.as_mut().ok_or(LookupError::NoDht)?;
-        let started = call(dht, self.now)?;
-        self.collect();
-        Ok(started)
-    }
-
     /// Starts a new STUN round now (e.g. after the network changed).
     pub fn rediscover(&mut self, now: Instant) {
         self.advance(now);
@@ -503,8 +453,14 @@ impl SansIo for Node {
         let now = self.now;
         let kind = PacketKind::classify(datagram);
         let probe = kind == PacketKind::Punch;
-        let Some(local) = self.route_pool(now, local, remote, datagram, probe) else {
-            return self.collect();
+        // Probes, and anything while pool sockets are open, pass the pool's routing.
+        let local = if probe || self.pool.len() > 0 {
+            match self.route_pool(now, local, remote, datagram, probe) {
+                Some(local) => local,
+                None => return self.collect(),
+            }
+        } else {
+            local
         };
         match kind {
             PacketKind::Stun => self.route_stun(now, local, remote, datagram),
@@ -549,12 +505,20 @@ impl SansIo for Node {
         // mapping exists; the others may make new ones, which the NAT observer numbers.
         let answer = self.departing.pop_front();
         if let Some(t) = answer.or_else(|| self.stun_server.poll_transmit()) {
-            return Some(self.aliased(t));
+            return Some(if self.paths.is_empty() {
+                t
+            } else {
+                self.aliased(t)
+            });
         }
         let t = (self.stun_client.as_mut().and_then(|c| c.poll_transmit()))
             .or_else(|| self.dht.as_mut().and_then(|d| d.poll_transmit()))
             .or_else(|| self.meeting.as_mut().and_then(|m| m.poll_transmit()))?;
-        let t = self.aliased(t);
+        let t = if self.paths.is_empty() {
+            t
+        } else {
+            self.aliased(t)
+        };
         if t.source_port.is_none() {
             self.nat.note_sent(self.now, t.destination);
         }

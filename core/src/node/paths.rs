@@ -20,6 +20,11 @@ pub(super) struct Paths {
 }
 
 impl Paths {
+    /// Whether no path is aliased (the usual case: nothing to do per datagram).
+    pub(super) fn is_empty(&self) -> bool {
+        self.by_remote.is_empty()
+    }
+
     fn open(&mut self, remote: SocketAddr, port: u16) {
         if self.by_remote.len() < MAX_POOL_SOCKETS || self.by_remote.contains_key(&remote) {
             self.by_remote.insert(canonical_remote(remote), port);

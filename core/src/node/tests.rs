@@ -1,4 +1,5 @@
 use super::*;
+use crate::dht::NodeId;
 use crate::nat::NatClass;
 use crate::stun::{Mapping, StunConfigError};
 use crate::test_clock;
