@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::Node;
 use crate::dht::DhtStats;
-use crate::meeting::MeetingStats;
 use crate::meeting::signal::MemberId;
+use crate::meeting::{MeetingStats, PredictionStats};
 use crate::nat::NatClass;
 use crate::stun::{ClientStats, Mapping, ServerStats};
 
@@ -37,6 +37,8 @@ pub struct NodeStats {
     pub dht: DhtStats,
     /// The meeting's signaling counters.
     pub meeting: MeetingStats,
+    /// The meeting's port-prediction counters (attempts, paths, datagrams sent).
+    pub prediction: PredictionStats,
     /// Application bytes sent to members (sessions that are still open).
     pub bytes_sent: u64,
     /// Application bytes received from members (sessions that are still open).
@@ -116,6 +118,7 @@ impl Node {
         let mut peers = Vec::new();
         if let Some(m) = &self.meeting {
             stats.meeting = m.stats();
+            stats.prediction = m.prediction_stats();
             for member in m.connected() {
                 let Some(s) = m.peer_stats(&member) else {
                     continue;
