@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::Rng as _;
 
+use super::pacer::Pacer;
 use super::replay::{PeerWindows, Refused};
 use super::schedule::Schedule;
 use super::wire::{AttemptId, ProbeError, ProbeKeys, ProbeKind, ProbeMessage};
@@ -85,59 +86,6 @@ struct Path {
     remote: SocketAddr,
     tries: u8,
     next_try: Instant,
-}
-
-/// A token bucket and a total: the rate cap of the attempt.
-#[derive(Debug)]
-struct Pacer {
-    tokens: u32,
-    burst: u32,
-    refill: Duration,
-    refilled: Instant,
-    sent: u32,
-    max: u32,
-}
-
-impl Pacer {
-    fn update(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.refilled);
-        let n = elapsed.as_nanos() / self.refill.as_nanos().max(1);
-        if n == 0 {
-            return;
-        }
-        if u128::from(self.tokens) + n >= u128::from(self.burst) {
-            self.tokens = self.burst;
-            self.refilled = now;
-        } else {
-            // n < burst ≤ u32::MAX here.
-            self.tokens += n as u32;
-            self.refilled += self.refill * n as u32;
-        }
-    }
-
-    /// Whether more than `reserve` tokens are left and the total allows one more.
-    fn can(&self, reserve: u32) -> bool {
-        self.sent < self.max && self.tokens > reserve
-    }
-
-    /// Takes a token if [`Pacer::can`].
-    fn take(&mut self, reserve: u32) -> bool {
-        if !self.can(reserve) {
-            return false;
-        }
-        self.tokens -= 1;
-        self.sent += 1;
-        true
-    }
-
-    /// When more than `reserve` tokens will be there (`None`: never, the total is spent).
-    fn ready_at(&self, reserve: u32) -> Option<Instant> {
-        if self.sent >= self.max {
-            return None;
-        }
-        let missing = (reserve + 1).saturating_sub(self.tokens);
-        Some(self.refilled + self.refill * missing)
-    }
 }
 
 impl PunchAttempt {

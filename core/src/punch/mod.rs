@@ -17,6 +17,7 @@ use std::time::Duration;
 
 mod attempt;
 mod limit;
+mod pacer;
 pub mod plan;
 mod replay;
 mod schedule;
