@@ -216,7 +216,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
                     (_, true, Some(d)) => format!("{:.1}s", d.as_secs_f64()),
                     (_, true, None) => "yes".into(),
                     (Prediction::Fails, false, _) if c.connected == 0 => "no (pred.)".into(),
-                    (_, false, _) => "NO!".into(),
+                    (_, false, _) => format!("{}/{} NO!", c.connected, c.pairs),
                 };
                 print!("{text:>12}");
             }
