@@ -254,6 +254,12 @@ impl Meeting {
         while let Some(remote) = self.prediction.poll_found() {
             self.contacts.found(self.now, remote);
             self.contacts.hello_now(self.now, remote);
+            let ip = remote.ip().to_canonical();
+            for peer in self.peers.values_mut() {
+                if !peer.connected && peer.addr.ip().to_canonical() == ip {
+                    peer.via = Via::Predicted;
+                }
+            }
             greet = true;
         }
         if greet {
@@ -294,7 +300,7 @@ impl Meeting {
         peer.retry_at = None;
         peer.connect_by = Some(self.now + self.config.session.connect_timeout);
         peer.session = Some(session);
-        peer.via = if self.prediction.is_predicted(addr) {
+        peer.via = if self.prediction.reached_ip(addr.ip()) {
             Via::Predicted
         } else {
             Via::Direct

@@ -139,6 +139,14 @@ impl Prediction {
         self.paths.contains_key(&canonical_remote(remote))
     }
 
+    /// Whether a path was found to any address of `ip`: a member there was reached by
+    /// prediction, even if its signaling arrived over another of its NAT's mappings
+    /// (both sides may settle on different flows of one burst).
+    pub(super) fn reached_ip(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.paths.keys().any(|r| r.ip() == ip)
+    }
+
     /// Starts attempts towards `contacts` (unanswered ones) where our class allows and
     /// the limits let us: `ours` is our NAT class, `our_ip` our public IP, `key` the
     /// meeting's signaling key; `known` says whether an IP is a member's already.

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cells;
 mod common;
 mod dht;
 mod meeting;
@@ -39,7 +40,9 @@ enum Command {
     /// exactly once and intact.
     Meeting(meeting::Args),
     /// Two members behind every NAT preset meet over one simulated DHT: which pairs of
-    /// presets connect directly, how fast, and whether that matches RFC 4787.
+    /// presets connect directly, how fast, how (directly or by port prediction), and
+    /// whether that matches the expected outcome; with --seeds N, each pair of presets
+    /// as its own meeting, N times.
     NatMatrix(nat_matrix::Args),
 }
 

@@ -1,7 +1,8 @@
 //! `dhtmeet-sim meeting --peers N --dht-nodes M --nat PRESET,...`.
 
+use dhtmeet_core::Via;
 use dhtmeet_sim::NatPreset;
-use dhtmeet_sim::scenario::meeting::{self, MeetingOutcome, MeetingSimConfig};
+use dhtmeet_sim::scenario::meeting::{self, MeetingOutcome, MeetingSimConfig, PairOutcome};
 
 use crate::common::{Common, preset_parser, scenario_error};
 
@@ -24,6 +25,10 @@ pub(crate) struct Args {
     /// Random loss on each member's access link (0–1).
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     loss: f64,
+    /// Switch port prediction off (the behaviour before it) and expect the outcomes
+    /// without it.
+    #[arg(long)]
+    no_prediction: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -39,6 +44,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
     let mut config = MeetingSimConfig::new(presets, args.dht_nodes);
     config.deadline = std::time::Duration::from_secs(args.deadline);
     config.member_loss = args.loss;
+    config.port_prediction = !args.no_prediction;
     config
         .validate()
         .map_err(|e| format!("invalid settings: {e}"))?;
@@ -59,10 +65,15 @@ fn ms(d: std::time::Duration) -> f64 {
 fn print_summary(o: &MeetingOutcome, common: &Common) {
     println!("seed        {}", o.seed);
     println!(
-        "network     {} public DHT nodes, 1 STUN node, {} members (joined at {:.3} s)",
+        "network     {} public DHT nodes, 1 STUN node, {} members (joined at {:.3} s), port prediction {}",
         o.config.dht_nodes,
         o.members.len(),
-        o.joined_at.as_secs_f64()
+        o.joined_at.as_secs_f64(),
+        if o.config.port_prediction {
+            "on"
+        } else {
+            "off"
+        }
     );
     println!();
     println!(
@@ -81,8 +92,8 @@ fn print_summary(o: &MeetingOutcome, common: &Common) {
     }
     println!();
     println!(
-        "{:<8} {:<44} {:<10} {:>10} {:>10} {:>17}",
-        "pair", "nats", "connected", "discover", "connect", "predicted"
+        "{:<8} {:<44} {:<10} {:>10} {:>10}  {:<10} expected",
+        "pair", "nats", "connected", "discover", "connect", "via"
     );
     for p in &o.pairs {
         let nats = format!(
@@ -91,7 +102,7 @@ fn print_summary(o: &MeetingOutcome, common: &Common) {
             o.members[p.b].preset.name()
         );
         println!(
-            "{:<8} {:<44} {:<10} {:>10} {:>10} {:>17}",
+            "{:<8} {:<44} {:<10} {:>10} {:>10}  {:<10} {}",
             format!("{}–{}", p.a, p.b),
             nats,
             if p.connected { "yes" } else { "NO" },
@@ -99,6 +110,7 @@ fn print_summary(o: &MeetingOutcome, common: &Common) {
                 .map_or("-".into(), |t| format!("{:.0} ms", ms(t))),
             p.connect_time
                 .map_or("-".into(), |t| format!("{:.0} ms", ms(t))),
+            via_text(p),
             p.prediction.as_str()
         );
     }
@@ -125,6 +137,15 @@ fn print_summary(o: &MeetingOutcome, common: &Common) {
     println!("trace hash  {}", o.trace_hash);
 }
 
+/// `direct`, `predicted`, `-`; both sides' words (`predicted/direct (a/b)`) if they
+/// differ.
+fn via_text(p: &PairOutcome) -> String {
+    match p.via_sides {
+        (Some(x), Some(y)) if x != y => format!("{}/{} (a/b)", x.as_str(), y.as_str()),
+        _ => p.via.map_or("-", Via::as_str).into(),
+    }
+}
+
 fn json(o: &MeetingOutcome) -> serde_json::Value {
     let members: Vec<_> = o
         .members
@@ -148,6 +169,9 @@ fn json(o: &MeetingOutcome) -> serde_json::Value {
                 "connected": p.connected,
                 "connect_ms": p.connect_time.map(ms),
                 "discover_ms": p.discover_time.map(ms),
+                "via": p.via.map(Via::as_str),
+                "via_a": p.via_sides.0.map(Via::as_str),
+                "via_b": p.via_sides.1.map(Via::as_str),
                 "predicted": p.predicted,
                 "prediction": p.prediction.as_str(),
             })
@@ -157,6 +181,7 @@ fn json(o: &MeetingOutcome) -> serde_json::Value {
         "seed": o.seed,
         "trace_hash": o.trace_hash.to_string(),
         "dht_nodes": o.config.dht_nodes,
+        "port_prediction": o.config.port_prediction,
         "members": members,
         "pairs": pairs,
         "messages_expected": o.messages_expected,

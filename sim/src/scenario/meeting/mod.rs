@@ -27,7 +27,11 @@
 //!    [`DELIVERY_DEADLINE`] in all).
 //!
 //! A pair's connect time is virtual time from the join to the later of the two sides'
-//! first `PeerConnected`.
+//! first `PeerConnected`; its `via` is what those two events said (see
+//! [`PairOutcome::via`]).
+//!
+//! Every member runs port prediction unless [`MeetingSimConfig::port_prediction`] is
+//! off; the expected outcomes follow ([`predict`] or [`predict_without_prediction`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -37,7 +41,7 @@ use std::time::Duration;
 use dhtmeet_core::dht::DhtConfig;
 use dhtmeet_core::meeting::code;
 use dhtmeet_core::meeting::signal::MemberId;
-use dhtmeet_core::{Event, Node, NodeConfig, SansIo as _, Seed};
+use dhtmeet_core::{Event, Node, NodeConfig, SansIo as _, Seed, Via};
 use rand_core::Rng as _;
 
 use super::{LAN_HOST, STUN_SERVERS, ScenarioError, access_link, server_link, site_public};
@@ -46,6 +50,7 @@ use crate::preset::NatPreset;
 use crate::topology::{HostId, HostSpec, Realm};
 use crate::trace::TraceHash;
 
+pub mod matrix;
 mod prediction;
 
 pub use prediction::{Prediction, predict, predict_without_prediction, punch_predicted};
@@ -85,6 +90,11 @@ pub struct MeetingSimConfig {
     /// Random loss (0–1) on each member's access link, both ways: a path between two
     /// members crosses two such links.
     pub member_loss: f64,
+    /// Every member's [`MeetingConfig::port_prediction`](dhtmeet_core::MeetingConfig):
+    /// on by default; off shows the behaviour before port prediction
+    /// (`--no-prediction`), and the expected outcomes are then
+    /// [`predict_without_prediction`]'s.
+    pub port_prediction: bool,
 }
 
 impl MeetingSimConfig {
@@ -98,6 +108,17 @@ impl MeetingSimConfig {
             join_after: Duration::from_secs(3),
             deadline: Duration::from_secs(120),
             member_loss: 0.0,
+            port_prediction: true,
+        }
+    }
+
+    /// The expected outcome for members behind `a` and `b` under these settings:
+    /// [`predict`], or [`predict_without_prediction`] with port prediction off.
+    pub fn prediction(&self, a: NatPreset, b: NatPreset) -> Prediction {
+        if self.port_prediction {
+            predict(a, b)
+        } else {
+            predict_without_prediction(a, b)
         }
     }
 
@@ -157,12 +178,39 @@ pub struct PairOutcome {
     pub discover_time: Option<Duration>,
     /// Virtual time from the join to the later side's first `PeerConnected`.
     pub connect_time: Option<Duration>,
-    /// Whether RFC 4787 predicts that UDP hole punching can work between the two presets
-    /// (see [`punch_predicted`]): [`Prediction::Connects`] or
-    /// [`Prediction::DependsOnOrder`].
+    /// How the pair connected: [`Via::Predicted`] if either side's first
+    /// `PeerConnected` of the other said so (a predicted path is one both ends
+    /// confirmed, though a side that set up its session before the path was found
+    /// reports [`Via::Direct`]), [`Via::Direct`] if both said direct; `None` unless
+    /// [`PairOutcome::connected`]. [`PairOutcome::via_sides`] has each side's word.
+    pub via: Option<Via>,
+    /// The `via` of `a`'s first `PeerConnected` of `b`, and of `b`'s of `a` (`None`
+    /// where there was none).
+    pub via_sides: (Option<Via>, Option<Via>),
+    /// Whether the expected outcome leaves room for a direct connection
+    /// ([`PairOutcome::prediction`] is [`Prediction::Connects`] or
+    /// [`Prediction::DependsOnOrder`]).
     pub predicted: bool,
-    /// The prediction for the pair (see [`predict`]).
+    /// The expected outcome for the pair ([`MeetingSimConfig::prediction`]).
     pub prediction: Prediction,
+}
+
+impl PairOutcome {
+    /// Whether the two sides' `PeerConnected` events named different `via`s.
+    pub fn via_differs(&self) -> bool {
+        matches!(self.via_sides, (Some(x), Some(y)) if x != y)
+    }
+}
+
+/// The `via` of a pair from each side's (see [`PairOutcome::via`]).
+fn pair_via(connected: bool, sides: (Option<Via>, Option<Via>)) -> Option<Via> {
+    if !connected {
+        return None;
+    }
+    match sides {
+        (Some(Via::Predicted), _) | (_, Some(Via::Predicted)) => Some(Via::Predicted),
+        _ => Some(Via::Direct),
+    }
 }
 
 /// What the `meeting` scenario found.
@@ -235,8 +283,8 @@ struct Run {
     first_discovered: BTreeMap<(usize, usize), Duration>,
     /// Members' public IPs (their own, or their outermost NAT's).
     public_ips: BTreeMap<IpAddr, usize>,
-    /// First `PeerConnected` of (observer, peer).
-    first_connected: BTreeMap<(usize, usize), Duration>,
+    /// First `PeerConnected` of (observer, peer), and its `via`.
+    first_connected: BTreeMap<(usize, usize), (Duration, Via)>,
     /// Data channels open now, (observer, peer).
     live: BTreeSet<(usize, usize)>,
     /// (sender, receiver) → copies received, and how many were intact.
@@ -291,25 +339,31 @@ pub fn run(
     let intact = messages_once == expected && messages_delivered == expected;
     let pairs = all_pairs(members.len())
         .map(|(a, b)| {
-            let times = (
+            let firsts = (
                 run.first_connected.get(&(a, b)),
                 run.first_connected.get(&(b, a)),
             );
+            let is_connected = connected.contains(&(a, b));
+            let via_sides = (firsts.0.map(|f| f.1), firsts.1.map(|f| f.1));
+            let (pa, pb) = (config.presets[a], config.presets[b]);
+            let prediction = config.prediction(pa, pb);
             PairOutcome {
                 a,
                 b,
-                connected: connected.contains(&(a, b)),
-                connect_time: match times {
-                    (Some(x), Some(y)) => Some((*x).max(*y).saturating_sub(run.joined_at)),
+                connected: is_connected,
+                connect_time: match firsts {
+                    (Some(x), Some(y)) => Some(x.0.max(y.0).saturating_sub(run.joined_at)),
                     _ => None,
                 },
+                via: pair_via(is_connected, via_sides),
+                via_sides,
                 discover_time: [(a, b), (b, a)]
                     .iter()
                     .filter_map(|k| run.first_discovered.get(k))
                     .min()
                     .map(|t| t.saturating_sub(run.joined_at)),
-                predicted: punch_predicted(config.presets[a], config.presets[b]),
-                prediction: predict(config.presets[a], config.presets[b]),
+                predicted: prediction != Prediction::Fails,
+                prediction,
             }
         })
         .collect();
@@ -395,6 +449,7 @@ impl Run {
             let mut node_config = NodeConfig::new(self.sim.host_seed(&name));
             node_config.stun.servers = vec![STUN_SERVERS[0]];
             node_config.local_addr = Some(local);
+            node_config.meeting.port_prediction = config.port_prediction;
             node_config.dht = Some(DhtConfig {
                 bootstrap: vec![dht_addr(0)],
                 ..DhtConfig::default()
@@ -513,9 +568,9 @@ impl Run {
                     self.first_discovered.entry((me, p)).or_insert(e.at);
                 }
             }
-            Event::PeerConnected { member, .. } => {
+            Event::PeerConnected { member, via } => {
                 if let Some(p) = peer(member) {
-                    self.first_connected.entry((me, p)).or_insert(e.at);
+                    self.first_connected.entry((me, p)).or_insert((e.at, *via));
                     self.live.insert((me, p));
                 }
             }
