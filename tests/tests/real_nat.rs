@@ -13,11 +13,14 @@ mod internet;
 mod lab;
 #[path = "real_nat/meeting.rs"]
 mod meeting;
+#[path = "real_nat/prediction_test.rs"]
+mod prediction_test;
 #[path = "real_nat/router.rs"]
 mod router;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -25,7 +28,7 @@ use dhtmeet_sim::scenario::meeting::{MeetingSimConfig, Prediction, predict, run 
 use dhtmeet_tests::require_tool;
 use sha2::{Digest, Sha256};
 
-use internet::Internet;
+use internet::{Internet, SERVERS};
 use meeting::{Meeting, MemberState};
 use router::RouterKind;
 
@@ -87,27 +90,29 @@ fn prediction(net: &Internet, a: usize, b: usize) -> Prediction {
     predict(net.homes[a].kind.preset(), net.homes[b].kind.preset())
 }
 
-/// A table of every pair: kinds, presets, the prediction, what the simulator and the
-/// real network did; then each member's address and last events, and its log's tail.
-fn report(net: &Internet, m: &Meeting, sim: &BTreeSet<(usize, usize)>) -> String {
+/// A table of every pair of members: kinds, presets, the prediction, what the simulator
+/// (if `sim` is given: pairs of members it connected) and the real network did; then
+/// each member's address and last events, and its log's tail.
+fn report(net: &Internet, m: &Meeting, sim: Option<&BTreeSet<(usize, usize)>>) -> String {
     let real = m.connected_pairs();
     let mut out = format!(
         "simulator seed {SIM_SEED}; logs in {} (kept if the test fails)\n",
         net.lab.logs().display()
     );
-    let n = net.homes.len();
+    let n = m.members.len();
+    let home = |i: usize| &net.homes[m.homes[i]];
     for a in 0..n {
         for b in a + 1..n {
-            let (ka, kb) = (net.homes[a].kind, net.homes[b].kind);
+            let (ka, kb) = (home(a).kind, home(b).kind);
             let _ = writeln!(
                 out,
-                "  {a}:{:<12} {b}:{:<12} ({} x {}): predicted {:<16} sim {:<5} real {}",
+                "  {a}:{:<17} {b}:{:<17} ({} x {}): predicted {:<16} sim {:<5} real {}",
                 ka.name(),
                 kb.name(),
                 ka.preset(),
                 kb.preset(),
-                prediction(net, a, b).as_str(),
-                sim.contains(&(a, b)),
+                prediction(net, m.homes[a], m.homes[b]).as_str(),
+                sim.map_or("-".into(), |s| s.contains(&(a, b)).to_string()),
                 real.contains(&(a, b)),
             );
         }
@@ -115,11 +120,13 @@ fn report(net: &Internet, m: &Meeting, sim: &BTreeSet<(usize, usize)>) -> String
     for (i, s) in m.members.iter().enumerate() {
         let _ = writeln!(
             out,
-            "member {i} ({}, public {:?}, id {:?}): ever connected to {:?}",
-            net.homes[i].kind.name(),
+            "member {i} (home {}, {}, public {:?}, id {:?}): ever connected to {:?}, via {:?}",
+            m.homes[i],
+            home(i).kind.name(),
             s.public,
             s.id,
-            s.ever_connected
+            s.ever_connected,
+            s.via,
         );
         for e in s.events.iter().rev().take(12).rev() {
             let _ = writeln!(out, "    {e}");
@@ -127,7 +134,7 @@ fn report(net: &Internet, m: &Meeting, sim: &BTreeSet<(usize, usize)>) -> String
         let _ = writeln!(
             out,
             "  stderr:\n{}",
-            net.lab.log_tail(&format!("member{i}"), 8)
+            net.lab.log_tail(&format!("member{}", m.homes[i]), 8)
         );
     }
     out
@@ -138,11 +145,7 @@ fn report(net: &Internet, m: &Meeting, sim: &BTreeSet<(usize, usize)>) -> String
 /// (where it depends on who sends first, either is fine); the simulator's run of the
 /// same presets must fit the same predictions. Then every member says hello, and
 /// exactly the connected pairs hear each other, both ways.
-fn meet_as_simulated(
-    net: &mut Internet,
-    bootstrap: std::net::SocketAddr,
-    stun: std::net::SocketAddr,
-) {
+fn meet_as_simulated(net: &mut Internet, infrastructure: &Infrastructure) {
     let kinds: Vec<RouterKind> = net.homes.iter().map(|h| h.kind).collect();
     let sim = simulated(&kinds);
     let n = kinds.len();
@@ -154,7 +157,7 @@ fn meet_as_simulated(
         .copied()
         .filter(|&(a, b)| prediction(net, a, b) == Prediction::Connects)
         .collect();
-    let mut m = Meeting::start(net, CODE, bootstrap, stun);
+    let mut m = Meeting::start(net, CODE, &infrastructure.bootstrap, &infrastructure.stun);
     let started = std::time::Instant::now();
     let all_in = m.wait_until(CONNECT_LIMIT, |m| must.is_subset(&m.connected_pairs()));
     let all_in_after = started.elapsed();
@@ -162,7 +165,7 @@ fn meet_as_simulated(
         false
     });
     let real = m.connected_pairs();
-    let text = report(net, &m, &sim);
+    let text = report(net, &m, Some(&sim));
     eprintln!("real NAT meeting: predicted pairs connected after {all_in_after:.1?}\n{text}");
     assert!(all_in, "not every predicted pair connected:\n{text}");
     for &(a, b) in &pairs {
@@ -237,11 +240,11 @@ fn meet_as_simulated(
 /// exactly the connected pairs receive each other's file, verified by SHA-256 (by the
 /// receiving `dhtmeet`, and again here, with the bytes on disk).
 fn exchange_files(net: &Internet, m: &mut Meeting, connected: &BTreeSet<(usize, usize)>) {
-    let n = net.homes.len();
+    let n = m.members.len();
     let mut digests = Vec::new();
     for i in 0..n {
         let body = file_body(i);
-        let path = net.lab.log_path(&format!("from-home{i}"));
+        let path = net.lab.log_path(&format!("from-home{}", m.homes[i]));
         std::fs::write(&path, &body).expect("write the file to send");
         digests.push((format!("{:x}", Sha256::digest(&body)), body));
         m.say(i, &format!("/send {}", path.display()));
@@ -309,16 +312,38 @@ fn every_pair_of_router_kinds_connects_as_the_simulator_predicts() {
     // included, has a pair of members.
     let kinds: Vec<RouterKind> = RouterKind::ALL.iter().flat_map(|&k| [k, k]).collect();
     let mut net = Internet::build("matrix", &kinds);
-    let stun = meeting::start_dhtmeet_stun_server(&mut net);
-    let bootstrap = meeting::start_dhtmeet_dht_node(&mut net);
-    meet_as_simulated(&mut net, bootstrap, stun);
+    let infrastructure = Infrastructure {
+        stun: vec![
+            meeting::start_dhtmeet_stun_server(&mut net, SERVERS[0]),
+            meeting::start_dhtmeet_stun_server(&mut net, SERVERS[1]),
+        ],
+        bootstrap: vec![meeting::start_dhtmeet_dht_node(&mut net, SERVERS[0])],
+    };
+    meet_as_simulated(&mut net, &infrastructure);
 }
 
 #[test]
 fn members_meet_through_coturn_and_a_bittorrent_dht_bootstrap_node() {
     let test = "members_meet_through_coturn_and_a_bittorrent_dht_bootstrap_node";
-    if !can_run(test) || !require_tool("turnserver", "apt-get install -y coturn") {
+    let Some(js) = interop_can_run(test) else {
         return;
+    };
+    let kinds = [
+        RouterKind::Firewalled,
+        RouterKind::OneToOne,
+        RouterKind::MasqueradeFullyRandom,
+    ];
+    let mut net = Internet::build("interop", &kinds);
+    let infrastructure = start_coturn_and_bittorrent_dht(&mut net, &js);
+    meet_as_simulated(&mut net, &infrastructure);
+}
+
+/// Whether the tests with coturn and the `bittorrent-dht` node can run here (root,
+/// `ip`, `nft`, `turnserver`, and `tests/js/node_modules`): the directory of the
+/// JavaScript node if so; if not, a loud skip (or a failure under `CI`).
+fn interop_can_run(test: &str) -> Option<std::path::PathBuf> {
+    if !can_run(test) || !require_tool("turnserver", "apt-get install -y coturn") {
+        return None;
     }
     let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
     if !js.join("node_modules/bittorrent-dht/package.json").exists() {
@@ -327,15 +352,84 @@ fn members_meet_through_coturn_and_a_bittorrent_dht_bootstrap_node() {
             "tests/js/node_modules is missing but CI is set: .ci/run must run `npm ci --prefix tests/js`"
         );
         skipped(&format!("{test}: run `npm ci --prefix tests/js` first"));
-        return;
+        return None;
     }
+    Some(js)
+}
+
+/// The servers every member is given.
+struct Infrastructure {
+    /// DHT nodes to bootstrap from.
+    bootstrap: Vec<SocketAddr>,
+    /// STUN servers.
+    stun: Vec<SocketAddr>,
+}
+
+/// coturn as two STUN servers, and the DHT: a `bittorrent-dht` node, the first
+/// bootstrap node, and a `dhtmeet dht node`, all in `inet`.
+///
+/// Why the second DHT node: a member learns its NAT's class from at least three
+/// observers of its public address (`docs/port-prediction.md`), and a STUN round ends
+/// after two answers. `bittorrent-dht` does not tell a querier where it saw it (no
+/// BEP 42 `ip`); libtorrent's nodes on the Mainline DHT and dhtmeet's do. With coturn
+/// and `bittorrent-dht` alone, a member behind a random NAT never learns it is one, and
+/// no port prediction starts.
+fn start_coturn_and_bittorrent_dht(net: &mut Internet, js: &Path) -> Infrastructure {
+    Infrastructure {
+        stun: meeting::start_coturn(net, &SERVERS[..2]),
+        bootstrap: vec![
+            meeting::start_bittorrent_dht(net, SERVERS[0], js),
+            meeting::start_dhtmeet_dht_node(net, SERVERS[2]),
+        ],
+    }
+}
+
+#[test]
+fn a_member_behind_random_masquerade_meets_home_and_bare_masquerade_members_by_prediction() {
+    let test =
+        "a_member_behind_random_masquerade_meets_home_and_bare_masquerade_members_by_prediction";
+    let Some(js) = interop_can_run(test) else {
+        return;
+    };
+    // One meeting: two hard sides (a new random port per flow, hashed or drawn), two
+    // easy ones (one port for every destination, only replies let in).
     let kinds = [
-        RouterKind::Firewalled,
-        RouterKind::OneToOne,
+        RouterKind::MasqueradeFullyRandom,
         RouterKind::MasqueradeRandom,
+        RouterKind::Firewalled,
+        RouterKind::Masquerade,
     ];
-    let mut net = Internet::build("interop", &kinds);
-    let stun = meeting::start_coturn(&mut net);
-    let bootstrap = meeting::start_bittorrent_dht(&mut net, &js);
-    meet_as_simulated(&mut net, bootstrap, stun);
+    let mut net = Internet::build("predict", &kinds);
+    let infrastructure = start_coturn_and_bittorrent_dht(&mut net, &js);
+    prediction_test::meet_by_prediction(&mut net, &infrastructure, &[&[0, 1, 2, 3]]);
+}
+
+#[test]
+fn members_behind_random_masquerade_meet_home_and_bare_masquerade_members_two_by_two() {
+    let test = "members_behind_random_masquerade_meet_home_and_bare_masquerade_members_two_by_two";
+    let Some(js) = interop_can_run(test) else {
+        return;
+    };
+    // Five meetings of two, each with its own code: each random kind with each
+    // endpoint-independent kind, and the two random kinds together.
+    use RouterKind::{Firewalled, Masquerade, MasqueradeFullyRandom, MasqueradeRandom};
+    let kinds = [
+        MasqueradeFullyRandom,
+        Firewalled,
+        MasqueradeFullyRandom,
+        Masquerade,
+        MasqueradeRandom,
+        Firewalled,
+        MasqueradeRandom,
+        Masquerade,
+        MasqueradeFullyRandom,
+        MasqueradeRandom,
+    ];
+    let mut net = Internet::build("pairs", &kinds);
+    let infrastructure = start_coturn_and_bittorrent_dht(&mut net, &js);
+    prediction_test::meet_by_prediction(
+        &mut net,
+        &infrastructure,
+        &[&[0, 1], &[2, 3], &[4, 5], &[6, 7], &[8, 9]],
+    );
 }

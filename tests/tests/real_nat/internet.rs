@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!                    public addresses 203.0.113.0/24, routed by namespace `inet`
-//!   inet: 203.0.113.1 (STUN server, DHT bootstrap node), a router between the homes
+//!   inet: 203.0.113.1-3 (STUN servers, DHT nodes), a router between the homes
 //!      |-- veth -- r1 wan 203.0.113.11 [nft: kind 1] lan 192.168.1.1 -- veth -- h1 192.168.1.10
 //!      |-- veth -- r2 wan 203.0.113.12 [nft: kind 2] lan 192.168.1.1 -- veth -- h2 192.168.1.10
 //!      ...
@@ -24,8 +24,13 @@ use std::net::Ipv4Addr;
 use crate::lab::Lab;
 use crate::router::{LAN_HOST, LAN_ROUTER, RouterKind};
 
-/// The public address of the infrastructure (STUN server and DHT bootstrap node).
-pub const SERVERS: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+/// The public addresses of the infrastructure (STUN servers and DHT nodes), all in
+/// `inet`: as on the Internet, a member can ask several servers where they see it.
+pub const SERVERS: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(203, 0, 113, 1),
+    Ipv4Addr::new(203, 0, 113, 2),
+    Ipv4Addr::new(203, 0, 113, 3),
+];
 
 /// The public address of home router `i` (counted from 0).
 pub fn router_public(i: usize) -> Ipv4Addr {
@@ -67,11 +72,13 @@ impl Internet {
             "inet",
             &["net.ipv4.ip_forward=1", "net.ipv4.conf.all.proxy_arp=1"],
         );
-        lab.exec(
-            &public,
-            "ip",
-            &["addr", "add", &format!("{SERVERS}/32"), "dev", "lo"],
-        );
+        for server in SERVERS {
+            lab.exec(
+                &public,
+                "ip",
+                &["addr", "add", &format!("{server}/32"), "dev", "lo"],
+            );
+        }
         let mut homes = Vec::new();
         for (i, &kind) in kinds.iter().enumerate() {
             let router = lab.add_namespace(&format!("r{i}"), &["net.ipv4.ip_forward=1"]);

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, ChildStdout, Command};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use dhtmeet_tests::dhtmeet_bin;
 use serde_json::Value;
 
-use crate::internet::{Internet, SERVERS};
+use crate::internet::Internet;
 
 /// The UDP port every member listens on inside its home network.
 pub const MEMBER_PORT: u16 = 4000;
@@ -48,72 +48,80 @@ fn start_server(net: &mut Internet, name: &str, command: &mut Command) -> String
     }
 }
 
-/// `dhtmeet stun-server` on [`SERVERS`]`:3478`.
-pub fn start_dhtmeet_stun_server(net: &mut Internet) -> SocketAddr {
-    let addr = SocketAddr::from((SERVERS, 3478));
+/// `dhtmeet stun-server` on `ip:3478` (one of `internet::SERVERS`).
+pub fn start_dhtmeet_stun_server(net: &mut Internet, ip: Ipv4Addr) -> SocketAddr {
+    let addr = SocketAddr::from((ip, 3478));
     let mut cmd = Command::new(dhtmeet_bin());
     cmd.args(["stun-server", "--listen", &addr.to_string()]);
-    let line = start_server(net, "stun-server", &mut cmd);
+    let line = start_server(net, &format!("stun-server-{ip}"), &mut cmd);
     assert!(line.ends_with(&addr.to_string()), "ready line {line:?}");
     addr
 }
 
-/// `dhtmeet dht node` on [`SERVERS`]`:6881`, a new DHT network.
-pub fn start_dhtmeet_dht_node(net: &mut Internet) -> SocketAddr {
-    let addr = SocketAddr::from((SERVERS, 6881));
+/// `dhtmeet dht node` on `ip:6881` (one of `internet::SERVERS`), a new DHT network. Like
+/// libtorrent's nodes, it tells each querier where it saw it (BEP 42's `ip`).
+pub fn start_dhtmeet_dht_node(net: &mut Internet, ip: Ipv4Addr) -> SocketAddr {
+    let addr = SocketAddr::from((ip, 6881));
     let mut cmd = Command::new(dhtmeet_bin());
     cmd.args(["dht", "node", "--listen", &addr.to_string()])
         .env_remove("NODE_ID");
-    let line = start_server(net, "dht-node", &mut cmd);
+    let line = start_server(net, &format!("dht-node-{ip}"), &mut cmd);
     assert!(line.ends_with(&addr.to_string()), "ready line {line:?}");
     addr
 }
 
-/// coturn (`turnserver`, Debian's package) as a plain STUN server on
-/// [`SERVERS`]`:3478`; returns once it has answered a Binding request.
-pub fn start_coturn(net: &mut Internet) -> SocketAddr {
-    let addr = SocketAddr::from((SERVERS, 3478));
+/// coturn (`turnserver`, Debian's package) as a plain STUN server on port 3478 of
+/// each of `ips` (one process: two STUN servers, as a member's list of public ones
+/// gives it); returns their addresses once each has answered a Binding request.
+pub fn start_coturn(net: &mut Internet, ips: &[Ipv4Addr]) -> Vec<SocketAddr> {
+    let addrs: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::from((ip, 3478))).collect();
     let pidfile = net.lab.log_path("turnserver-pid");
     let mut cmd = Command::new("turnserver");
-    cmd.args(["-n", "--stun-only", "--no-auth", "--listening-ip"])
-        .arg(SERVERS.to_string())
-        .args([
-            "--listening-port",
-            "3478",
-            "--no-tls",
-            "--no-dtls",
-            "--no-cli",
-        ])
-        .args(["--no-rfc5780", "--log-file", "stdout", "--pidfile"])
-        .arg(&pidfile);
+    cmd.args(["-n", "--stun-only", "--no-auth"]);
+    for ip in ips {
+        cmd.arg("--listening-ip").arg(ip.to_string());
+    }
+    cmd.args([
+        "--listening-port",
+        "3478",
+        "--no-tls",
+        "--no-dtls",
+        "--no-cli",
+    ])
+    .args(["--no-rfc5780", "--log-file", "stdout", "--pidfile"])
+    .arg(&pidfile);
     let public = net.public.clone();
     let child = net.lab.spawn(&public, "coturn", &mut cmd);
     // Drain its log lines so that it never blocks on a full pipe.
     let _lines = lines_of(child.stdout.take().expect("piped stdout"));
     let end = Instant::now() + READY_LIMIT;
-    loop {
-        let probe = Command::new("ip")
-            .args(["netns", "exec", &public])
-            .arg(dhtmeet_bin())
-            .args(["stun", "--json", "--timeout", "1", &addr.to_string()])
-            .output()
-            .expect("run dhtmeet stun");
-        if probe.status.success() {
-            return addr;
+    for addr in &addrs {
+        loop {
+            let probe = Command::new("ip")
+                .args(["netns", "exec", &public])
+                .arg(dhtmeet_bin())
+                .args(["stun", "--json", "--timeout", "1", &addr.to_string()])
+                .output()
+                .expect("run dhtmeet stun");
+            if probe.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "coturn did not answer on {addr} within {READY_LIMIT:?}: {}",
+                String::from_utf8_lossy(&probe.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
-        assert!(
-            Instant::now() < end,
-            "coturn did not answer on {addr} within {READY_LIMIT:?}: {}",
-            String::from_utf8_lossy(&probe.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
     }
+    addrs
 }
 
-/// A `bittorrent-dht` (npm) node on [`SERVERS`]`:6881` run by
-/// `tests/js/bittorrent-dht-bootstrap.mjs`, a new DHT network.
-pub fn start_bittorrent_dht(net: &mut Internet, js_dir: &Path) -> SocketAddr {
-    let addr = SocketAddr::from((SERVERS, 6881));
+/// A `bittorrent-dht` (npm) node on `ip:6881` (one of `internet::SERVERS`) run by
+/// `tests/js/bittorrent-dht-bootstrap.mjs`, a new DHT network. It does not say where it
+/// saw a querier (no BEP 42 `ip` in its replies).
+pub fn start_bittorrent_dht(net: &mut Internet, ip: Ipv4Addr, js_dir: &Path) -> SocketAddr {
+    let addr = SocketAddr::from((ip, 6881));
     let mut cmd = Command::new("node");
     cmd.arg(js_dir.join("bittorrent-dht-bootstrap.mjs"))
         .arg(addr.to_string());
@@ -134,6 +142,9 @@ pub struct MemberState {
     pub connected: BTreeSet<String>,
     /// Member ids it ever had an open data channel with.
     pub ever_connected: BTreeSet<String>,
+    /// How each member was last reached (`peer_connected`'s `via`: `direct` or
+    /// `predicted`), by member id.
+    pub via: BTreeMap<String, String>,
     /// Messages received: (sender's member id, text).
     pub messages: Vec<(String, String)>,
     /// Files received and verified: (sender's member id, path, SHA-256 in hex).
@@ -145,45 +156,83 @@ pub struct MemberState {
 /// The members of one meeting, one per home network.
 #[derive(Debug)]
 pub struct Meeting {
+    /// The home network of each member, by member index.
+    pub homes: Vec<usize>,
+    /// When the members were started: each event gets `"at_ms"`, the milliseconds
+    /// since then when it came in (for the failure report).
+    started: Instant,
     stdins: Vec<ChildStdin>,
     events: Receiver<(usize, Value)>,
-    /// What each member has said, by home index.
+    /// What each member has said, by member index.
     pub members: Vec<MemberState>,
 }
 
 impl Meeting {
-    /// Starts one `dhtmeet join CODE` in every home network of `net`; member `i` writes
-    /// the files it receives to [`Meeting::inbox`]`(net, i)`.
-    pub fn start(net: &mut Internet, code: &str, bootstrap: SocketAddr, stun: SocketAddr) -> Self {
+    /// Starts one `dhtmeet join CODE` in every home network of `net` (member `i` in home
+    /// `i`); see [`Meeting::start_in`].
+    pub fn start(
+        net: &mut Internet,
+        code: &str,
+        bootstrap: &[SocketAddr],
+        stun: &[SocketAddr],
+    ) -> Self {
+        let homes: Vec<usize> = (0..net.homes.len()).collect();
+        Self::start_in(net, &homes, code, bootstrap, stun)
+    }
+
+    /// Starts one `dhtmeet join CODE` in each of the home networks `homes` (member `i`
+    /// in home `homes[i]`, its log named `member<home>`), so that one network can hold
+    /// several meetings, each with its own code. Every member bootstraps from
+    /// `bootstrap`, asks `stun`, and writes the files it receives to
+    /// [`Meeting::inbox`]`(net, home)`.
+    pub fn start_in(
+        net: &mut Internet,
+        homes: &[usize],
+        code: &str,
+        bootstrap: &[SocketAddr],
+        stun: &[SocketAddr],
+    ) -> Self {
+        let list = |addrs: &[SocketAddr]| {
+            addrs
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let started = Instant::now();
         let (tx, events) = mpsc::channel();
         let mut stdins = Vec::new();
-        for i in 0..net.homes.len() {
-            let host = net.homes[i].host.clone();
+        for (i, &home) in homes.iter().enumerate() {
+            let host = net.homes[home].host.clone();
             let mut cmd = Command::new(dhtmeet_bin());
-            cmd.args(["join", code, "--json", "--exit-after", "300"])
+            // `--no-state`: a member remembers no DHT nodes and no members' addresses
+            // of an earlier run (or of another test), which would be stale contacts.
+            cmd.args(["join", code, "--json", "--exit-after", "300", "--no-state"])
                 .args(["--listen", &format!("0.0.0.0:{MEMBER_PORT}")])
-                .args(["--bootstrap", &bootstrap.to_string()])
-                .args(["--stun", &stun.to_string()])
+                .args(["--bootstrap", &list(bootstrap)])
+                .args(["--stun", &list(stun)])
                 .arg("--files-dir")
-                .arg(Self::inbox(net, i))
+                .arg(Self::inbox(net, home))
                 .env_remove("MEETING_CODE")
                 .env_remove("STUN_SERVERS")
                 .env_remove("NODE_ID");
-            let child = net.lab.spawn(&host, &format!("member{i}"), &mut cmd);
+            let child = net.lab.spawn(&host, &format!("member{home}"), &mut cmd);
             stdins.push(child.stdin.take().expect("piped stdin"));
             forward_events(i, child.stdout.take().expect("piped stdout"), tx.clone());
         }
         let members = (0..stdins.len()).map(|_| MemberState::default()).collect();
         Meeting {
+            homes: homes.to_vec(),
+            started,
             stdins,
             events,
             members,
         }
     }
 
-    /// Where member `i` writes the files it receives.
-    pub fn inbox(net: &Internet, i: usize) -> PathBuf {
-        net.lab.log_path(&format!("inbox{i}"))
+    /// Where the member in home `home` writes the files it receives.
+    pub fn inbox(net: &Internet, home: usize) -> PathBuf {
+        net.lab.log_path(&format!("inbox{home}"))
     }
 
     /// The index of the member with id `id`.
@@ -193,7 +242,11 @@ impl Meeting {
             .position(|m| m.id.as_deref() == Some(id))
     }
 
-    fn apply(&mut self, i: usize, v: Value) {
+    fn apply(&mut self, i: usize, mut v: Value) {
+        if let Some(o) = v.as_object_mut() {
+            let at = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            o.insert("at_ms".into(), at.into());
+        }
         let m = &mut self.members[i];
         let text = |k: &str| v[k].as_str().map(str::to_owned);
         match v["event"].as_str() {
@@ -202,7 +255,8 @@ impl Meeting {
             Some("peer_connected") => {
                 if let Some(p) = text("peer") {
                     m.connected.insert(p.clone());
-                    m.ever_connected.insert(p);
+                    m.ever_connected.insert(p.clone());
+                    m.via.insert(p, text("via").unwrap_or_default());
                 }
             }
             Some("peer_disconnected") => {
@@ -247,6 +301,13 @@ impl Meeting {
         }
     }
 
+    /// Takes in the events that have arrived, without waiting.
+    pub fn take_events(&mut self) {
+        while let Ok((i, v)) = self.events.try_recv() {
+            self.apply(i, v);
+        }
+    }
+
     /// Pairs `(a, b)`, `a < b`, whose members both have an open channel to the other.
     pub fn connected_pairs(&self) -> BTreeSet<(usize, usize)> {
         let n = self.members.len();
@@ -271,7 +332,7 @@ impl Meeting {
         stdin.flush().expect("flush a member's stdin");
     }
 
-    /// Which messages arrived: (sender, receiver, text) by home index.
+    /// Which messages arrived: (sender, receiver, text) by member index.
     pub fn deliveries(&self) -> BTreeSet<(usize, usize, String)> {
         let index: BTreeMap<&str, usize> = self
             .members

@@ -18,9 +18,14 @@ pub enum RouterKind {
     /// `masquerade` and nothing else: conntrack keeps the source port when it can, so
     /// mappings look endpoint-independent; no firewall.
     Masquerade,
-    /// `masquerade random,fully-random`: a new random port for every new flow
-    /// (endpoint-dependent mapping, a symmetric NAT); no firewall.
+    /// `masquerade random`: a new port for every new flow, from a keyed hash of the
+    /// flow's addresses and ports plus a random offset (the kernel's
+    /// `NF_NAT_RANGE_PROTO_RANDOM`): endpoint-dependent mapping with ports no observer
+    /// can predict, a symmetric NAT; no firewall.
     MasqueradeRandom,
+    /// `masquerade random,fully-random`: a new port for every new flow, drawn at random
+    /// (`NF_NAT_RANGE_PROTO_RANDOM_FULLY`): a symmetric NAT; no firewall.
+    MasqueradeFullyRandom,
     /// 1:1 NAT: the router's public address is the member's, both ways (`snat` out,
     /// `dnat` of everything in): a full cone.
     OneToOne,
@@ -31,9 +36,10 @@ pub enum RouterKind {
 
 impl RouterKind {
     /// Every kind, in the order of the docs' table.
-    pub const ALL: [RouterKind; 4] = [
+    pub const ALL: [RouterKind; 5] = [
         RouterKind::Masquerade,
         RouterKind::MasqueradeRandom,
+        RouterKind::MasqueradeFullyRandom,
         RouterKind::OneToOne,
         RouterKind::Firewalled,
     ];
@@ -43,6 +49,7 @@ impl RouterKind {
         match self {
             RouterKind::Masquerade => "masq",
             RouterKind::MasqueradeRandom => "masq-random",
+            RouterKind::MasqueradeFullyRandom => "masq-fully-random",
             RouterKind::OneToOne => "one-to-one",
             RouterKind::Firewalled => "firewalled",
         }
@@ -52,7 +59,9 @@ impl RouterKind {
     pub fn preset(self) -> NatPreset {
         match self {
             RouterKind::Masquerade => NatPreset::Masquerade,
-            RouterKind::MasqueradeRandom => NatPreset::Symmetric,
+            RouterKind::MasqueradeRandom | RouterKind::MasqueradeFullyRandom => {
+                NatPreset::Symmetric
+            }
             RouterKind::OneToOne => NatPreset::FullCone,
             RouterKind::Firewalled => NatPreset::Home,
         }
@@ -72,7 +81,8 @@ impl RouterKind {
         };
         match self {
             RouterKind::Masquerade => masquerade(""),
-            RouterKind::MasqueradeRandom => masquerade(" random,fully-random"),
+            RouterKind::MasqueradeRandom => masquerade(" random"),
+            RouterKind::MasqueradeFullyRandom => masquerade(" random,fully-random"),
             RouterKind::OneToOne => format!(
                 "table ip nat {{\n\
                  \x20 chain prerouting {{\n\
