@@ -85,9 +85,32 @@ fn simulated(kinds: &[RouterKind]) -> BTreeSet<(usize, usize)> {
         .collect()
 }
 
-/// The prediction for homes `a` and `b`.
+/// The prediction for homes `a` and `b`: the simulator's, except bare masquerade
+/// against a random kind, which depends on the meeting on real routers.
+///
+/// Linux gives a socket's new flow the mapping of its most recent flow. Once any
+/// datagram (another member's hello, a DHT query) has claimed the `masq` member's port
+/// and its reply to that sender was diverted, every later flow leaves from the diverted
+/// port, while the hard side's openings admit only the announced one
+/// (`docs/real-nat.md`, "Port prediction on real routers"). The simulator's
+/// `masquerade` diverts only the claimed flow, so it connects these pairs; the real ones
+/// connect only while nothing has moved the port. Measured: 0 of 8 in a meeting of ten,
+/// 3 of 10 in meetings of two. Until the member follows its moved port (issue 14's
+/// note), these pairs are observed, not asserted.
 fn prediction(net: &Internet, a: usize, b: usize) -> Prediction {
-    predict(net.homes[a].kind.preset(), net.homes[b].kind.preset())
+    let (ka, kb) = (net.homes[a].kind, net.homes[b].kind);
+    let random = |k| {
+        matches!(
+            k,
+            RouterKind::MasqueradeRandom | RouterKind::MasqueradeFullyRandom
+        )
+    };
+    let masq_against_random = (ka == RouterKind::Masquerade && random(kb))
+        || (kb == RouterKind::Masquerade && random(ka));
+    if masq_against_random {
+        return Prediction::DependsOnOrder;
+    }
+    predict(ka.preset(), kb.preset())
 }
 
 /// A table of every pair of members: kinds, presets, the prediction, what the simulator
@@ -385,14 +408,15 @@ fn start_coturn_and_bittorrent_dht(net: &mut Internet, js: &Path) -> Infrastruct
 }
 
 #[test]
-fn a_member_behind_random_masquerade_meets_home_and_bare_masquerade_members_by_prediction() {
-    let test =
-        "a_member_behind_random_masquerade_meets_home_and_bare_masquerade_members_by_prediction";
+fn random_masquerade_members_meet_a_home_member_by_prediction() {
+    let test = "random_masquerade_members_meet_a_home_member_by_prediction";
     let Some(js) = interop_can_run(test) else {
         return;
     };
     // One meeting: two hard sides (a new random port per flow, hashed or drawn), two
-    // easy ones (one port for every destination, only replies let in).
+    // easy ones (one port for every destination, only replies let in). The bare
+    // masquerade member's pairs with the hard sides are observed, not asserted (see
+    // `prediction`).
     let kinds = [
         RouterKind::MasqueradeFullyRandom,
         RouterKind::MasqueradeRandom,
@@ -405,13 +429,14 @@ fn a_member_behind_random_masquerade_meets_home_and_bare_masquerade_members_by_p
 }
 
 #[test]
-fn members_behind_random_masquerade_meet_home_and_bare_masquerade_members_two_by_two() {
-    let test = "members_behind_random_masquerade_meet_home_and_bare_masquerade_members_two_by_two";
+fn random_masquerade_members_meet_home_members_by_prediction_two_by_two() {
+    let test = "random_masquerade_members_meet_home_members_by_prediction_two_by_two";
     let Some(js) = interop_can_run(test) else {
         return;
     };
     // Five meetings of two, each with its own code: each random kind with each
-    // endpoint-independent kind, and the two random kinds together.
+    // endpoint-independent kind (with bare masquerade: observed, see `prediction`), and
+    // the two random kinds together.
     use RouterKind::{Firewalled, Masquerade, MasqueradeFullyRandom, MasqueradeRandom};
     let kinds = [
         MasqueradeFullyRandom,

@@ -9,8 +9,16 @@
 //! qualifies once it has had [`HELLOS_BEFORE_PREDICTION`] hellos unanswered; probes go
 //! only to its IP, an address that announced itself under the meeting's topic (a DHT
 //! node stores the announcer's own IP, checked with a token), never to one a message
-//! names; [`AttemptLimiter`] caps attempts per address and in all, and a failed address
-//! waits [`RETRY_AFTER`].
+//! names; [`AttemptLimiter`] caps attempts per address and in all.
+//!
+//! Each side starts when its own topic lookup finds the other, and lookups run every
+//! 30 s, so the two sides' first attempts can start tens of seconds apart (measured on
+//! real routers: up to 25 s), and a blind attempt only works while the other side's
+//! runs. So attempts towards an address come in a quick series: [`QUICK_ATTEMPTS`], one
+//! every [`QUICK_PERIOD`]. Two sides in their series overlap for at least 12 s of every
+//! period whatever their phase (a 17 s probing and a 20 s opening in 25 s), and a late
+//! side's first attempt meets one of the early side's. After a series, an address waits
+//! [`RETRY_AFTER`].
 //!
 //! A found path is (our socket, the peer's address). The node aliases a pool socket's path
 //! ([`PathChange`]): everything for that address leaves from the pool socket, and what
@@ -32,14 +40,19 @@ use crate::transmit::{MAX_POOL_SOCKETS, SocketCommand, Transmit, canonical_remot
 /// Unanswered hellos before a contact gets a prediction attempt (the third goes out
 /// 0.75 s after the contact was found).
 pub const HELLOS_BEFORE_PREDICTION: u32 = 3;
-/// A contact whose attempt failed is not tried again for this long.
+/// Attempts towards one address in a series, [`QUICK_PERIOD`] apart.
+pub const QUICK_ATTEMPTS: u32 = 4;
+/// The period of a series: an attempt lasts up to 20 s (`PunchConfig::timeout`), the
+/// next starts 25 s after it started.
+pub const QUICK_PERIOD: Duration = Duration::from_secs(25);
+/// After a series, an address is not tried again for this long.
 pub const RETRY_AFTER: Duration = Duration::from_secs(600);
 /// Attempts running at once that probe (no sockets).
 const MAX_PROBING: usize = 8;
 /// Attempts running at once that open mappings. They share the pool's sockets: each
 /// opens its mappings from the same (up to 256) sockets, towards its own contact.
 const MAX_OPENING: usize = 8;
-/// Addresses remembered with their retry time, and paths kept, at most.
+/// Addresses remembered with their series, and paths kept, at most.
 const MAX_REMEMBERED: usize = 256;
 
 /// A path the node must alias, or stop aliasing.
@@ -85,6 +98,33 @@ struct Running {
     sockets_owed: u16,
 }
 
+/// The attempts towards one address: how many of its series started, and when the next
+/// may start.
+#[derive(Clone, Copy, Debug)]
+struct Series {
+    made: u32,
+    next: Instant,
+}
+
+impl Series {
+    /// The series after an attempt that starts at `now`.
+    fn started(previous: Option<Series>, now: Instant) -> Series {
+        let made = match previous {
+            Some(s) if s.made < QUICK_ATTEMPTS => s.made + 1,
+            _ => 1,
+        };
+        let pause = if made < QUICK_ATTEMPTS {
+            QUICK_PERIOD
+        } else {
+            RETRY_AFTER
+        };
+        Series {
+            made,
+            next: now + pause,
+        }
+    }
+}
+
 /// The meeting's attempts and paths.
 #[derive(Debug)]
 pub(super) struct Prediction {
@@ -94,7 +134,7 @@ pub(super) struct Prediction {
     made: u64,
     limiter: AttemptLimiter,
     running: BTreeMap<SocketAddr, Running>,
-    retry_at: BTreeMap<IpAddr, Instant>,
+    series: BTreeMap<IpAddr, Series>,
     /// Paths found: the peer's address → our pool socket (`None`: the main socket).
     paths: BTreeMap<SocketAddr, Option<u16>>,
     /// Open pool sockets, each with how many attempts and paths hold it.
@@ -118,7 +158,7 @@ impl Prediction {
             made: 0,
             limiter: AttemptLimiter::new(),
             running: BTreeMap::new(),
-            retry_at: BTreeMap::new(),
+            series: BTreeMap::new(),
             paths: BTreeMap::new(),
             shared: BTreeMap::new(),
             asked: 0,
@@ -162,7 +202,8 @@ impl Prediction {
         let Some(our_ip) = our_ip.filter(|_| self.enabled) else {
             return;
         };
-        self.retry_at.retain(|_, t| *t > now);
+        // A series whose address stayed away for a whole pause is forgotten.
+        self.series.retain(|_, s| s.next + RETRY_AFTER > now);
         for &contact in contacts {
             let contact = canonical_remote(contact);
             let ip = contact.ip();
@@ -170,7 +211,7 @@ impl Prediction {
             // hard NAT (or a member behind the same NAT, which only hairpinning reaches).
             if ip == our_ip.to_canonical()
                 || self.running.contains_key(&contact)
-                || self.retry_at.contains_key(&ip)
+                || self.series.get(&ip).is_some_and(|s| s.next > now)
                 || self.paths.keys().any(|r| r.ip() == ip)
                 || known(ip)
                 || contact.is_ipv4() != our_ip.to_canonical().is_ipv4()
@@ -209,9 +250,9 @@ impl Prediction {
                     sockets_owed: 0,
                 },
             );
-            if self.retry_at.len() < MAX_REMEMBERED {
-                // Until it ends: a running contact is not started twice.
-                self.retry_at.insert(ip, now + RETRY_AFTER);
+            let previous = self.series.get(&ip).copied();
+            if previous.is_some() || self.series.len() < MAX_REMEMBERED {
+                self.series.insert(ip, Series::started(previous, now));
             }
         }
         self.drain(now);
@@ -490,30 +531,47 @@ mod tests {
     }
 
     #[test]
-    fn an_easy_side_probes_only_its_contacts_ip_and_retries_a_contact_only_later() {
+    fn an_easy_side_probes_only_its_contacts_ip_in_a_quick_series_then_pauses() {
         let t0 = test_clock::start();
         let mut p = prediction();
         let contact = addr("203.0.113.9:31000");
         let ei = NatClass::EndpointIndependent { preserving: true };
-        p.consider(t0, ei, ip("198.51.100.1"), &KEY, &[contact], |_| false);
-        let mut now = t0;
-        let mut sent = 0;
-        while let Some(t) = p.poll_timeout() {
-            now = t;
-            p.handle_timeout(now);
-            while let Some(t) = p.poll_transmit() {
-                assert_eq!(t.destination.ip(), contact.ip());
-                assert_eq!(t.source_port, None);
-                sent += 1;
+        let our_ip = ip("198.51.100.1");
+        // One attempt: every probe to the contact's IP, from the main socket.
+        let run = |p: &mut Prediction, start: Instant| {
+            let mut sent = 0;
+            let mut now = start;
+            while let Some(t) = p.poll_timeout() {
+                now = t;
+                p.handle_timeout(now);
+                while let Some(t) = p.poll_transmit() {
+                    assert_eq!(t.destination.ip(), contact.ip());
+                    assert_eq!(t.source_port, None);
+                    sent += 1;
+                }
             }
+            assert_eq!(sent, crate::punch::plan::MAX_PROBES);
+            now
+        };
+        let mut start = t0;
+        for n in 1..=QUICK_ATTEMPTS {
+            p.consider(start, ei, our_ip, &KEY, &[contact], |_| false);
+            assert_eq!(p.stats().attempts, u64::from(n), "attempt {n} of the series");
+            let end = run(&mut p, start);
+            assert!(end < start + QUICK_PERIOD);
+            // Asked again before the period is over: nothing.
+            p.consider(end, ei, our_ip, &KEY, &[contact], |_| false);
+            assert_eq!(p.stats().attempts, u64::from(n));
+            start += QUICK_PERIOD;
         }
-        assert_eq!(sent, crate::punch::plan::MAX_PROBES);
-        assert_eq!(p.stats().failed, 1);
-        // The same contact again before RETRY_AFTER: nothing; after it: a new attempt.
-        p.consider(now, ei, ip("198.51.100.1"), &KEY, &[contact], |_| false);
-        assert_eq!(p.stats().attempts, 1);
-        p.consider(t0 + RETRY_AFTER, ei, ip("198.51.100.1"), &KEY, &[contact], |_| false);
-        assert_eq!(p.stats().attempts, 2);
+        assert_eq!(p.stats().failed, u64::from(QUICK_ATTEMPTS));
+        // After the series: a pause of RETRY_AFTER, then a new series.
+        let last = start - QUICK_PERIOD;
+        p.consider(start, ei, our_ip, &KEY, &[contact], |_| false);
+        p.consider(last + RETRY_AFTER - Duration::from_secs(1), ei, our_ip, &KEY, &[contact], |_| false);
+        assert_eq!(p.stats().attempts, u64::from(QUICK_ATTEMPTS));
+        p.consider(last + RETRY_AFTER, ei, our_ip, &KEY, &[contact], |_| false);
+        assert_eq!(p.stats().attempts, u64::from(QUICK_ATTEMPTS) + 1);
     }
 
     #[test]
