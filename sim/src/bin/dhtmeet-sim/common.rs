@@ -48,13 +48,21 @@ pub(crate) fn scenario_error(seed: u64, e: ScenarioError) -> String {
     format!("{e} (seed {seed}; rerun with --seed {seed} to reproduce)")
 }
 
-/// `DEBUG` set to anything but empty or `0` logs at debug level to stderr.
+/// Logs to stderr: `RUST_LOG` (a `tracing` filter, e.g. `dhtmeet_core=debug`) if set,
+/// else everything at debug level when `DEBUG` is true (`1`, `true`, `yes`, `on`, in any
+/// case, as `dhtmeet` reads it); nothing otherwise.
 pub(crate) fn init_logging() {
-    let on = std::env::var("DEBUG").is_ok_and(|v| !v.is_empty() && v != "0");
-    if on {
-        let _ = tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
-            .try_init();
-    }
+    let debug = std::env::var("DEBUG").is_ok_and(|v| {
+        matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+    });
+    let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(_) if debug => tracing_subscriber::EnvFilter::new("debug"),
+        Err(_) => return,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter)
+        .try_init();
 }
