@@ -53,7 +53,10 @@ pub(crate) fn scenario_error(seed: u64, e: ScenarioError) -> String {
 /// case, as `dhtmeet` reads it); nothing otherwise.
 pub(crate) fn init_logging() {
     let debug = std::env::var("DEBUG").is_ok_and(|v| {
-        matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
     });
     let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
         Ok(filter) => filter,
