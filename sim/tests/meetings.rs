@@ -220,7 +220,10 @@ fn without_port_prediction_members_behind_every_preset_connect_exactly_where_rfc
 
 /// With port prediction, one member behind every preset: every pair without a symmetric
 /// member connects where it did without prediction, directly (prediction takes nothing
-/// from the cells that connect without it), and every message arrives once, intact.
+/// from the cells that connect without it), and every message arrives once, intact. A
+/// masquerade pair that depends on who sends first (`?`) may also connect by
+/// prediction: the blind attempts can find the port a claim diverted the masquerade
+/// member's flow to.
 ///
 /// The pairs with a symmetric member are not asserted here: in one meeting a symmetric
 /// member runs one birthday attempt at a time, so it does not yet meet every member it
@@ -250,12 +253,12 @@ fn with_port_prediction_members_behind_every_preset_without_a_symmetric_one_conn
         wrong.is_empty(),
         "pairs against the prediction: {wrong:?}\n{t}"
     );
-    assert!(
-        plain
-            .iter()
-            .all(|p| p.via == p.connected.then_some(Via::Direct)),
-        "{t}"
-    );
+    let via_ok = |p: &&meeting::PairOutcome| {
+        let order = expected(NatPreset::ALL[p.a], NatPreset::ALL[p.b]).is_none();
+        p.via == p.connected.then_some(Via::Direct)
+            || (order && p.connected && p.via == Some(Via::Predicted))
+    };
+    assert!(plain.iter().all(via_ok), "{t}");
     assert!(o.intact, "{t}");
     let connected = o.pairs.iter().filter(|p| p.connected).count();
     assert_eq!(o.messages_expected, 2 * connected, "{t}");
@@ -288,6 +291,41 @@ fn every_pair_with_a_symmetric_member_connects_as_predicted_in_its_own_meeting()
         }
     }
     assert!(wrong.is_empty(), "seeds {seeds:?}: {wrong:#?}");
+}
+
+/// One masquerade member and two symmetric ones in one meeting: the masquerade member
+/// meets both by port prediction, and the paths stay up. Its main socket probes
+/// hundreds of ports of one symmetric member's IP after the path to the other was
+/// found; the NAT used to forget the oldest remote endpoint of a binding first (at most
+/// 64), so the working path's permission went, the other's next datagram was refused
+/// and claimed the port, and the masquerade side's replies left from a new port that
+/// the symmetric side's pool mapping refused: the session timed out for good (before
+/// the fix, one masquerade × symmetric pair failed for every seed 1–5).
+#[test]
+fn a_masquerade_member_meets_two_symmetric_ones_by_prediction_and_stays_connected() {
+    let first = common::test_seed(1);
+    let presets = [
+        NatPreset::Masquerade,
+        NatPreset::Symmetric,
+        NatPreset::Symmetric,
+    ];
+    for seed in [first, first + 1] {
+        let o = run(&presets, 50, seed);
+        let t = table(&o);
+        eprintln!("{t}");
+        let wrong: Vec<String> = o
+            .pairs
+            .iter()
+            .filter(|p| p.a == 0 || p.b == 0)
+            .filter(|p| !p.connected || p.via != Some(Via::Predicted))
+            .map(|p| format!("{} × {}", p.a, p.b))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "seed {seed}: not met by prediction: {wrong:?}\n{t}"
+        );
+        assert!(o.intact, "seed {seed}\n{t}");
+    }
 }
 
 /// The tables above are what the simulator's own expectations say

@@ -24,15 +24,15 @@ use std::time::Duration;
 use crate::Rng;
 
 mod config;
+mod permissions;
 mod ports;
 
 pub use config::{
     BackgroundTraffic, FilteringBehavior, MappingBehavior, NatConfig, NatConfigError,
     PortAssignment, RefusedInbound,
 };
-
-/// Remote endpoints a binding remembers for filtering, at most (the oldest is forgotten).
-pub const MAX_PERMISSIONS: usize = 64;
+pub use permissions::MAX_PERMISSIONS;
+use permissions::Permissions;
 
 /// Why the NAT dropped a datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -83,7 +83,7 @@ struct Binding {
     key: MappingKey,
     expires: u64,
     /// Remote endpoints sent to, each with its own expiry.
-    permissions: Vec<(SocketAddr, u64)>,
+    permissions: Permissions,
 }
 
 /// One NAT box's translation table. Pure: time comes in as nanoseconds since the
@@ -199,7 +199,7 @@ impl Nat {
                     Binding {
                         key,
                         expires: 0,
-                        permissions: Vec::new(),
+                        permissions: Permissions::default(),
                     },
                 );
                 self.stats.mappings_created += 1;
@@ -212,15 +212,7 @@ impl Nat {
         let expires = now.saturating_add(nanos(self.config.mapping_timeout));
         if let Some(b) = self.bindings.get_mut(&port) {
             b.expires = expires;
-            b.permissions.retain(|&(_, e)| e > now);
-            if let Some(p) = b.permissions.iter_mut().find(|(r, _)| *r == dst) {
-                p.1 = expires;
-            } else {
-                if b.permissions.len() >= MAX_PERMISSIONS {
-                    b.permissions.remove(0);
-                }
-                b.permissions.push((dst, expires));
-            }
+            b.permissions.sent(now, dst, expires);
         }
         self.stats.outbound += 1;
         Ok(SocketAddr::new(self.external, port))
@@ -257,37 +249,19 @@ impl Nat {
         let Some(b) = self.bindings.get_mut(&port) else {
             return Err(NatDrop::NoMapping);
         };
-        let permitted = match filtering {
-            FilteringBehavior::EndpointIndependent => true,
-            FilteringBehavior::AddressDependent => b
-                .permissions
-                .iter()
-                .any(|&(r, e)| r.ip() == src.ip() && e > now),
-            FilteringBehavior::AddressAndPortDependent => {
-                b.permissions.iter().any(|&(r, e)| r == src && e > now)
-            }
-        };
-        if !permitted {
+        if !b.permissions.admit(filtering, now, src) {
             self.stats.dropped_filtered += 1;
             self.claim(now, port, src);
             return Err(NatDrop::Filtered);
         }
-        if refresh {
-            // The binding and the permissions that admitted the datagram live on, as a
-            // conntrack entry does when either direction sees traffic.
-            let expires = now.saturating_add(timeout);
+        // The permissions that admitted the datagram saw a reply; with inbound refresh,
+        // they and the binding live on, as a conntrack entry does when either direction
+        // sees traffic.
+        let refresh_to = refresh.then(|| now.saturating_add(timeout));
+        if let Some(expires) = refresh_to {
             b.expires = expires;
-            for (r, e) in &mut b.permissions {
-                let admitted = match filtering {
-                    FilteringBehavior::EndpointIndependent => false,
-                    FilteringBehavior::AddressDependent => r.ip() == src.ip(),
-                    FilteringBehavior::AddressAndPortDependent => *r == src,
-                };
-                if admitted && *e > now {
-                    *e = expires;
-                }
-            }
         }
+        b.permissions.admitted(filtering, now, src, refresh_to);
         self.stats.inbound += 1;
         Ok(b.key.internal)
     }

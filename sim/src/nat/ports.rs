@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use rand_core::Rng as _;
 
-use super::{Binding, MappingKey, Nat, PortAssignment, nanos};
+use super::{Binding, MappingKey, Nat, Permissions, PortAssignment, nanos};
 
 /// The ephemeral ports other hosts send from (Linux's `ip_local_port_range`): what a
 /// preserving NAT tries to keep for a background mapping.
@@ -61,7 +61,7 @@ impl Nat {
             Binding {
                 key,
                 expires: at.saturating_add(nanos(self.config.mapping_timeout)),
-                permissions: Vec::new(),
+                permissions: Permissions::default(),
             },
         );
         self.stats.background_mappings += 1;
