@@ -317,7 +317,7 @@ impl<M: SansIo> Sim<M> {
         let now = self.now();
         if let Some(h) = self.hosts.get_mut(host.index()) {
             if let Some(m) = h.machine.as_mut() {
-                let _span = tracing::debug_span!("host", id = %host, name = %h.name).entered();
+                let _span = crate::host::host_span(host, &h.name, self.now).entered();
                 m.handle_datagram(now, dgram.dst, dgram.src, &dgram.payload);
             }
         }

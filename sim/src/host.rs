@@ -35,6 +35,20 @@ pub const POOL_PORTS: RangeInclusive<u16> = 32768..=60999;
 /// next input (a machine that opens and closes sockets for ever cannot stall the run).
 const MAX_COMMANDS_PER_DRAIN: usize = 1024;
 
+/// The span everything a host's machine logs is in: its id, its name and the virtual
+/// time (seconds since the origin), so a log of many members says who speaks, and when.
+/// Its target, `dhtmeet_sim::host`, is switched on by `dhtmeet-sim` whenever logging is
+/// (`RUST_LOG=dhtmeet_core=debug` alone then shows it).
+pub(crate) fn host_span(host: HostId, name: &str, now: u64) -> tracing::Span {
+    tracing::debug_span!(
+        target: "dhtmeet_sim::host",
+        "host",
+        id = %host,
+        name = %name,
+        t = %format_args!("{}.{:06}", now / 1_000_000_000, now % 1_000_000_000 / 1_000),
+    )
+}
+
 /// A host's pool sockets.
 pub(crate) struct Pool {
     ip: IpAddr,
@@ -107,7 +121,7 @@ impl<M: SansIo> Sim<M> {
         }
         h.timer_at = None;
         if let Some(m) = h.machine.as_mut() {
-            let _span = tracing::debug_span!("host", id = %host, name = %h.name).entered();
+            let _span = host_span(host, &h.name, self.now).entered();
             m.handle_timeout(now);
         }
         self.drain(host, true);
@@ -122,6 +136,11 @@ impl<M: SansIo> Sim<M> {
         let mut outbox = std::mem::take(&mut self.outbox);
         let at = Duration::from_nanos(self.now);
         let mut commands = 0;
+        let span = match self.hosts.get(host.index()) {
+            Some(h) => host_span(host, &h.name, self.now),
+            None => return,
+        };
+        let _span = span.enter();
         loop {
             let Some(m) = self
                 .hosts
@@ -200,7 +219,7 @@ impl<M: SansIo> Sim<M> {
                         .chain(h.extra.iter())
                         .map(SocketAddr::port)
                         .collect();
-                let _span = tracing::debug_span!("host", id = %host, name = %h.name).entered();
+                let _span = host_span(host, &h.name, self.now).entered();
                 for _ in 0..count {
                     let bound = pool.bind(&taken);
                     let Some(m) = h.machine.as_mut() else {

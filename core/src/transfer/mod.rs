@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use std::time::Instant;
-//! use dhtmeet_core::meeting::signal::MemberId;
+//! use dhtmeet_core::MemberId;
 //! use dhtmeet_core::transfer::{FileName, Incoming, Outgoing, Received};
 //!
 //! let now = Instant::now(); // in a runtime; the core never reads a clock

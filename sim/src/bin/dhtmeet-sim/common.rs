@@ -50,7 +50,8 @@ pub(crate) fn scenario_error(seed: u64, e: ScenarioError) -> String {
 
 /// Logs to stderr: `RUST_LOG` (a `tracing` filter, e.g. `dhtmeet_core=debug`) if set,
 /// else everything at debug level when `DEBUG` is true (`1`, `true`, `yes`, `on`, in any
-/// case, as `dhtmeet` reads it); nothing otherwise.
+/// case, as `dhtmeet` reads it); nothing otherwise. Each line a host's machine logs
+/// carries its span: `host{id=h51 name=member-0 t=12.345678}` (virtual seconds).
 pub(crate) fn init_logging() {
     let debug = std::env::var("DEBUG").is_ok_and(|v| {
         matches!(
@@ -62,6 +63,12 @@ pub(crate) fn init_logging() {
         Ok(filter) => filter,
         Err(_) if debug => tracing_subscriber::EnvFilter::new("debug"),
         Err(_) => return,
+    };
+    // Each host's span (who speaks, at what virtual time), whatever the filter selects;
+    // nothing logs events under this target.
+    let filter = match "dhtmeet_sim::host=debug".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
     };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
