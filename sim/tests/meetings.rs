@@ -225,9 +225,9 @@ fn without_port_prediction_members_behind_every_preset_connect_exactly_where_rfc
 /// prediction: the blind attempts can find the port a claim diverted the masquerade
 /// member's flow to.
 ///
-/// The pairs with a symmetric member are not asserted here: in one meeting a symmetric
-/// member runs one birthday attempt at a time, so it does not yet meet every member it
-/// could within the deadline (being changed in `core/src/meeting/prediction.rs`).
+/// The pairs with a symmetric member are not asserted here: in one meeting two
+/// `symmetric-sequential` members do not yet meet each other (`docs/port-prediction.md`,
+/// "Many members").
 /// `every_pair_with_a_symmetric_member_connects_as_predicted_in_its_own_meeting` checks
 /// each such pair in a meeting of its own.
 #[test]
