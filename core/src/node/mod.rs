@@ -313,11 +313,12 @@ impl Node {
 
     /// Asks the runtime for `count` pool sockets (at most [`crate::MAX_POOL_SOCKETS`]
     /// open at once); returns how many were asked for. For runtime tests: port
-    /// prediction asks for its own.
+    /// prediction asks for its own. The node keeps these (a meeting never gets them)
+    /// until [`Node::close_pool_socket`].
     #[cfg(feature = "internals")]
     pub fn open_pool_sockets(&mut self, now: Instant, count: usize) -> usize {
         self.advance(now);
-        self.pool.request(count)
+        self.pool.request_kept(count)
     }
 
     /// Closes the pool socket of local port `port`. For runtime tests.

@@ -114,6 +114,9 @@ impl Node {
             tracing::debug!(%local, "closed a pool socket nobody asked for");
             return;
         }
+        if self.pool.take_kept() {
+            return;
+        }
         match &mut self.meeting {
             Some(m) => m.handle_socket_opened(now, local),
             None => self.pool.close(local.port()),

@@ -22,6 +22,9 @@ pub(crate) struct SocketPool {
     open: BTreeSet<u16>,
     /// Sockets reported that nobody asked for (closed at once).
     pub(crate) unsolicited: u64,
+    /// Sockets the node asked for on its own (`Node::open_pool_sockets`, a runtime-test
+    /// hook) and not yet reported: the node keeps these, meeting or not.
+    kept: usize,
 }
 
 // `request` and `close` have no caller but the runtime-test hooks until port prediction.
@@ -56,9 +59,24 @@ impl SocketPool {
         true
     }
 
+    /// Like [`request`](Self::request), for sockets the node keeps itself.
+    pub(crate) fn request_kept(&mut self, count: usize) -> usize {
+        let granted = self.request(count);
+        self.kept += granted;
+        granted
+    }
+
+    /// Whether a socket just reported opened is one the node keeps itself.
+    pub(crate) fn take_kept(&mut self) -> bool {
+        let kept = self.kept > 0;
+        self.kept = self.kept.saturating_sub(1);
+        kept
+    }
+
     /// A socket asked for could not be bound.
     pub(crate) fn failed(&mut self) {
         self.pending = self.pending.saturating_sub(1);
+        self.kept = self.kept.min(self.pending);
     }
 
     /// Closes the pool socket of local port `port`, if open.
@@ -90,6 +108,20 @@ mod tests {
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([192, 0, 2, 1], port))
+    }
+
+    #[test]
+    fn sockets_the_node_asked_for_itself_are_kept_and_failures_forget_them() {
+        let mut pool = SocketPool::default();
+        assert_eq!(pool.request_kept(2), 2);
+        assert_eq!(pool.request(1), 1);
+        assert!(pool.opened(addr(5000)));
+        assert!(pool.take_kept());
+        pool.failed();
+        pool.failed();
+        // One asked for, none pending: the next report is not a kept one.
+        assert!(!pool.take_kept());
+        assert_eq!(pool.len(), 1);
     }
 
     #[test]
