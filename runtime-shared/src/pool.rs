@@ -11,7 +11,9 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
-use dhtmeet_core::{MAX_POOL_SOCKETS, SansIo, SocketCommand};
+use dhtmeet_core::{MAX_POOL_SOCKETS, SansIo, SocketCommand, canonical_remote};
+
+use crate::{BurstStep, MAX_READ_BATCH, burst_step};
 
 /// One pool socket: its local address and the runtime's socket.
 #[derive(Debug)]
@@ -131,6 +133,34 @@ impl<S> SocketPool<S> {
         }
         any
     }
+}
+
+/// Reads what is waiting on the pool socket `socket`, bound at `local` (non-blocking), up
+/// to [`MAX_READ_BATCH`] datagrams, into `machine` with that address; returns how many.
+/// A pool socket's error ends its burst (logged at debug) and never stops the node: the
+/// machine's attempt on it simply hears nothing more.
+pub fn read_pool_burst<M: SansIo>(
+    socket: &UdpSocket,
+    local: SocketAddr,
+    buf: &mut [u8],
+    machine: &mut M,
+) -> u64 {
+    let mut received = 0;
+    for _ in 0..MAX_READ_BATCH {
+        match burst_step(socket.recv_from(buf)) {
+            BurstStep::Datagram(len, from) => {
+                received += 1;
+                machine.handle_datagram(Instant::now(), local, canonical_remote(from), &buf[..len]);
+            }
+            BurstStep::Skip => {}
+            BurstStep::Done => break,
+            BurstStep::Fatal(e) => {
+                tracing::debug!(%local, error = %e, "pool socket read failed");
+                break;
+            }
+        }
+    }
+    received
 }
 
 /// Binds a pool socket beside the node's socket: the same IP (so the same family), the

@@ -13,12 +13,10 @@
 use std::io;
 use std::net::UdpSocket;
 use std::task::Poll;
-use std::time::Instant;
 
 use async_io::Async;
-use dhtmeet_core::{SansIo, Transmit, canonical_remote, socket_destination};
-use dhtmeet_runtime::pool::{SocketPool, TtlOverride};
-use dhtmeet_runtime::{BurstStep, MAX_READ_BATCH, burst_step};
+use dhtmeet_core::{SansIo, Transmit, socket_destination};
+use dhtmeet_runtime::pool::{SocketPool, TtlOverride, read_pool_burst};
 
 use crate::Driver;
 
@@ -75,26 +73,12 @@ impl<M: SansIo> Driver<M> {
         let Some(pool) = self.pool.sockets().get(index) else {
             return;
         };
-        let local = pool.local;
-        for _ in 0..MAX_READ_BATCH {
-            match burst_step(pool.socket.get_ref().recv_from(&mut self.buf)) {
-                BurstStep::Datagram(len, from) => {
-                    self.stats.received += 1;
-                    self.machine.handle_datagram(
-                        Instant::now(),
-                        local,
-                        canonical_remote(from),
-                        &self.buf[..len],
-                    );
-                }
-                BurstStep::Skip => {}
-                BurstStep::Done => break,
-                BurstStep::Fatal(e) => {
-                    tracing::debug!(%local, error = %e, "pool socket read failed");
-                    break;
-                }
-            }
-        }
+        self.stats.received += read_pool_burst(
+            pool.socket.get_ref(),
+            pool.local,
+            &mut self.buf,
+            &mut self.machine,
+        );
     }
 }
 

@@ -11,11 +11,10 @@
 //! (at most 257).
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use dhtmeet_core::{SansIo, Transmit, canonical_remote, socket_destination};
-use dhtmeet_runtime::pool::TtlOverride;
-use dhtmeet_runtime::{BurstStep, MAX_READ_BATCH, burst_step};
+use dhtmeet_core::{SansIo, Transmit, socket_destination};
+use dhtmeet_runtime::pool::{TtlOverride, read_pool_burst};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use crate::Driver;
@@ -105,25 +104,7 @@ impl<M: SansIo> Driver<M> {
         let Some(pool) = self.pool.sockets().get(index) else {
             return;
         };
-        let local = pool.local;
-        for _ in 0..MAX_READ_BATCH {
-            match burst_step(pool.socket.recv_from(&mut self.buf)) {
-                BurstStep::Datagram(len, from) => {
-                    self.stats.received += 1;
-                    self.machine.handle_datagram(
-                        Instant::now(),
-                        local,
-                        canonical_remote(from),
-                        &self.buf[..len],
-                    );
-                }
-                BurstStep::Skip => {}
-                BurstStep::Done => break,
-                BurstStep::Fatal(e) => {
-                    tracing::debug!(%local, error = %e, "pool socket read failed");
-                    break;
-                }
-            }
-        }
+        self.stats.received +=
+            read_pool_burst(&pool.socket, pool.local, &mut self.buf, &mut self.machine);
     }
 }
