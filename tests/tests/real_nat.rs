@@ -25,7 +25,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use dhtmeet_sim::scenario::meeting::{MeetingSimConfig, Prediction, predict, run as run_sim};
-use dhtmeet_tests::require_tool;
+use dhtmeet_tests::{require_tool, xorshift_bytes};
 use sha2::{Digest, Sha256};
 
 use internet::{Internet, SERVERS};
@@ -315,15 +315,8 @@ fn exchange_files(net: &Internet, m: &mut Meeting, connected: &BTreeSet<(usize, 
 
 /// The file home `i` sends: bytes no compressor or period would fake (xorshift).
 fn file_body(i: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (0..FILE_LEN)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
+    let seed = 0x2545_F491_4F6C_DD1D ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    xorshift_bytes(seed, FILE_LEN)
 }
 
 #[test]
