@@ -94,9 +94,10 @@ fn simulated(kinds: &[RouterKind]) -> BTreeSet<(usize, usize)> {
 /// port, while the hard side's openings admit only the announced one
 /// (`docs/real-nat.md`, "Port prediction on real routers"). The simulator's
 /// `masquerade` diverts only the claimed flow, so it connects these pairs; the real ones
-/// connect only while nothing has moved the port. Measured over three runs: 4 of 24 in
-/// a meeting of ten, 4 of 6 in a meeting of four, 1 of 6 in meetings of two. Until the member follows its moved port (issue 14's
-/// note), these pairs are observed, not asserted.
+/// connect only while nothing has moved the port. Measured over six runs: 8 of 48 in
+/// a meeting of ten, 6 of 12 in a meeting of four, 3 of 12 in meetings of two. Until
+/// the member follows its moved port (issue 14's note), these pairs are observed, not
+/// asserted.
 fn prediction(net: &Internet, a: usize, b: usize) -> Prediction {
     let (ka, kb) = (net.homes[a].kind, net.homes[b].kind);
     let random = |k| {

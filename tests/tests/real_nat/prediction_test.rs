@@ -12,21 +12,25 @@ use dhtmeet_sim::scenario::meeting::Prediction;
 
 use crate::internet::Internet;
 use crate::meeting::Meeting;
-use crate::{
-    CONNECT_LIMIT, Infrastructure, MESSAGE_LIMIT, OBSERVE_AT_LEAST, exchange_files, prediction,
-    report,
-};
+use crate::{Infrastructure, MESSAGE_LIMIT, OBSERVE_AT_LEAST, exchange_files, prediction, report};
 
 /// How often the meetings' events are taken in while waiting.
 const POLL: Duration = Duration::from_millis(20);
+/// Pairs that must connect have this long (from the start). A pair only prediction can
+/// join starts when both members' topic lookups have found each other: lookups run every
+/// 30 s, so the later side may find the other only at its third lookup, about 65 s in,
+/// and its first attempt may then wait for the other side's next one in the series (up
+/// to 25 s, `docs/port-prediction.md`). Measured over seven runs: meetings of two
+/// 14.7–53.2 s, the others 4.8–13.2 s.
+const PREDICTED_LIMIT: Duration = Duration::from_secs(90);
 
 /// What one pair of members must do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Expect {
-    /// Connect within [`CONNECT_LIMIT`], both sides saying `"via":"predicted"`: one
+    /// Connect within [`PREDICTED_LIMIT`], both sides saying `"via":"predicted"`: one
     /// side is symmetric, the other endpoint-independent.
     Predicted,
-    /// Connect within [`CONNECT_LIMIT`], any way.
+    /// Connect within [`PREDICTED_LIMIT`], any way.
     Connects,
     /// Not connect during [`OBSERVE_AT_LEAST`].
     Fails,
@@ -99,7 +103,7 @@ pub fn meet_by_prediction(
             std::thread::sleep(POLL);
         }
     };
-    let all_in = watch(&mut meetings, CONNECT_LIMIT, true);
+    let all_in = watch(&mut meetings, PREDICTED_LIMIT, true);
     let all_in_after = started.elapsed();
     watch(&mut meetings, OBSERVE_AT_LEAST, false);
 
@@ -140,7 +144,7 @@ pub fn meet_by_prediction(
     eprintln!("port prediction through real NATs:\n{text}");
     assert!(
         all_in,
-        "a pair predicted to connect did not within {CONNECT_LIMIT:?}:\n{text}"
+        "a pair predicted to connect did not within {PREDICTED_LIMIT:?}:\n{text}"
     );
     for (&(g, a, b), e) in &expect {
         let m = &meetings[g];
