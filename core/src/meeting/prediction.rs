@@ -13,7 +13,7 @@
 //!
 //! Each side starts when its own topic lookup finds the other, and lookups run every
 //! 30 s, so the two sides' first attempts can start tens of seconds apart (measured on
-//! real routers: up to 25 s), and a blind attempt only works while the other side's
+//! real routers: 22–29 s), and a blind attempt only works while the other side's
 //! runs. So attempts towards an address come in a quick series: [`QUICK_ATTEMPTS`], one
 //! every [`QUICK_PERIOD`]. Two sides in their series overlap for at least 12 s of every
 //! period whatever their phase (a 17 s probing and a 20 s opening in 25 s), and a late
