@@ -31,16 +31,19 @@ const WITHOUT_PREDICTION: [&str; 9] = [
 /// symmetric member also meets every endpoint-independent one (birthday method against
 /// random ports, Δ-scanning against sequential ones), and two sequential symmetric
 /// members meet each other. Random against any symmetric NAT stays `N` (a relay's job).
+/// `masquerade` against a symmetric member is `?`: a probe that hits a port the hard
+/// side's own hellos claimed moves the `masquerade` member's port for every later flow
+/// (Linux; about 1 run in 20 to 25).
 const EXPECTED: [&str; 9] = [
     "Y Y Y Y Y Y Y Y Y",
     "Y Y Y Y Y Y Y Y Y",
     "Y Y Y Y Y Y Y Y Y",
     "Y Y Y Y Y ? Y Y Y",
     "Y Y Y Y Y ? Y Y Y",
-    "Y Y Y ? ? ? ? Y Y",
+    "Y Y Y ? ? ? ? ? ?",
     "Y Y Y Y Y ? Y Y Y",
-    "Y Y Y Y Y Y Y Y N",
-    "Y Y Y Y Y Y Y N N",
+    "Y Y Y Y Y ? Y Y N",
+    "Y Y Y Y Y ? Y N N",
 ];
 
 fn index(p: NatPreset) -> usize {
@@ -281,11 +284,14 @@ fn every_pair_with_a_symmetric_member_connects_as_predicted_in_its_own_meeting()
         .unwrap_or_else(|e| panic!("seeds {seeds:?}: {e}"));
     let mut wrong = Vec::new();
     for c in &summaries {
-        let want = expected(c.a, c.b).expect("no masquerade-order cell has a symmetric side");
+        // `None`: masquerade × symmetric, which may fail; when it connects, it is by
+        // prediction.
+        let want = expected(c.a, c.b);
         for r in &c.runs {
-            let by_prediction_only = without_prediction(c.a, c.b) == Some(false) && want;
+            let by_prediction_only =
+                without_prediction(c.a, c.b) != Some(true) && want != Some(false) && r.connected;
             let via_ok = !by_prediction_only || r.via == Some(Via::Predicted);
-            if r.connected != want || !via_ok {
+            if want.is_some_and(|w| r.connected != w) || !via_ok {
                 wrong.push(format!("{} × {}: {r:?}", c.a, c.b));
             }
         }

@@ -85,33 +85,19 @@ fn simulated(kinds: &[RouterKind]) -> BTreeSet<(usize, usize)> {
         .collect()
 }
 
-/// The prediction for homes `a` and `b`: the simulator's, except bare masquerade
-/// against a random kind, which depends on the meeting on real routers.
-///
-/// Linux gives a socket's new flow the mapping of its most recent flow. Once any
-/// datagram (another member's hello, a DHT query) has claimed the `masq` member's port
-/// and its reply to that sender was diverted, every later flow leaves from the diverted
-/// port, while the hard side's openings admit only the announced one
-/// (`docs/real-nat.md`, "Port prediction on real routers"). The simulator's
-/// `masquerade` diverts only the claimed flow, so it connects these pairs; the real ones
-/// connect only while nothing has moved the port. Measured over six runs: 8 of 48 in
-/// a meeting of ten, 6 of 12 in a meeting of four, 3 of 12 in meetings of two. Until
-/// the member follows its moved port (issue 14's note), these pairs are observed, not
-/// asserted.
+/// The prediction for homes `a` and `b`: the simulator's. Bare masquerade against a
+/// random kind depends on the meeting there as here: Linux gives a socket's new flow the
+/// mapping of its most recent flow, so once any datagram (another member's hello, a DHT
+/// query, the hard side's own hello) has claimed the `masq` member's port and its reply
+/// to that sender was diverted, every later flow leaves from the diverted port, while
+/// the hard side's openings admit only the announced one (`docs/real-nat.md`, "Port
+/// prediction on real routers"; the simulator's `masquerade` models it since issue 14's
+/// last stop). The member follows a moved port it observes and announces it, but
+/// observations of new flows do not always come in time. Measured over six runs before
+/// that: 8 of 48 in a meeting of ten, 6 of 12 in a meeting of four, 3 of 12 in
+/// meetings of two.
 fn prediction(net: &Internet, a: usize, b: usize) -> Prediction {
-    let (ka, kb) = (net.homes[a].kind, net.homes[b].kind);
-    let random = |k| {
-        matches!(
-            k,
-            RouterKind::MasqueradeRandom | RouterKind::MasqueradeFullyRandom
-        )
-    };
-    let masq_against_random = (ka == RouterKind::Masquerade && random(kb))
-        || (kb == RouterKind::Masquerade && random(ka));
-    if masq_against_random {
-        return Prediction::DependsOnOrder;
-    }
-    predict(ka.preset(), kb.preset())
+    predict(net.homes[a].kind.preset(), net.homes[b].kind.preset())
 }
 
 /// A table of every pair of members: kinds, presets, the prediction, what the simulator

@@ -12,6 +12,9 @@
 //!    [`NatClass::EndpointIndependent`] (`preserving` when the port is our socket's).
 //!    One liar among three honest observers cannot outvote them, nor make a verdict out
 //!    of two.
+//!    2a. **One port for all, moved**: the port the newest mappings show, when it differs
+//!    from the one the older mappings agree on and at least two destinations report it
+//!    ([`moved_port`]'s rule; Linux masquerade after a diverted flow).
 //! 3. **A new port per destination**, said only when at least [`MIN_OBSERVATIONS`]
 //!    different ports were seen and no port by more than two destinations (two
 //!    destinations on one IP share a mapping behind an address-dependent NAT); otherwise
@@ -41,17 +44,19 @@ pub const MAX_STEP: u16 = 16;
 pub const MAX_BACKGROUND: u64 = 512;
 
 /// The class `observations` show for a socket bound to `local`, whose very first
-/// mapping (if known) was the `first_order`th.
+/// mapping (if known) was the `first_order`th; with it, for the classes of one public
+/// port for all ([`NatClass::Open`], [`NatClass::EndpointIndependent`]), that address:
+/// where new flows of the socket appear now.
 pub(crate) fn classify(
     observations: &[NatObservation],
     local: Option<SocketAddr>,
     first_order: Option<u64>,
-) -> NatClass {
+) -> (NatClass, Option<SocketAddr>) {
     let family_v4 = match local {
         Some(l) => l.is_ipv4(),
         None => match observations.first() {
             Some(o) => o.public.is_ipv4(),
-            None => return NatClass::Unknown,
+            None => return (NatClass::Unknown, None),
         },
     };
     let same_family: Vec<&NatObservation> = observations
@@ -59,7 +64,7 @@ pub(crate) fn classify(
         .filter(|o| o.public.is_ipv4() == family_v4)
         .collect();
     let Some(ip) = most_common(same_family.iter().map(|o| o.public.ip())) else {
-        return NatClass::Unknown;
+        return (NatClass::Unknown, None);
     };
     let agreeing: Vec<&NatObservation> = same_family
         .into_iter()
@@ -67,22 +72,29 @@ pub(crate) fn classify(
         .collect();
     let n = agreeing.len();
     if n < MIN_OBSERVATIONS {
-        return NatClass::Unknown;
+        return (NatClass::Unknown, None);
     }
     let Some(port) = most_common(agreeing.iter().map(|o| o.public.port())) else {
-        return NatClass::Unknown;
+        return (NatClass::Unknown, None);
     };
     let top = agreeing.iter().filter(|o| o.public.port() == port).count();
     let local_port = local.map(|l| l.port());
-    if top >= MIN_OBSERVATIONS && 2 * top > n {
+    let one_port = |port: u16| {
         let public = SocketAddr::new(ip, port);
-        return if local == Some(public) {
+        let class = if local == Some(public) {
             NatClass::Open
         } else {
             NatClass::EndpointIndependent {
                 preserving: local_port == Some(port),
             }
         };
+        (class, Some(public))
+    };
+    if let Some(moved) = moved_port(&agreeing) {
+        return one_port(moved);
+    }
+    if top >= MIN_OBSERVATIONS && 2 * top > n {
+        return one_port(port);
     }
     // One point per mapping (port), at its earliest creation; points whose creation
     // we do not know are left out of the order.
@@ -91,7 +103,7 @@ pub(crate) fn classify(
     ports.sort_unstable();
     ports.dedup();
     if ports.len() < MIN_OBSERVATIONS || top > 2 {
-        return NatClass::Unknown;
+        return (NatClass::Unknown, None);
     }
     for o in &agreeing {
         let Some(order) = o.order else { continue };
@@ -103,13 +115,33 @@ pub(crate) fn classify(
     mappings.sort_unstable();
     if let (Some(&(order, port)), Some(local_port)) = (mappings.first(), local_port) {
         if Some(order) == first_order && port == local_port {
-            return NatClass::PortPreserving;
+            return (NatClass::PortPreserving, None);
         }
     }
     match best_step(&mappings) {
-        Some(step) => NatClass::Sequential { step },
-        None => NatClass::Random,
+        Some(step) => (NatClass::Sequential { step }, None),
+        None => (NatClass::Random, None),
     }
+}
+
+/// The port of a one-port-for-all NAT that moved (rule 2a in the module docs): the
+/// newest mapping's port `b`, when at least two destinations report `b`, every mapping
+/// they show was made after every mapping that shows the port `a` the older
+/// destinations agree on (at least two of them), and `a` and `b` together are a strict
+/// majority. Linux masquerade moves a socket's port this way: once one flow had to
+/// leave from another port, every later new flow leaves from that port too.
+fn moved_port(agreeing: &[&NatObservation]) -> Option<u16> {
+    let ordered = || agreeing.iter().filter_map(|o| Some((o.order?, o.public.port())));
+    let (_, b) = ordered().max()?;
+    let newest_a = |a: u16| ordered().filter(|&(_, p)| p == a).map(|(o, _)| o).max();
+    let with_b: Vec<u64> = ordered().filter(|&(_, p)| p == b).map(|(o, _)| o).collect();
+    let a = most_common(ordered().map(|(_, p)| p).filter(|&p| p != b))?;
+    let count = |port: u16| agreeing.iter().filter(|o| o.public.port() == port).count();
+    let moved = with_b.len() >= 2
+        && count(a) >= 2
+        && newest_a(a).is_some_and(|last_a| with_b.iter().all(|&o| o > last_a))
+        && 2 * (count(a) + count(b)) > agreeing.len();
+    moved.then_some(b)
 }
 
 /// The value seen most often; ties go to the one seen first.

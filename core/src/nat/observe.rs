@@ -70,6 +70,7 @@ pub struct NatObserver {
     first_order: Option<u64>,
     observations: VecDeque<NatObservation>,
     class: NatClass,
+    public: Option<SocketAddr>,
 }
 
 impl Default for NatObserver {
@@ -81,6 +82,7 @@ impl Default for NatObserver {
             first_order: Some(0),
             observations: VecDeque::new(),
             class: NatClass::Unknown,
+            public: None,
         }
     }
 }
@@ -94,6 +96,13 @@ impl NatObserver {
     /// The class the observations show now.
     pub fn class(&self) -> NatClass {
         self.class
+    }
+
+    /// Where new flows of our socket appear, when the class is one public port for all
+    /// ([`NatClass::Open`], [`NatClass::EndpointIndependent`]): the port the newest
+    /// mappings show, which a Linux masquerade router moves (`docs/port-prediction.md`).
+    pub fn public(&self) -> Option<SocketAddr> {
+        self.public
     }
 
     /// The observations kept, oldest first.
@@ -238,7 +247,8 @@ impl NatObserver {
 
     fn reclassify(&mut self) -> Option<NatClass> {
         let observations: Vec<NatObservation> = self.observations.iter().copied().collect();
-        let class = classify(&observations, self.local, self.first_order);
+        let (class, public) = classify(&observations, self.local, self.first_order);
+        self.public = public;
         if class == self.class {
             return None;
         }

@@ -378,3 +378,31 @@ fn classes_print_as_the_cli_shows_them() {
     );
     assert_eq!(NatClass::Unknown.to_string(), "unknown");
 }
+
+#[test]
+fn a_masquerade_port_that_moved_for_new_flows_is_followed() {
+    // Linux masquerade: the first six flows kept port 4000; one was diverted and every
+    // later new flow leaves from 17419, while the old flows keep 4000.
+    let o = observe_behind(9, |i| if i < 6 { 4000 } else { 17419 });
+    assert_eq!(o.class(), NatClass::EndpointIndependent { preserving: false });
+    assert_eq!(o.public(), Some(public(17419)));
+    // One new flow at the new port is not yet a move (it could be a liar).
+    let o = observe_behind(7, |i| if i < 6 { 4000 } else { 17419 });
+    assert_eq!(o.class(), NatClass::EndpointIndependent { preserving: true });
+    assert_eq!(o.public(), Some(public(4000)));
+    // Two observers of the newest mappings move it (two colluding liars could, as two
+    // honest ones must be able to); the next new flow's honest answer moves it back.
+    let o = observe_behind(8, |i| if i == 6 || i == 7 { 17419 } else { 4000 });
+    assert_eq!(o.public(), Some(public(17419)));
+    let mut o = o;
+    o.note_sent(test_clock::start() + Duration::from_secs(1), destination(8));
+    o.observe(destination(8), public(4000), ObservationSource::Dht);
+    assert_eq!(o.public(), Some(public(4000)));
+    // Old and new ports interleaved by creation order: no move, and no verdict flip.
+    let o = observe_behind(8, |i| if i % 2 == 0 { 4000 } else { 17419 });
+    assert_eq!(o.class(), NatClass::Unknown);
+    assert_eq!(o.public(), None);
+    // Random and sequential allocators never look moved.
+    assert_eq!(observe_behind(8, random_ports(7)).public(), None);
+    assert_eq!(observe_behind(8, |i| 30000 + i as u16).public(), None);
+}

@@ -29,6 +29,9 @@ pub struct NodeStats {
     /// Datagrams on a pool socket that are neither probes nor from the peer of a path
     /// found on it.
     pub dropped_pool_unrouted: u64,
+    /// Times the NAT moved our public port for new flows (a Linux masquerade router
+    /// after a diverted flow); each one is announced explicitly.
+    pub public_moves: u64,
     /// The STUN client's counters.
     pub stun_client: ClientStats,
     /// The STUN responder's counters.

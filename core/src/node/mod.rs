@@ -60,6 +60,9 @@ pub struct Node {
     /// from meetings left since).
     remembered: SavedState,
     latest_report: Option<StunReport>,
+    /// Where new flows of the main socket appear, as the NAT observer last said (one
+    /// public port for all): a change means the NAT moved our port.
+    public: Option<SocketAddr>,
     stun_reachable: bool,
     stun_rounds_finished: u64,
     /// The DHT has bootstrapped or given up at least once.
@@ -123,6 +126,7 @@ impl Node {
                 ..SavedState::default()
             },
             latest_report: None,
+            public: None,
             stun_reachable: false,
             stun_rounds_finished: 0,
             dht_started: false,

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 
 use super::Node;
+use crate::dht::LookupKind;
 use crate::event::Event;
 use crate::nat::{NatClass, NatObservation, ObservationSource};
 use crate::stun::{Mapping, StunEvent};
@@ -40,10 +41,44 @@ impl Node {
     }
 
     fn nat_changed(&mut self, class: Option<NatClass>) {
+        self.follow_public();
         let Some(class) = class else { return };
         tracing::info!(nat = %class, observations = self.nat.observations().len(), "NAT class");
         if let Some(m) = &mut self.meeting {
             m.set_nat_class(class);
+        }
+    }
+
+    /// Follows our public address when the NAT moves it: a Linux masquerade router
+    /// gives every new flow the port of the newest one, so once one flow was diverted
+    /// (`docs/port-prediction.md`, "Bare masquerade"), new contacts see us at another
+    /// port than the one announced. The meeting then announces that port explicitly (an
+    /// `implied_port` announce to a storage node we already talk to would still show the
+    /// old one) and counts it as its own address.
+    fn follow_public(&mut self) {
+        let public = self.nat.public();
+        let moved = match (self.public, public) {
+            (Some(old), Some(new)) => old != new,
+            _ => false,
+        };
+        if public.is_some() {
+            self.public = public;
+        }
+        let (true, Some(public)) = (moved, public) else {
+            return;
+        };
+        tracing::info!(%public, "our public port moved: announcing it");
+        self.stats.public_moves += 1;
+        let Some(m) = &mut self.meeting else { return };
+        m.add_reflexive(public);
+        let topic = m.topic();
+        if let Some(dht) = &mut self.dht {
+            let kind = LookupKind::Announce {
+                port: Some(public.port()),
+            };
+            if let Err(e) = dht.watch(self.now, topic, kind) {
+                tracing::debug!(error = %e, "re-announcing the moved port failed");
+            }
         }
     }
 

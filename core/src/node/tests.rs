@@ -604,3 +604,78 @@ fn stun_answers_and_dht_ip_values_classify_the_nat_in_health() {
         "one lying DHT node is outvoted"
     );
 }
+
+/// A Linux masquerade router moved our port for new flows (after a diverted flow):
+/// two DHT nodes we first sent to afterwards report the new port, and the meeting
+/// announces that port explicitly instead of `implied_port` (which storage nodes we
+/// already talk to would see as the old one).
+#[test]
+fn a_port_the_nat_moved_for_new_flows_is_announced_explicitly() {
+    use crate::dht::krpc::{Body, Message as Krpc, Query, Response};
+    let mut node = behind_nat(|_| 4000, None);
+    assert_eq!(
+        node.health().nat,
+        NatClass::EndpointIndependent { preserving: true }
+    );
+    let now = test_clock::start();
+    let local = addr("10.0.0.2:4000");
+    node.join(now, "test-moved-port-code", true).unwrap();
+    let moved = addr("203.0.113.5:17419");
+    // The meeting's first lookups go out; answer them at the old port with a token.
+    let mut announces: Vec<(u16, bool)> = Vec::new();
+    let respond = |node: &mut Node, seen: SocketAddr, announces: &mut Vec<(u16, bool)>| {
+        let sent: Vec<Transmit> = std::iter::from_fn(|| node.poll_transmit()).collect();
+        for t in sent {
+            let Ok(q) = Krpc::decode(&t.contents) else {
+                continue;
+            };
+            if let Body::Query {
+                query:
+                    Query::AnnouncePeer {
+                        port, implied_port, ..
+                    },
+                ..
+            } = &q.body
+            {
+                announces.push((*port, *implied_port));
+            }
+            let answer = Krpc {
+                transaction_id: q.transaction_id,
+                version: None,
+                read_only: false,
+                ip: Some(seen),
+                body: Body::Response {
+                    id: NodeId([9; 20]),
+                    response: Response {
+                        token: Some(b"tok".to_vec()),
+                        ..Response::default()
+                    },
+                },
+            }
+            .encode();
+            node.handle_datagram(now, local, t.destination, &answer);
+        }
+    };
+    for _ in 0..3 {
+        respond(&mut node, addr("203.0.113.5:4000"), &mut announces);
+    }
+    assert!(
+        !announces.is_empty() && announces.iter().all(|&(_, implied)| implied),
+        "before the move: implied_port ({announces:?})"
+    );
+    assert_eq!(node.health().stats.public_moves, 0);
+    // Two new destinations see us at the moved port.
+    for d in ["198.51.100.77:6881", "198.51.100.78:6881"] {
+        node.nat.note_sent(now, addr(d));
+        node.observe_dht_address(addr(d), moved);
+    }
+    assert_eq!(node.health().stats.public_moves, 1);
+    announces.clear();
+    for _ in 0..3 {
+        respond(&mut node, addr("203.0.113.5:4000"), &mut announces);
+    }
+    assert!(
+        !announces.is_empty() && announces.iter().all(|&a| a == (17419, false)),
+        "after the move: port 17419 explicitly ({announces:?})"
+    );
+}

@@ -97,6 +97,9 @@ pub struct Nat {
     bindings: BTreeMap<u16, Binding>,
     /// (external port, remote endpoint) → expiry: pairs claimed by refused datagrams.
     claims: BTreeMap<(u16, SocketAddr), u64>,
+    /// Internal endpoint → the key of the binding its newest flow got (NATs whose
+    /// refused datagrams claim ports: see [`Nat::conntrack_key`]).
+    newest: BTreeMap<SocketAddr, MappingKey>,
     /// Where a sequential scan starts next.
     next_port: u16,
     /// When the next background mapping is due (`None`: not started).
@@ -122,6 +125,7 @@ impl Nat {
             mappings: BTreeMap::new(),
             bindings: BTreeMap::new(),
             claims: BTreeMap::new(),
+            newest: BTreeMap::new(),
             next_port,
             background_next: None,
             background_count: 0,
@@ -176,12 +180,14 @@ impl Nat {
         };
         // Only a NAT whose refused datagrams claim ports ever diverts a flow.
         let claims_ports = self.config.refused_inbound != RefusedInbound::Forgotten;
-        let (key, assignment) = if claims_ports && key != flow && self.diverted(now, key, flow, dst)
-        {
-            (flow, PortAssignment::Random)
+        let (key, assignment, new_flow) = if claims_ports && key != flow {
+            self.conntrack_key(now, key, flow, dst)
         } else {
-            (key, self.config.port_assignment)
+            (key, self.config.port_assignment, false)
         };
+        if new_flow {
+            self.newest.insert(src, key);
+        }
         let existing = self.mappings.get(&key).copied();
         let port = match existing {
             Some(port) if self.bindings.get(&port).is_some_and(|b| b.expires > now) => port,
@@ -288,9 +294,21 @@ impl Nat {
         self.claims.get(&(port, remote)).is_some_and(|&e| e > now)
     }
 
-    /// Whether traffic from `key`'s internal endpoint to `dst` must use its own binding
-    /// (`flow`): it already has a live one, or a claim holds the port of `key`'s.
-    fn diverted(&self, now: u64, key: MappingKey, flow: MappingKey, dst: SocketAddr) -> bool {
+    /// Which binding a flow from `key`'s internal endpoint to `dst` uses behind a NAT
+    /// whose refused datagrams claim ports, as Linux conntrack picks the source of a
+    /// masqueraded flow: a live flow keeps its binding; a new flow takes the port of the
+    /// internal endpoint's newest flow, unless `dst` claims that port (its reply tuple is
+    /// taken), and then a binding of its own with a random port. So once one flow was
+    /// diverted, every later new flow of that endpoint leaves from the diverted port too
+    /// (`docs/real-nat.md`, "Port prediction on real routers", 3). Returns the key, how a
+    /// new binding gets its port, and whether the flow is new.
+    fn conntrack_key(
+        &self,
+        now: u64,
+        key: MappingKey,
+        flow: MappingKey,
+        dst: SocketAddr,
+    ) -> (MappingKey, PortAssignment, bool) {
         let live = |k: &MappingKey| {
             self.mappings
                 .get(k)
@@ -298,14 +316,31 @@ impl Nat {
                 .copied()
         };
         if live(&flow).is_some() {
-            return true;
+            return (flow, PortAssignment::Random, false);
         }
-        live(&key).is_some_and(|port| self.claimed(now, port, dst))
+        let carrying = self.bindings.values().find(|b| {
+            b.key.internal == key.internal && b.expires > now && b.permissions.has(now, dst)
+        });
+        if let Some(b) = carrying {
+            return (b.key, self.config.port_assignment, false);
+        }
+        let newest = self.newest.get(&key.internal).copied().unwrap_or(key);
+        match live(&newest) {
+            Some(port) if self.claimed(now, port, dst) => (flow, PortAssignment::Random, true),
+            Some(_) => (newest, self.config.port_assignment, true),
+            None => match live(&key) {
+                Some(port) if self.claimed(now, port, dst) => (flow, PortAssignment::Random, true),
+                _ => (key, self.config.port_assignment, true),
+            },
+        }
     }
 
     fn remove_binding(&mut self, port: u16) {
         if let Some(b) = self.bindings.remove(&port) {
             self.mappings.remove(&b.key);
+            if self.newest.get(&b.key.internal) == Some(&b.key) {
+                self.newest.remove(&b.key.internal);
+            }
             self.stats.mappings_expired += 1;
         }
     }
@@ -403,12 +438,27 @@ mod tests {
             assert_eq!(n.inbound(1, peer, to_us), Err(NatDrop::Filtered));
             let towards_peer = ext(&mut n, 2, peer);
             assert_eq!(towards_peer.port() != 4000, diverted, "{refused:?}");
-            // The flow keeps its port, its replies get in, and others keep the usual one.
+            // The flow keeps its port, its replies get in, and the older flow keeps the
+            // usual one; a new flow follows the newest (Linux: the diverted port).
             assert_eq!(ext(&mut n, 3, peer), towards_peer);
             assert_eq!(n.inbound(4, peer, towards_peer), Ok(src));
-            assert_eq!(ext(&mut n, 5, sa("192.0.2.9:1")).port(), 4000);
+            assert_eq!(ext(&mut n, 5, server).port(), 4000);
+            let later = ext(&mut n, 5, sa("192.0.2.9:1"));
+            assert_eq!(later, towards_peer);
+            assert_eq!(n.inbound(6, sa("192.0.2.9:1"), later), Ok(src));
             assert_eq!(n.stats().claim_diversions, u64::from(diverted));
         }
+        // Once diverted, new flows stay on the newest port while it lives, and a claim
+        // on that port diverts again.
+        let mut n = nat(config(claims));
+        ext(&mut n, 0, server);
+        let _ = n.inbound(1, peer, sa("203.0.113.1:4000"));
+        let moved = ext(&mut n, 2, peer).port();
+        let other = sa("192.0.2.20:7");
+        let _ = n.inbound(3, other, SocketAddr::new(sa("203.0.113.1:1").ip(), moved));
+        let again = ext(&mut n, 4, other).port();
+        assert!(again != moved && again != 4000, "{again}");
+        assert_eq!(ext(&mut n, 5, sa("192.0.2.21:7")).port(), again);
         // A claim lapses: a new flow after its timeout keeps the port.
         let mut n = nat(config(claims));
         ext(&mut n, 0, server);

@@ -64,6 +64,11 @@ impl Permissions {
         );
     }
 
+    /// Whether a live permission for exactly `remote` exists (a live conntrack flow).
+    pub(super) fn has(&self, now: u64, remote: SocketAddr) -> bool {
+        self.by_remote.get(&remote).is_some_and(|p| p.expires > now)
+    }
+
     /// Whether `filtering` lets a datagram from `src` in at `now`.
     pub(super) fn admit(&self, filtering: FilteringBehavior, now: u64, src: SocketAddr) -> bool {
         match filtering {

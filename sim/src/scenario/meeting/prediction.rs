@@ -54,7 +54,12 @@ impl Prediction {
 /// method against random allocation, Δ-scanning against sequential allocation; the
 /// hard side's low-TTL openings never reach a `masquerade` peer's conntrack), and two
 /// sequential NATs meet each other. Random allocation against random or sequential
-/// allocation has no predictable path: a relay's job.
+/// allocation has no predictable path: a relay's job. Except `masquerade` against a
+/// symmetric side, which depends on order: the hard side's own hellos to the
+/// `masquerade` side claim the ports they left from, and a probe that hits one of them
+/// moves the `masquerade` side's port for every later flow (Linux gives a new flow the
+/// port of the newest one), away from the port the hard side's openings aim at (about
+/// 1 run in 20; `docs/port-prediction.md`).
 pub fn predict(a: NatPreset, b: NatPreset) -> Prediction {
     let sequential = |p| p == NatPreset::SymmetricSequential;
     match (a, b) {
@@ -64,6 +69,9 @@ pub fn predict(a: NatPreset, b: NatPreset) -> Prediction {
             } else {
                 Prediction::Fails
             }
+        }
+        (NatPreset::Masquerade, s) | (s, NatPreset::Masquerade) if s.is_symmetric() => {
+            Prediction::DependsOnOrder
         }
         (s, _) | (_, s) if s.is_symmetric() => Prediction::Connects,
         _ => predict_without_prediction(a, b),
