@@ -160,6 +160,28 @@ fn demultiplexer_counts_what_it_cannot_use() {
 }
 
 #[test]
+fn a_stun_flood_from_one_ip_gets_one_budget_of_answers_and_others_are_answered() {
+    use crate::stun::{ANSWER_BURST, wire};
+    let now = test_clock::start();
+    let mut n = node(1, &[], now);
+    let local = addr("10.0.0.1:1");
+    let request = wire::binding_request(wire::TransactionId([7; 12]));
+    let mut answered = 0;
+    for port in 0..2000u16 {
+        let from = SocketAddr::from(([203, 0, 113, 5], 1024 + port));
+        n.handle_datagram(now, local, from, &request);
+        answered += std::iter::from_fn(|| n.poll_transmit()).count();
+    }
+    assert_eq!(answered, ANSWER_BURST as usize);
+    n.handle_datagram(now, local, addr("203.0.113.6:9"), &request);
+    let reply = n.poll_transmit().expect("another IP is answered");
+    assert_eq!(reply.destination, addr("203.0.113.6:9"));
+    let s = n.health().stats.stun_server;
+    assert_eq!(s.requests_answered, u64::from(ANSWER_BURST) + 1);
+    assert_eq!(s.dropped_rate_limited, 2000 - u64::from(ANSWER_BURST));
+}
+
+#[test]
 fn invalid_configuration_is_an_error_not_a_panic() {
     let mut config = NodeConfig::new(Seed::from_u64(1));
     config.stun.parallel_queries = 0;
@@ -574,7 +596,7 @@ fn behind_nat(port: impl Fn(usize) -> u16, liar: Option<usize>) -> Node {
                 }
                 .encode()
             } else {
-                stun.handle_message(seen, &Message::decode(&t.contents).unwrap());
+                stun.handle_message(now, seen, &Message::decode(&t.contents).unwrap());
                 stun.poll_transmit().unwrap().contents
             };
             node.handle_datagram(now, local, t.destination, &answer);
