@@ -591,6 +591,23 @@ fn prop_arbitrary_datagrams_never_panic_and_stay_bounded() {
         .quickcheck(prop as fn(Vec<(u8, Vec<u8>)>) -> bool);
 }
 
+fn extension_reply(dht: &mut Dht) -> ExtensionReply {
+    std::iter::from_fn(|| dht.poll_event())
+        .find_map(|e| match e {
+            DhtEvent::ExtensionQuery { reply, .. } => Some(reply),
+            _ => None,
+        })
+        .expect("the extension query is reported")
+}
+
+fn replies_to(dht: &mut Dht, to: SocketAddr) -> Vec<Vec<u8>> {
+    std::iter::from_fn(|| dht.poll_transmit())
+        .filter(|t| t.destination == to)
+        .filter(|t| Message::decode(&t.contents).is_ok_and(|m| !matches!(m.body, Body::Query { .. })))
+        .map(|t| t.contents)
+        .collect()
+}
+
 #[test]
 fn a_read_only_node_still_takes_registered_extension_queries() {
     let now = test_clock::start();
@@ -604,7 +621,15 @@ fn a_read_only_node_still_takes_registered_extension_queries() {
         method: b"dm_signal".to_vec(),
         args: b"d2:id20:BBBBBBBBBBBBBBBBBBBBe".to_vec(),
     };
-    let r = ask(&mut dht, addr(9), &query(b"xs", signal));
+    assert!(
+        ask(&mut dht, addr(9), &query(b"xs", signal.clone())).is_empty(),
+        "answered only once its owner has judged it"
+    );
+    let reply = extension_reply(&mut dht);
+    dht.answer_extension(reply, ExtensionVerdict::Acknowledge);
+    let r: Vec<_> = std::iter::from_fn(|| dht.poll_transmit())
+        .filter_map(|t| Message::decode(&t.contents).ok())
+        .collect();
     assert!(
         matches!(
             &r[..],
@@ -615,13 +640,39 @@ fn a_read_only_node_still_takes_registered_extension_queries() {
         ),
         "{r:?}"
     );
-    assert!(
-        std::iter::from_fn(|| dht.poll_event())
-            .any(|e| matches!(e, DhtEvent::ExtensionQuery { .. }))
-    );
+    // Refused by its owner: no answer, as read-only nodes give unregistered methods.
+    assert!(ask(&mut dht, addr(9), &query(b"xt", signal)).is_empty());
+    let reply = extension_reply(&mut dht);
+    dht.answer_extension(reply, ExtensionVerdict::AsUnknownMethod);
+    assert!(dht.poll_transmit().is_none());
     // Plain DHT queries still go unanswered.
     assert!(ask(&mut dht, addr(9), &query(b"pp", Query::Ping)).is_empty());
     assert_eq!(dht.stats().dropped_read_only, 1);
+}
+
+#[test]
+fn a_refused_extension_query_is_answered_as_an_unregistered_method_is() {
+    let signal = Query::Other {
+        method: b"dm_signal".to_vec(),
+        args: b"d2:id20:BBBBBBBBBBBBBBBBBBBBe".to_vec(),
+    };
+    let bytes = query(b"xs", signal).encode();
+    let mut without = lone_node();
+    let now = without.now;
+    without.handle_datagram(now, addr(0), addr(9), &bytes);
+    let unregistered = replies_to(&mut without, addr(9));
+    let mut with = lone_node();
+    with.register_extension(b"dm_signal");
+    with.handle_datagram(now, addr(0), addr(9), &bytes);
+    let reply = extension_reply(&mut with);
+    with.answer_extension(reply, ExtensionVerdict::AsUnknownMethod);
+    let refused = replies_to(&mut with, addr(9));
+    // docs/PROTOCOL.md: the one answer to an unknown or refused method.
+    assert_eq!(
+        unregistered,
+        [b"d1:eli204e14:Method Unknowne1:t2:xs1:v4:DM\x00\x011:y1:ee".to_vec()]
+    );
+    assert_eq!(refused, unregistered);
 }
 
 #[test]

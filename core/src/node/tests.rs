@@ -181,6 +181,101 @@ fn a_stun_flood_from_one_ip_gets_one_budget_of_answers_and_others_are_answered()
     assert_eq!(s.dropped_rate_limited, 2000 - u64::from(ANSWER_BURST));
 }
 
+/// Issue 15, finding 4: a member must not answer invalid signaling any differently from
+/// a node that is in no meeting, or anyone could probe addresses for "in a meeting".
+#[test]
+fn invalid_signaling_to_a_member_is_answered_as_a_node_outside_any_meeting_answers() {
+    use crate::dht::krpc::{Body, Message as Krpc, Query};
+    use crate::meeting::code;
+    use crate::meeting::keys::MeetingKeys;
+    use crate::meeting::signal::{self, DmSignal, DmSignalBody, MemberId};
+    let now = test_clock::start();
+    let standalone = |seed: u64, at: &str| {
+        let mut config = NodeConfig::new(Seed::from_u64(seed));
+        config.stun.servers.clear();
+        config.local_addr = Some(addr(at));
+        Node::new(now, config).unwrap()
+    };
+    let (member_at, outsider_at) = (addr("198.51.100.1:4000"), addr("198.51.100.2:4000"));
+    let mut member = standalone(1, "198.51.100.1:4000");
+    let mut outsider = standalone(2, "198.51.100.2:4000");
+    let code = code::generate(&mut Seed::from_u64(7).rng());
+    member.join(now, &code, false).unwrap();
+    let prober = addr("203.0.113.66:6881");
+    let ask = |node: &mut Node, local: SocketAddr, args: &[u8]| -> Vec<Vec<u8>> {
+        let query = Krpc {
+            transaction_id: b"pr".to_vec(),
+            version: None,
+            read_only: false,
+            ip: None,
+            body: Body::Query {
+                id: NodeId([0x66; 20]),
+                query: Query::Other {
+                    method: signal::METHOD.to_vec(),
+                    args: args.to_vec(),
+                },
+            },
+        };
+        node.handle_datagram(now, local, prober, &query.encode());
+        std::iter::from_fn(|| node.poll_transmit())
+            .filter(|t| t.destination == prober)
+            .filter(|t| {
+                Krpc::decode(&t.contents).is_ok_and(|m| !matches!(m.body, Body::Query { .. }))
+            })
+            .map(|t| t.contents)
+            .collect()
+    };
+    let hello = |seq: u64, key: &[u8; 32]| {
+        DmSignal {
+            node_id: NodeId([0x66; 20]),
+            from: MemberId([9; 8]),
+            to: None,
+            seq,
+            nat: NatClass::Unknown,
+            body: DmSignalBody::Hello,
+        }
+        .encode_args(key)
+    };
+    let keys = MeetingKeys::derive(&code);
+    let mut bad_mac = hello(1, &keys.signaling);
+    let mac_at = bad_mac
+        .windows(6)
+        .position(|w| w == b"1:h16:")
+        .expect("the MAC is in the arguments")
+        + 6;
+    bad_mac[mac_at] ^= 1;
+    let other_meeting = hello(1, &MeetingKeys::derive("another meeting code").signaling);
+    let valid = hello(2, &keys.signaling);
+    let probes: [(&str, &[u8]); 4] = [
+        ("a bad MAC", &bad_mac),
+        ("another meeting", &other_meeting),
+        ("undecodable arguments", b"d2:id20:ffffffffffffffffffffe"),
+        ("a bencoded list", b"li1ee"),
+    ];
+    for (what, args) in probes {
+        let from_member = ask(&mut member, member_at, args);
+        let from_outsider = ask(&mut outsider, outsider_at, args);
+        assert_eq!(from_outsider.len(), 1, "{what}: the outsider answers once");
+        assert_eq!(
+            from_member, from_outsider,
+            "{what}: the member answers as an outsider"
+        );
+    }
+    // A valid signal is acknowledged; the same signal again (a replay) is not.
+    let ack = ask(&mut member, member_at, &valid);
+    assert!(
+        matches!(&ack[..], [r] if matches!(Krpc::decode(r).unwrap().body, Body::Response { .. })),
+        "a member's signal is acknowledged"
+    );
+    assert_eq!(
+        ask(&mut member, member_at, &valid),
+        ask(&mut outsider, outsider_at, &valid),
+        "a replayed signal is answered as an outsider answers"
+    );
+    let stats = member.health().stats.meeting;
+    assert_eq!(stats.dropped_bad_mac, 2);
+}
+
 #[test]
 fn invalid_configuration_is_an_error_not_a_panic() {
     let mut config = NodeConfig::new(Seed::from_u64(1));
