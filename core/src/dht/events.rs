@@ -107,6 +107,9 @@ pub struct DhtStats {
     pub errors_received: u64,
     /// Queries of ours that went unanswered after every attempt.
     pub timeouts: u64,
+    /// Lookup queries whose first attempt went unanswered within the timeout from
+    /// measured round-trip times: sent again while the lookup asked the next candidate.
+    pub soft_timeouts: u64,
     /// Announces stored.
     pub announces_stored: u64,
     /// Datagrams that were not valid KRPC.

@@ -435,7 +435,7 @@ impl Dht {
 
     /// A response or error to one of our queries.
     fn handle_reply(&mut self, remote: SocketAddr, msg: Message) {
-        let Some(settled) = self.queries.take_reply(remote, &msg) else {
+        let Some(settled) = self.queries.take_reply(self.now, remote, &msg) else {
             return;
         };
         match msg.body {
@@ -492,9 +492,17 @@ impl Dht {
         }
     }
 
-    /// Retransmits overdue queries once; the ones overdue again have failed.
+    /// Lets lookups move on past queries whose soft timeout passed; retransmits overdue
+    /// queries once; the ones overdue again have failed.
     fn expire_queries(&mut self) {
         let now = self.now;
+        for stalled in self.queries.stalled(now) {
+            if let Purpose::Lookup(lid) = stalled.purpose {
+                if self.lookups.on_stalled(lid, stalled.to) {
+                    self.drive(lid);
+                }
+            }
+        }
         for t in self.queries.overdue(now) {
             let Some(failed) = self.queries.retry_or_expire(now, t, &mut self.out) else {
                 continue;

@@ -530,6 +530,65 @@ fn joining_before_the_dht_is_ready_waits_for_it_without_spinning() {
     }
 }
 
+/// Issue 15, finding 5: one dead node among 10 on a private bootstrap network must not
+/// slow two new members down (it took 6.1 s: lookups waited 2 × 1.5 s on it, twice).
+#[test]
+fn one_dead_node_among_ten_does_not_slow_two_new_members() {
+    for seed in [5, 6, 7] {
+        let took = two_members_meet_with_a_dead_node(seed);
+        assert!(
+            took < Duration::from_millis(500),
+            "two members met after {took:?} (seed {seed})"
+        );
+    }
+}
+
+/// How long two new members take to meet on a private network of 10 DHT nodes, one of
+/// which died after the network formed.
+fn two_members_meet_with_a_dead_node(seed: u64) -> Duration {
+    use crate::test_net::Net;
+    let now = test_clock::start();
+    let mut net: Net<Node> = Net::new(now, Duration::from_millis(10), seed);
+    let boot = addr("192.0.2.1:6881");
+    net.machines.insert(
+        boot,
+        Node::new(now, NodeConfig::new(Seed::from_u64(seed))).unwrap(),
+    );
+    let public = |i: u64, at: SocketAddr, now: Instant| {
+        let mut config = NodeConfig::new(Seed::from_u64(seed + i));
+        config.dht.as_mut().unwrap().bootstrap = vec![boot];
+        config.local_addr = Some(at);
+        Node::new(now, config).unwrap()
+    };
+    for i in 2..11 {
+        let at = addr(&format!("192.0.2.{i}:6881"));
+        net.machines.insert(at, public(i, at, now));
+    }
+    net.run(Duration::from_secs(10));
+    // One dies; the others, the bootstrap node included, still have it in their tables.
+    net.machines.remove(&addr("192.0.2.7:6881"));
+    let members = [addr("198.51.100.1:4000"), addr("198.51.100.2:4000")];
+    let code = crate::meeting::code::generate(&mut Seed::from_u64(seed).rng());
+    let start = net.now;
+    for (i, &m) in members.iter().enumerate() {
+        let mut n = public(20 + i as u64, m, start);
+        n.join(start, &code, false).unwrap();
+        net.machines.insert(m, n);
+    }
+    net.run_until(Duration::from_secs(10), |events| {
+        members.iter().all(|m| {
+            events
+                .iter()
+                .any(|(a, e)| a == m && matches!(e, Event::PeerConnected { .. }))
+        })
+    });
+    let took = net.now - start;
+    for m in members {
+        assert_eq!(net.machines[&m].health().peers.len(), 1, "{m}, seed {seed}");
+    }
+    took
+}
+
 #[test]
 fn a_node_refuses_session_settings_that_could_never_send() {
     let mut config = NodeConfig::new(Seed::from_u64(1));
