@@ -178,7 +178,7 @@ impl SansIo for Puncher {
             return;
         };
         match msg.class() {
-            Class::Request | Class::Indication => self.server.handle_message(remote, &msg),
+            Class::Request | Class::Indication => self.server.handle_message(now, remote, &msg),
             Class::Success | Class::Error => {
                 if let Some(client) = &mut self.client {
                     client.handle_message(now, remote, &msg);

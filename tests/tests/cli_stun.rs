@@ -140,3 +140,59 @@ fn debug_turns_on_detailed_logs() {
         stderr(&loud)
     );
 }
+
+/// `dhtmeet stun-server` is no reflector: a flood from many ports of one IP gets one
+/// source's budget of answers, and another IP is still answered.
+#[test]
+fn stun_server_answers_a_flood_from_one_ip_within_one_budget() {
+    use dhtmeet_core::stun::wire::{TransactionId, binding_request};
+    use dhtmeet_core::stun::{ANSWER_BURST, ANSWERS_PER_SECOND};
+    use std::time::{Duration, Instant};
+
+    let (_server, addr) = spawn_dhtmeet_stun_server();
+    let request = binding_request(TransactionId([8; 12]));
+    let sockets: Vec<UdpSocket> = (0..50)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let started = Instant::now();
+    for _ in 0..20 {
+        for s in &sockets {
+            s.send_to(&request, addr).unwrap();
+        }
+        // Paced a little so that loopback buffers do not drop the flood before the
+        // server sees it: the point is the server's budget, not the kernel's.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut answered = 0u64;
+    let mut buf = [0u8; 1500];
+    for s in &sockets {
+        s.set_nonblocking(true).unwrap();
+        while s.recv_from(&mut buf).is_ok() {
+            answered += 1;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let budget = f64::from(ANSWER_BURST) + f64::from(ANSWERS_PER_SECOND) * elapsed;
+    assert!(
+        answered as f64 <= budget.ceil(),
+        "{answered} answers to 1,000 requests from one IP in {elapsed:.2} s (budget {budget:.0})"
+    );
+    assert!(
+        answered >= u64::from(ANSWER_BURST) / 2,
+        "{answered} answers"
+    );
+
+    // Another loopback address is another source (Linux routes all of 127/8 to lo).
+    let Ok(other) = UdpSocket::bind("127.0.0.2:0") else {
+        dhtmeet_tests::skip_loudly("cannot bind 127.0.0.2; the second-source check did not run");
+        return;
+    };
+    other
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    other.send_to(&request, addr).unwrap();
+    let (len, from) = other.recv_from(&mut buf).expect("another IP is answered");
+    assert_eq!(from, addr);
+    assert!(len > 20);
+}

@@ -26,7 +26,8 @@ pub struct DhtConfig {
     /// reach it, and every lookup that meets it waits out two RPC timeouts. Without
     /// STUN servers (a public DHT node) this has no effect.
     pub read_only_behind_nat: bool,
-    /// Time to wait for an answer before retransmitting once, then giving up.
+    /// Time to wait for an answer before retransmitting once, then giving up. Lookup
+    /// queries wait a timeout from measured round-trip times instead, at most this.
     pub rpc_timeout: Duration,
     /// Queries in flight per lookup (α).
     pub alpha: usize,

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::extension::ExtensionReply;
 use super::id::{InfoHash, NodeId};
 use super::krpc::CompactNode;
 use super::lookup::{LookupId, LookupKind};
@@ -76,7 +77,9 @@ pub enum DhtEvent {
         /// Our address as it saw it.
         address: SocketAddr,
     },
-    /// A query of a registered extension method arrived (and was acknowledged).
+    /// A query of a registered extension method arrived. It is answered only when the
+    /// owner passes `reply` to [`Dht::answer_extension`](super::Dht::answer_extension)
+    /// with its verdict.
     ExtensionQuery {
         /// Where it came from.
         from: SocketAddr,
@@ -84,6 +87,8 @@ pub enum DhtEvent {
         method: Vec<u8>,
         /// The raw bencoded `a` dictionary.
         args: Vec<u8>,
+        /// Where the answer goes.
+        reply: ExtensionReply,
     },
 }
 
@@ -102,6 +107,9 @@ pub struct DhtStats {
     pub errors_received: u64,
     /// Queries of ours that went unanswered after every attempt.
     pub timeouts: u64,
+    /// Lookup queries whose first attempt went unanswered within the timeout from
+    /// measured round-trip times: sent again while the lookup asked the next candidate.
+    pub soft_timeouts: u64,
     /// Announces stored.
     pub announces_stored: u64,
     /// Datagrams that were not valid KRPC.

@@ -1,13 +1,36 @@
 //! Extension queries: other protocols (meeting signaling) ride on KRPC, so they share the
 //! node's socket, its transaction ids, retransmission and acknowledgements. A registered
-//! method's queries are acknowledged with an empty response and reported as
-//! [`DhtEvent::ExtensionQuery`](super::DhtEvent::ExtensionQuery); unregistered methods
-//! still get 204.
+//! method's queries are reported as [`DhtEvent::ExtensionQuery`](super::DhtEvent::ExtensionQuery)
+//! and answered as their owner judges them ([`Dht::answer_extension`](super::Dht::answer_extension)):
+//! acknowledged with an empty response when valid, and otherwise exactly as an
+//! unregistered method is (204 Method Unknown, or nothing while read-only), so a query
+//! that fails its owner's checks cannot tell whether the method is registered here.
+
+use std::net::SocketAddr;
 
 use super::krpc::MAX_METHOD;
 
 /// Extension methods registered at most.
 pub const MAX_EXTENSIONS: usize = 8;
+
+/// Where the answer to one extension query goes: its querier and transaction id. Handed
+/// out with [`DhtEvent::ExtensionQuery`](super::DhtEvent::ExtensionQuery), spent by
+/// [`Dht::answer_extension`](super::Dht::answer_extension).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtensionReply {
+    pub(super) to: SocketAddr,
+    pub(super) transaction_id: Vec<u8>,
+}
+
+/// How the owner of an extension method judged a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtensionVerdict {
+    /// Valid: acknowledged with an empty response.
+    Acknowledge,
+    /// Invalid (not authenticated, not for us, undecodable, or nobody to take it):
+    /// answered byte for byte as a node without the method answers.
+    AsUnknownMethod,
+}
 
 /// The registered extension methods.
 #[derive(Debug, Default)]

@@ -38,8 +38,24 @@ pub enum LookupKind {
 pub(crate) enum CandidateState {
     NotQueried,
     InFlight,
+    /// Asked, its first attempt unanswered: no longer counted against α, so the lookup
+    /// asks the next candidate meanwhile; still one of the k closest, waited for until
+    /// its second attempt is answered or fails.
+    Stalled,
     Responded { token: Option<Vec<u8>> },
     Failed,
+}
+
+impl CandidateState {
+    /// Not failed: one of the nodes the lookup converges on.
+    fn is_alive(&self) -> bool {
+        *self != CandidateState::Failed
+    }
+
+    /// Asked and not yet answered or failed.
+    fn is_pending(&self) -> bool {
+        matches!(self, CandidateState::InFlight | CandidateState::Stalled)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -176,7 +192,7 @@ impl Lookup {
         self.candidates
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.state != CandidateState::Failed)
+            .filter(|(_, c)| c.state.is_alive())
             .take(self.k)
             .map(|(i, _)| i)
     }
@@ -185,7 +201,7 @@ impl Lookup {
     fn closest_distance(&self) -> Option<Distance> {
         self.candidates
             .iter()
-            .filter(|c| c.state != CandidateState::Failed)
+            .filter(|c| c.state.is_alive())
             .find_map(|c| c.id)
             .map(|id| self.target.distance(&id))
     }
@@ -229,6 +245,18 @@ impl Lookup {
         self.candidates.insert(at, c);
     }
 
+    /// A queried node has not answered the first attempt: while it is asked again, its
+    /// place among the α in flight goes to the next candidate.
+    pub(crate) fn on_stalled(&mut self, addr: SocketAddr) {
+        if let Some(c) = self
+            .candidates
+            .iter_mut()
+            .find(|c| c.addr == addr && c.state == CandidateState::InFlight)
+        {
+            c.state = CandidateState::Stalled;
+        }
+    }
+
     /// A queried node did not answer.
     pub(crate) fn on_failure(&mut self, addr: SocketAddr) {
         if let Some(c) = self.candidates.iter_mut().find(|c| c.addr == addr) {
@@ -237,12 +265,12 @@ impl Lookup {
     }
 
     /// Done when the k closest live candidates have all answered, or when nothing is left
-    /// to ask and nothing is in flight.
+    /// to ask and nothing is in flight (stalled queries included).
     pub(crate) fn is_done(&self) -> bool {
         let all_answered = self
             .closest_alive()
             .all(|i| matches!(self.candidates[i].state, CandidateState::Responded { .. }));
-        let nothing_left = self.in_flight() == 0
+        let nothing_left = !self.candidates.iter().any(|c| c.state.is_pending())
             && !self
                 .closest_alive()
                 .any(|i| self.candidates[i].state == CandidateState::NotQueried);
@@ -371,6 +399,37 @@ mod tests {
             [0x03, 0x20, 0x40, 0x80].map(|b| node(b).addr)
         );
         assert_eq!(l.rpcs, 8);
+    }
+
+    #[test]
+    fn a_stalled_query_frees_its_place_among_alpha_and_is_still_waited_for() {
+        let now = crate::test_clock::start();
+        let seeds: Vec<_> = [0x40, 0x20, 0x10, 0x08].map(node).to_vec();
+        let lookup = || Lookup::new(now, NodeId([0; 20]), LookupKind::GetPeers, &seeds, &[], 2, 1);
+        let mut l = lookup();
+        assert_eq!(l.next_query().map(|a| a.1), Some(node(0x08).addr));
+        assert_eq!(l.next_query(), None, "α = 1 in flight");
+        // 0x08 does not answer at once: the next closest is asked meanwhile.
+        l.on_stalled(node(0x08).addr);
+        assert_eq!(l.next_query().map(|a| a.1), Some(node(0x10).addr));
+        l.on_response(node(0x10).addr, node(0x10).id, None);
+        assert!(!l.is_done(), "0x08 is one of the 2 closest and still being asked");
+        assert_eq!(l.next_query(), None);
+        // It is dead: its place goes to the next one.
+        l.on_failure(node(0x08).addr);
+        assert_eq!(l.next_query().map(|a| a.1), Some(node(0x20).addr));
+        l.on_response(node(0x20).addr, node(0x20).id, None);
+        assert!(l.is_done());
+        // Or it was only slow: its late answer counts.
+        let mut l = lookup();
+        l.next_query();
+        l.on_stalled(node(0x08).addr);
+        l.next_query();
+        l.on_response(node(0x10).addr, node(0x10).id, None);
+        l.on_response(node(0x08).addr, node(0x08).id, Some(b"t".to_vec()));
+        assert!(l.is_done());
+        let closest: Vec<_> = l.closest_responded().iter().map(|(n, _)| n.id.0[0]).collect();
+        assert_eq!(closest, [0x08, 0x10]);
     }
 
     #[test]

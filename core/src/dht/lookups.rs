@@ -181,6 +181,16 @@ impl Lookups {
         true
     }
 
+    /// A query of lookup `id` to `remote` passed its soft timeout: the lookup goes on
+    /// without it. False if the lookup is not running.
+    pub(super) fn on_stalled(&mut self, id: LookupId, remote: SocketAddr) -> bool {
+        let Some(lookup) = self.running.get_mut(&id) else {
+            return false;
+        };
+        lookup.on_stalled(remote);
+        true
+    }
+
     /// A query of lookup `id` to `remote` failed. False if the lookup is not running.
     pub(super) fn on_failure(&mut self, id: LookupId, remote: SocketAddr) -> bool {
         let Some(lookup) = self.running.get_mut(&id) else {

@@ -32,7 +32,7 @@ mod topics;
 
 pub use config::{DhtConfig, DhtConfigError, MAX_BOOTSTRAP};
 pub use events::{DhtError, DhtEvent, DhtStats, LookupSummary};
-pub use extension::MAX_EXTENSIONS;
+pub use extension::{ExtensionReply, ExtensionVerdict, MAX_EXTENSIONS};
 pub use id::{Distance, InfoHash, NodeId, ParseIdError};
 pub use lookup::{LookupId, LookupKind};
 pub use lookups::MAX_LOOKUPS;

@@ -13,7 +13,7 @@ use super::bootstrap::Bootstrap;
 use super::config::{DhtConfig, DhtConfigError};
 use super::events::Outbox;
 use super::events::{DhtError, DhtEvent, DhtStats};
-use super::extension::Extensions;
+use super::extension::{ExtensionReply, ExtensionVerdict, Extensions};
 use super::id::{InfoHash, NodeId};
 use super::krpc::{Body, CompactNode, Message, Query, Response};
 use super::lookup::{LookupId, LookupKind};
@@ -223,11 +223,25 @@ impl Dht {
         self.topics.unwatch(info_hash);
     }
 
-    /// Answers queries of `method` with an acknowledgement and reports them as
-    /// [`DhtEvent::ExtensionQuery`]. Returns false if the method name is too long or
+    /// Reports queries of `method` as [`DhtEvent::ExtensionQuery`], to be answered with
+    /// [`Dht::answer_extension`]. Returns false if the method name is too long or
     /// [`MAX_EXTENSIONS`](super::MAX_EXTENSIONS) are registered.
     pub fn register_extension(&mut self, method: &[u8]) -> bool {
         self.extensions.register(method)
+    }
+
+    /// Answers an extension query as its owner judged it: [`ExtensionVerdict::Acknowledge`]
+    /// with an empty response; [`ExtensionVerdict::AsUnknownMethod`] exactly as a node
+    /// without the method answers (204 Method Unknown; nothing while read-only), so
+    /// that invalid queries cannot probe whether the method is registered here.
+    pub fn answer_extension(&mut self, reply: ExtensionReply, verdict: ExtensionVerdict) {
+        let cx = Context {
+            tables: &self.tables,
+            extensions: &self.extensions,
+            k: self.config.k,
+        };
+        self.server
+            .answer_extension(reply, verdict, self.config.read_only, &cx, &mut self.out);
     }
 
     /// Sends an extension query with the raw bencoded `args` (which must hold `id`, as
@@ -421,7 +435,7 @@ impl Dht {
 
     /// A response or error to one of our queries.
     fn handle_reply(&mut self, remote: SocketAddr, msg: Message) {
-        let Some(settled) = self.queries.take_reply(remote, &msg) else {
+        let Some(settled) = self.queries.take_reply(self.now, remote, &msg) else {
             return;
         };
         match msg.body {
@@ -478,9 +492,17 @@ impl Dht {
         }
     }
 
-    /// Retransmits overdue queries once; the ones overdue again have failed.
+    /// Lets lookups move on past queries whose soft timeout passed; retransmits overdue
+    /// queries once; the ones overdue again have failed.
     fn expire_queries(&mut self) {
         let now = self.now;
+        for stalled in self.queries.stalled(now) {
+            if let Purpose::Lookup(lid) = stalled.purpose {
+                if self.lookups.on_stalled(lid, stalled.to) {
+                    self.drive(lid);
+                }
+            }
+        }
         for t in self.queries.overdue(now) {
             let Some(failed) = self.queries.retry_or_expire(now, t, &mut self.out) else {
                 continue;

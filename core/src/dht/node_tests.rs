@@ -144,6 +144,41 @@ fn lookups_converge_on_the_true_k_closest_nodes() {
     );
 }
 
+/// Issue 15, finding 5: a dead node among the closest must not hold a lookup up for
+/// its 2 × 1.5 s of attempts; the lookup moves on after a soft timeout from measured
+/// round-trip times, and still finds what the live nodes know.
+#[test]
+fn a_dead_node_does_not_hold_up_a_lookup() {
+    let seed = 17;
+    let mut net = network(10, seed, 10);
+    net.run(Duration::from_secs(10));
+    let now = net.now;
+    let id = net
+        .machines
+        .get_mut(&addr(3))
+        .unwrap()
+        .announce(now, hash(4), Some(4343))
+        .unwrap();
+    wait_for_lookup(&mut net, addr(3), id);
+    // One node dies: every other node still has it in its routing table.
+    net.machines.remove(&addr(7));
+    let now = net.now;
+    let id = net
+        .machines
+        .get_mut(&addr(5))
+        .unwrap()
+        .get_peers(now, hash(4))
+        .unwrap();
+    let s = wait_for_lookup(&mut net, addr(5), id);
+    assert_eq!(s.peers, vec![SocketAddr::new(addr(3).ip(), 4343)], "seed {seed}");
+    assert!(
+        s.elapsed < Duration::from_millis(250),
+        "the lookup took {:?} (seed {seed})",
+        s.elapsed
+    );
+    assert!(net.machines[&addr(5)].stats().soft_timeouts >= 1, "seed {seed}");
+}
+
 #[test]
 fn announced_peers_are_found_under_ten_percent_loss() {
     let seed = 13;
@@ -457,10 +492,11 @@ fn a_lookup_skips_our_own_id_when_a_responder_returns_it() {
         !destinations.contains(&ourselves.addr),
         "queried ourselves: {destinations:?}"
     );
-    // Let the other node time out: the lookup ends with the bootstrap node alone.
+    // Let the other node time out: the lookup ends with the bootstrap node alone (the
+    // announce to it, unanswered here, is sent twice).
     dht.handle_timeout(now + Duration::from_secs(10));
     dht.handle_timeout(now + Duration::from_secs(20));
-    let announced_to: Vec<SocketAddr> = std::iter::from_fn(|| dht.poll_transmit())
+    let mut announced_to: Vec<SocketAddr> = std::iter::from_fn(|| dht.poll_transmit())
         .filter(|t| {
             Message::decode(&t.contents).is_ok_and(|m| {
                 matches!(
@@ -474,6 +510,7 @@ fn a_lookup_skips_our_own_id_when_a_responder_returns_it() {
         })
         .map(|t| t.destination)
         .collect();
+    announced_to.dedup();
     assert_eq!(announced_to, [addr(1)]);
 }
 
@@ -591,6 +628,23 @@ fn prop_arbitrary_datagrams_never_panic_and_stay_bounded() {
         .quickcheck(prop as fn(Vec<(u8, Vec<u8>)>) -> bool);
 }
 
+fn extension_reply(dht: &mut Dht) -> ExtensionReply {
+    std::iter::from_fn(|| dht.poll_event())
+        .find_map(|e| match e {
+            DhtEvent::ExtensionQuery { reply, .. } => Some(reply),
+            _ => None,
+        })
+        .expect("the extension query is reported")
+}
+
+fn replies_to(dht: &mut Dht, to: SocketAddr) -> Vec<Vec<u8>> {
+    std::iter::from_fn(|| dht.poll_transmit())
+        .filter(|t| t.destination == to)
+        .filter(|t| Message::decode(&t.contents).is_ok_and(|m| !matches!(m.body, Body::Query { .. })))
+        .map(|t| t.contents)
+        .collect()
+}
+
 #[test]
 fn a_read_only_node_still_takes_registered_extension_queries() {
     let now = test_clock::start();
@@ -604,7 +658,15 @@ fn a_read_only_node_still_takes_registered_extension_queries() {
         method: b"dm_signal".to_vec(),
         args: b"d2:id20:BBBBBBBBBBBBBBBBBBBBe".to_vec(),
     };
-    let r = ask(&mut dht, addr(9), &query(b"xs", signal));
+    assert!(
+        ask(&mut dht, addr(9), &query(b"xs", signal.clone())).is_empty(),
+        "answered only once its owner has judged it"
+    );
+    let reply = extension_reply(&mut dht);
+    dht.answer_extension(reply, ExtensionVerdict::Acknowledge);
+    let r: Vec<_> = std::iter::from_fn(|| dht.poll_transmit())
+        .filter_map(|t| Message::decode(&t.contents).ok())
+        .collect();
     assert!(
         matches!(
             &r[..],
@@ -615,13 +677,39 @@ fn a_read_only_node_still_takes_registered_extension_queries() {
         ),
         "{r:?}"
     );
-    assert!(
-        std::iter::from_fn(|| dht.poll_event())
-            .any(|e| matches!(e, DhtEvent::ExtensionQuery { .. }))
-    );
+    // Refused by its owner: no answer, as read-only nodes give unregistered methods.
+    assert!(ask(&mut dht, addr(9), &query(b"xt", signal)).is_empty());
+    let reply = extension_reply(&mut dht);
+    dht.answer_extension(reply, ExtensionVerdict::AsUnknownMethod);
+    assert!(dht.poll_transmit().is_none());
     // Plain DHT queries still go unanswered.
     assert!(ask(&mut dht, addr(9), &query(b"pp", Query::Ping)).is_empty());
     assert_eq!(dht.stats().dropped_read_only, 1);
+}
+
+#[test]
+fn a_refused_extension_query_is_answered_as_an_unregistered_method_is() {
+    let signal = Query::Other {
+        method: b"dm_signal".to_vec(),
+        args: b"d2:id20:BBBBBBBBBBBBBBBBBBBBe".to_vec(),
+    };
+    let bytes = query(b"xs", signal).encode();
+    let mut without = lone_node();
+    let now = without.now;
+    without.handle_datagram(now, addr(0), addr(9), &bytes);
+    let unregistered = replies_to(&mut without, addr(9));
+    let mut with = lone_node();
+    with.register_extension(b"dm_signal");
+    with.handle_datagram(now, addr(0), addr(9), &bytes);
+    let reply = extension_reply(&mut with);
+    with.answer_extension(reply, ExtensionVerdict::AsUnknownMethod);
+    let refused = replies_to(&mut with, addr(9));
+    // docs/PROTOCOL.md: the one answer to an unknown or refused method.
+    assert_eq!(
+        unregistered,
+        [b"d1:eli204e14:Method Unknowne1:t2:xs1:v4:DM\x00\x011:y1:ee".to_vec()]
+    );
+    assert_eq!(refused, unregistered);
 }
 
 #[test]

@@ -20,6 +20,10 @@ pub const MAX_PENDING: usize = 1024;
 pub const CLIENT_VERSION: [u8; 4] = *b"DM\x00\x01";
 /// Attempts per query (the first send plus one retransmission).
 const ATTEMPTS: u8 = 2;
+/// A lookup query's soft timeout before any round-trip time was measured.
+pub const INITIAL_SOFT_TIMEOUT: Duration = Duration::from_millis(500);
+/// The shortest soft timeout, however fast the answers so far.
+pub const MIN_SOFT_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// Why we sent a query: where its answer or failure goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +59,16 @@ struct Pending {
     id: Option<NodeId>,
     purpose: Purpose,
     bytes: Vec<u8>,
+    /// When the latest attempt was sent.
+    sent: Instant,
+    /// How long each attempt waits: from measured round-trip times for lookup queries,
+    /// `rpc_timeout` for the others.
+    timeout: Duration,
     deadline: Instant,
+    /// A lookup query's first deadline: past it, the lookup moves on to the next
+    /// candidate while the query is sent again (its answer still counts). `None` once
+    /// passed, or for queries of other purposes.
+    soft_deadline: Option<Instant>,
     attempts: u8,
 }
 
@@ -69,11 +82,45 @@ impl Pending {
     }
 }
 
+/// The round-trip times of our answered queries, smoothed as RFC 6298 does for TCP
+/// (SRTT and RTTVAR, gains 1/8 and 1/4), over every node we ask.
+#[derive(Clone, Copy, Debug, Default)]
+struct RttEstimate {
+    smoothed: Option<Duration>,
+    variation: Duration,
+}
+
+impl RttEstimate {
+    fn sample(&mut self, rtt: Duration) {
+        match self.smoothed {
+            None => {
+                self.smoothed = Some(rtt);
+                self.variation = rtt / 2;
+            }
+            Some(srtt) => {
+                let deviation = srtt.abs_diff(rtt);
+                self.variation = (self.variation * 3 + deviation) / 4;
+                self.smoothed = Some((srtt * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    /// How long an answer may take before a lookup stops waiting for it: SRTT + 4 ×
+    /// RTTVAR, within [`MIN_SOFT_TIMEOUT`] and `cap`.
+    fn soft_timeout(&self, cap: Duration) -> Duration {
+        match self.smoothed {
+            None => INITIAL_SOFT_TIMEOUT.min(cap),
+            Some(srtt) => (srtt + self.variation * 4).clamp(MIN_SOFT_TIMEOUT.min(cap), cap),
+        }
+    }
+}
+
 /// The transactions we have open.
 #[derive(Debug)]
 pub(super) struct Queries {
     pending: BTreeMap<[u8; 4], Pending>,
     rpc_timeout: Duration,
+    rtt: RttEstimate,
     counts: DhtStats,
 }
 
@@ -83,8 +130,16 @@ impl Queries {
         Queries {
             pending: BTreeMap::new(),
             rpc_timeout,
+            rtt: RttEstimate::default(),
             counts: DhtStats::default(),
         }
+    }
+
+    /// How long a lookup query's attempt waits for its answer: after the first, the
+    /// lookup moves on to the next candidate and the query is sent again; after the
+    /// second, it has failed.
+    pub(super) fn soft_timeout(&self) -> Duration {
+        self.rtt.soft_timeout(self.rpc_timeout)
     }
 
     /// Builds and sends a query from `from` (marked `ro` if `read_only`) under a fresh
@@ -122,6 +177,13 @@ impl Queries {
         let bytes = msg.encode();
         out.send(q.to, bytes.clone());
         self.counts.queries_sent += 1;
+        let lookup = matches!(q.purpose, Purpose::Lookup(_));
+        let timeout = if lookup {
+            self.soft_timeout()
+        } else {
+            self.rpc_timeout
+        };
+        let soft_deadline = lookup.then(|| now + timeout);
         self.pending.insert(
             t,
             Pending {
@@ -129,7 +191,10 @@ impl Queries {
                 id: q.id,
                 purpose: q.purpose,
                 bytes,
-                deadline: now + self.rpc_timeout,
+                sent: now,
+                timeout,
+                deadline: now + timeout,
+                soft_deadline,
                 attempts: 1,
             },
         );
@@ -144,9 +209,16 @@ impl Queries {
             .count()
     }
 
-    /// The query a reply from `remote` answers, closed; `None` (counted) if it answers
-    /// none of ours or comes from another address than the one we asked.
-    pub(super) fn take_reply(&mut self, remote: SocketAddr, msg: &Message) -> Option<Settled> {
+    /// The query a reply from `remote` at `now` answers, closed; `None` (counted) if it
+    /// answers none of ours or comes from another address than the one we asked. An
+    /// answer to a query sent once is a round-trip time sample (Karn: after a
+    /// retransmission, which send it answers is ambiguous).
+    pub(super) fn take_reply(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        msg: &Message,
+    ) -> Option<Settled> {
         let Ok(t) = <[u8; 4]>::try_from(msg.transaction_id.as_slice()) else {
             self.counts.dropped_unknown_transaction += 1;
             return None;
@@ -161,11 +233,30 @@ impl Queries {
         }
         let pending = self.pending.remove(&t)?;
         match msg.body {
-            Body::Response { .. } => self.counts.responses_received += 1,
+            Body::Response { .. } => {
+                self.counts.responses_received += 1;
+                if pending.attempts == 1 {
+                    self.rtt.sample(now.saturating_duration_since(pending.sent));
+                }
+            }
             Body::Error { .. } => self.counts.errors_received += 1,
             Body::Query { .. } => {}
         }
         Some(pending.settled())
+    }
+
+    /// Lookup queries whose first attempt went unanswered by `now`: their lookups may
+    /// move on. Each is reported once; the query stays open until answered or failed.
+    pub(super) fn stalled(&mut self, now: Instant) -> Vec<Settled> {
+        let mut stalled = Vec::new();
+        for p in self.pending.values_mut() {
+            if p.soft_deadline.is_some_and(|t| t <= now) {
+                p.soft_deadline = None;
+                self.counts.soft_timeouts += 1;
+                stalled.push(p.settled());
+            }
+        }
+        stalled
     }
 
     /// Transactions whose answer is overdue at `now`, for [`Queries::retry_or_expire`].
@@ -188,7 +279,8 @@ impl Queries {
         let p = self.pending.get_mut(&t)?;
         if p.attempts < ATTEMPTS {
             p.attempts += 1;
-            p.deadline = now + self.rpc_timeout;
+            p.sent = now;
+            p.deadline = now + p.timeout;
             out.send(p.to, p.bytes.clone());
             self.counts.queries_sent += 1;
             return None;
@@ -198,9 +290,12 @@ impl Queries {
         Some(p.settled())
     }
 
-    /// When the next open query is overdue.
+    /// When the next open query is overdue, or its soft timeout passes.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.pending.values().map(|p| p.deadline).min()
+        self.pending
+            .values()
+            .map(|p| p.soft_deadline.map_or(p.deadline, |soft| soft.min(p.deadline)))
+            .min()
     }
 
     /// Fills in our counters (queries sent, replies, timeouts, and what we dropped of
@@ -211,8 +306,34 @@ impl Queries {
         stats.responses_received = c.responses_received;
         stats.errors_received = c.errors_received;
         stats.timeouts = c.timeouts;
+        stats.soft_timeouts = c.soft_timeouts;
         stats.dropped_unknown_transaction = c.dropped_unknown_transaction;
         stats.dropped_unexpected_source = c.dropped_unexpected_source;
         stats.dropped_pending_full = c.dropped_pending_full;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_soft_timeout_follows_measured_round_trip_times() {
+        let cap = Duration::from_millis(1500);
+        let mut rtt = RttEstimate::default();
+        assert_eq!(rtt.soft_timeout(cap), INITIAL_SOFT_TIMEOUT);
+        // 40 ms answers: 40 + 4 × 20 = 120 ms.
+        rtt.sample(Duration::from_millis(40));
+        assert_eq!(rtt.soft_timeout(cap), Duration::from_millis(120));
+        // Steady fast answers shrink it to the floor.
+        for _ in 0..50 {
+            rtt.sample(Duration::from_millis(10));
+        }
+        assert_eq!(rtt.soft_timeout(cap), MIN_SOFT_TIMEOUT);
+        // Slow answers raise it, never beyond the hard timeout.
+        for _ in 0..50 {
+            rtt.sample(Duration::from_secs(2));
+        }
+        assert_eq!(rtt.soft_timeout(cap), cap);
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::events::{DhtEvent, DhtStats, Outbox};
-use super::extension::Extensions;
+use super::extension::{ExtensionReply, ExtensionVerdict, Extensions};
 use super::flood::FloodGuard;
 use super::id::NodeId;
 use super::krpc::{Body, CompactNode, KrpcDecodeError, Message, Query, Response, Want, error_code};
@@ -150,18 +150,56 @@ impl Server {
             }
             Query::Other { method, args } => {
                 if !cx.extensions.contains(&method) {
-                    self.send_error(remote, t, error_code::METHOD_UNKNOWN, "Method Unknown", out);
+                    self.send_unknown_method(remote, t, out);
                     return;
                 }
-                // A registered extension: acknowledged here, judged by its owner.
+                // A registered extension: judged by its owner, who answers with
+                // `answer_extension`.
                 out.report(DhtEvent::ExtensionQuery {
                     from: remote,
                     method,
                     args,
+                    reply: ExtensionReply {
+                        to: remote,
+                        transaction_id: t,
+                    },
                 });
-                Response::default()
+                return;
             }
         };
+        self.respond(remote, t, response, cx, out);
+    }
+
+    /// Answers an extension query as its owner judged it: an invalid one exactly as an
+    /// unregistered method is answered (204, or nothing while `read_only`: see `admit`).
+    pub(super) fn answer_extension(
+        &mut self,
+        reply: ExtensionReply,
+        verdict: ExtensionVerdict,
+        read_only: bool,
+        cx: &Context<'_>,
+        out: &mut Outbox,
+    ) {
+        let ExtensionReply { to, transaction_id } = reply;
+        match verdict {
+            ExtensionVerdict::Acknowledge => {
+                self.respond(to, transaction_id, Response::default(), cx, out);
+            }
+            ExtensionVerdict::AsUnknownMethod if read_only => {}
+            ExtensionVerdict::AsUnknownMethod => {
+                self.send_unknown_method(to, transaction_id, out);
+            }
+        }
+    }
+
+    fn respond(
+        &mut self,
+        remote: SocketAddr,
+        t: Vec<u8>,
+        response: Response,
+        cx: &Context<'_>,
+        out: &mut Outbox,
+    ) {
         let reply = Message {
             transaction_id: t,
             version: Some(CLIENT_VERSION.to_vec()),
@@ -173,6 +211,12 @@ impl Server {
             },
         };
         out.send(remote, reply.encode());
+    }
+
+    /// 204: the one answer for an unknown method, whether unregistered or refused by its
+    /// owner (the same bytes either way).
+    fn send_unknown_method(&mut self, remote: SocketAddr, t: Vec<u8>, out: &mut Outbox) {
+        self.send_error(remote, t, error_code::METHOD_UNKNOWN, "Method Unknown", out);
     }
 
     fn send_error(

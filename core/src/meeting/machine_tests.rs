@@ -112,7 +112,9 @@ impl Room {
                     continue;
                 };
                 match packet {
-                    Packet::DmSignal(args) => m.handle_signal(now, from, &args),
+                    Packet::DmSignal(args) => {
+                        m.handle_signal(now, from, &args);
+                    }
                     Packet::Datagram(d) => {
                         Meeting::handle_datagram(m, now, to, from, &d);
                     }

@@ -36,23 +36,38 @@ impl Meeting {
         }
     }
 
-    /// The arguments of a `dm_signal` query that arrived from `from`.
-    pub fn handle_signal(&mut self, now: Instant, from: SocketAddr, args: &[u8]) {
+    /// The arguments of a `dm_signal` query that arrived from `from`. Returns whether it
+    /// was valid: a member's, authenticated, for us and new. Only a valid one is
+    /// acknowledged; anything else is answered as a node outside any meeting answers,
+    /// so that nobody without the meeting keys can learn that we are a member.
+    pub fn handle_signal(&mut self, now: Instant, from: SocketAddr, args: &[u8]) -> bool {
         self.advance(now);
         if self.left {
-            return;
+            return false;
         }
         let signal = match DmSignal::decode_args(args, &self.keys.signaling, self.me) {
             Ok(s) => s,
-            Err(e) => return self.count(e),
+            Err(e) => {
+                self.count(e);
+                return false;
+            }
         };
         if signal.from == self.me {
             // Our own hello, via our own address in the DHT.
-            return;
+            return false;
         }
         if let Err(e) = self.replay.check(signal.from, signal.seq, self.now) {
-            return self.count(e);
+            // A replay is refused like a forgery: a copy of a member's message, sent to
+            // other addresses, must not tell which of them are members.
+            self.count(e);
+            return false;
         }
+        self.act_on(from, signal);
+        true
+    }
+
+    /// Acts on a valid signal from `from`.
+    fn act_on(&mut self, from: SocketAddr, signal: DmSignal) {
         self.stats.signals_accepted += 1;
         self.contacts.answered(from, signal.from);
         let member = signal.from;

@@ -29,7 +29,7 @@ pub use config::{ConfigError, JoinError, LookupError, NodeConfig};
 pub use health::{Health, NodeStats, PeerHealth};
 
 use crate::demux::PacketKind;
-use crate::dht::{Dht, DhtEvent, LookupKind};
+use crate::dht::{Dht, DhtEvent, ExtensionVerdict, LookupKind};
 use crate::event::Event;
 use crate::meeting::code::{self, CodeStrength};
 use crate::meeting::keys::MeetingKeys;
@@ -369,9 +369,24 @@ impl Node {
     fn on_dht_event(&mut self, event: DhtEvent) {
         let now = self.now;
         let event = match event {
-            DhtEvent::ExtensionQuery { from, method, args } => {
-                if let (Some(m), true) = (&mut self.meeting, method == signal::METHOD) {
-                    m.handle_signal(now, from, &args);
+            DhtEvent::ExtensionQuery {
+                from,
+                method,
+                args,
+                reply,
+            } => {
+                // Outside a meeting, or invalid: the answer of a node that never joined.
+                let valid = match &mut self.meeting {
+                    Some(m) if method == signal::METHOD => m.handle_signal(now, from, &args),
+                    _ => false,
+                };
+                let verdict = if valid {
+                    ExtensionVerdict::Acknowledge
+                } else {
+                    ExtensionVerdict::AsUnknownMethod
+                };
+                if let Some(dht) = &mut self.dht {
+                    dht.answer_extension(reply, verdict);
                 }
                 return;
             }

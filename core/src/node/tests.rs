@@ -160,6 +160,123 @@ fn demultiplexer_counts_what_it_cannot_use() {
 }
 
 #[test]
+fn a_stun_flood_from_one_ip_gets_one_budget_of_answers_and_others_are_answered() {
+    use crate::stun::{ANSWER_BURST, wire};
+    let now = test_clock::start();
+    let mut n = node(1, &[], now);
+    let local = addr("10.0.0.1:1");
+    let request = wire::binding_request(wire::TransactionId([7; 12]));
+    let mut answered = 0;
+    for port in 0..2000u16 {
+        let from = SocketAddr::from(([203, 0, 113, 5], 1024 + port));
+        n.handle_datagram(now, local, from, &request);
+        answered += std::iter::from_fn(|| n.poll_transmit()).count();
+    }
+    assert_eq!(answered, ANSWER_BURST as usize);
+    n.handle_datagram(now, local, addr("203.0.113.6:9"), &request);
+    let reply = n.poll_transmit().expect("another IP is answered");
+    assert_eq!(reply.destination, addr("203.0.113.6:9"));
+    let s = n.health().stats.stun_server;
+    assert_eq!(s.requests_answered, u64::from(ANSWER_BURST) + 1);
+    assert_eq!(s.dropped_rate_limited, 2000 - u64::from(ANSWER_BURST));
+}
+
+/// Issue 15, finding 4: a member must not answer invalid signaling any differently from
+/// a node that is in no meeting, or anyone could probe addresses for "in a meeting".
+#[test]
+fn invalid_signaling_to_a_member_is_answered_as_a_node_outside_any_meeting_answers() {
+    use crate::dht::krpc::{Body, Message as Krpc, Query};
+    use crate::meeting::code;
+    use crate::meeting::keys::MeetingKeys;
+    use crate::meeting::signal::{self, DmSignal, DmSignalBody, MemberId};
+    let now = test_clock::start();
+    let standalone = |seed: u64, at: &str| {
+        let mut config = NodeConfig::new(Seed::from_u64(seed));
+        config.stun.servers.clear();
+        config.local_addr = Some(addr(at));
+        Node::new(now, config).unwrap()
+    };
+    let (member_at, outsider_at) = (addr("198.51.100.1:4000"), addr("198.51.100.2:4000"));
+    let mut member = standalone(1, "198.51.100.1:4000");
+    let mut outsider = standalone(2, "198.51.100.2:4000");
+    let code = code::generate(&mut Seed::from_u64(7).rng());
+    member.join(now, &code, false).unwrap();
+    let prober = addr("203.0.113.66:6881");
+    let ask = |node: &mut Node, local: SocketAddr, args: &[u8]| -> Vec<Vec<u8>> {
+        let query = Krpc {
+            transaction_id: b"pr".to_vec(),
+            version: None,
+            read_only: false,
+            ip: None,
+            body: Body::Query {
+                id: NodeId([0x66; 20]),
+                query: Query::Other {
+                    method: signal::METHOD.to_vec(),
+                    args: args.to_vec(),
+                },
+            },
+        };
+        node.handle_datagram(now, local, prober, &query.encode());
+        std::iter::from_fn(|| node.poll_transmit())
+            .filter(|t| t.destination == prober)
+            .filter(|t| {
+                Krpc::decode(&t.contents).is_ok_and(|m| !matches!(m.body, Body::Query { .. }))
+            })
+            .map(|t| t.contents)
+            .collect()
+    };
+    let hello = |seq: u64, key: &[u8; 32]| {
+        DmSignal {
+            node_id: NodeId([0x66; 20]),
+            from: MemberId([9; 8]),
+            to: None,
+            seq,
+            nat: NatClass::Unknown,
+            body: DmSignalBody::Hello,
+        }
+        .encode_args(key)
+    };
+    let keys = MeetingKeys::derive(&code);
+    let mut bad_mac = hello(1, &keys.signaling);
+    let mac_at = bad_mac
+        .windows(6)
+        .position(|w| w == b"1:h16:")
+        .expect("the MAC is in the arguments")
+        + 6;
+    bad_mac[mac_at] ^= 1;
+    let other_meeting = hello(1, &MeetingKeys::derive("another meeting code").signaling);
+    let valid = hello(2, &keys.signaling);
+    let probes: [(&str, &[u8]); 4] = [
+        ("a bad MAC", &bad_mac),
+        ("another meeting", &other_meeting),
+        ("undecodable arguments", b"d2:id20:ffffffffffffffffffffe"),
+        ("a bencoded list", b"li1ee"),
+    ];
+    for (what, args) in probes {
+        let from_member = ask(&mut member, member_at, args);
+        let from_outsider = ask(&mut outsider, outsider_at, args);
+        assert_eq!(from_outsider.len(), 1, "{what}: the outsider answers once");
+        assert_eq!(
+            from_member, from_outsider,
+            "{what}: the member answers as an outsider"
+        );
+    }
+    // A valid signal is acknowledged; the same signal again (a replay) is not.
+    let ack = ask(&mut member, member_at, &valid);
+    assert!(
+        matches!(&ack[..], [r] if matches!(Krpc::decode(r).unwrap().body, Body::Response { .. })),
+        "a member's signal is acknowledged"
+    );
+    assert_eq!(
+        ask(&mut member, member_at, &valid),
+        ask(&mut outsider, outsider_at, &valid),
+        "a replayed signal is answered as an outsider answers"
+    );
+    let stats = member.health().stats.meeting;
+    assert_eq!(stats.dropped_bad_mac, 2);
+}
+
+#[test]
 fn invalid_configuration_is_an_error_not_a_panic() {
     let mut config = NodeConfig::new(Seed::from_u64(1));
     config.stun.parallel_queries = 0;
@@ -413,6 +530,65 @@ fn joining_before_the_dht_is_ready_waits_for_it_without_spinning() {
     }
 }
 
+/// Issue 15, finding 5: one dead node among 10 on a private bootstrap network must not
+/// slow two new members down (it took 6.1 s: lookups waited 2 × 1.5 s on it, twice).
+#[test]
+fn one_dead_node_among_ten_does_not_slow_two_new_members() {
+    for seed in [5, 6, 7] {
+        let took = two_members_meet_with_a_dead_node(seed);
+        assert!(
+            took < Duration::from_millis(500),
+            "two members met after {took:?} (seed {seed})"
+        );
+    }
+}
+
+/// How long two new members take to meet on a private network of 10 DHT nodes, one of
+/// which died after the network formed.
+fn two_members_meet_with_a_dead_node(seed: u64) -> Duration {
+    use crate::test_net::Net;
+    let now = test_clock::start();
+    let mut net: Net<Node> = Net::new(now, Duration::from_millis(10), seed);
+    let boot = addr("192.0.2.1:6881");
+    net.machines.insert(
+        boot,
+        Node::new(now, NodeConfig::new(Seed::from_u64(seed))).unwrap(),
+    );
+    let public = |i: u64, at: SocketAddr, now: Instant| {
+        let mut config = NodeConfig::new(Seed::from_u64(seed + i));
+        config.dht.as_mut().unwrap().bootstrap = vec![boot];
+        config.local_addr = Some(at);
+        Node::new(now, config).unwrap()
+    };
+    for i in 2..11 {
+        let at = addr(&format!("192.0.2.{i}:6881"));
+        net.machines.insert(at, public(i, at, now));
+    }
+    net.run(Duration::from_secs(10));
+    // One dies; the others, the bootstrap node included, still have it in their tables.
+    net.machines.remove(&addr("192.0.2.7:6881"));
+    let members = [addr("198.51.100.1:4000"), addr("198.51.100.2:4000")];
+    let code = crate::meeting::code::generate(&mut Seed::from_u64(seed).rng());
+    let start = net.now;
+    for (i, &m) in members.iter().enumerate() {
+        let mut n = public(20 + i as u64, m, start);
+        n.join(start, &code, false).unwrap();
+        net.machines.insert(m, n);
+    }
+    net.run_until(Duration::from_secs(10), |events| {
+        members.iter().all(|m| {
+            events
+                .iter()
+                .any(|(a, e)| a == m && matches!(e, Event::PeerConnected { .. }))
+        })
+    });
+    let took = net.now - start;
+    for m in members {
+        assert_eq!(net.machines[&m].health().peers.len(), 1, "{m}, seed {seed}");
+    }
+    took
+}
+
 #[test]
 fn a_node_refuses_session_settings_that_could_never_send() {
     let mut config = NodeConfig::new(Seed::from_u64(1));
@@ -574,7 +750,7 @@ fn behind_nat(port: impl Fn(usize) -> u16, liar: Option<usize>) -> Node {
                 }
                 .encode()
             } else {
-                stun.handle_message(seen, &Message::decode(&t.contents).unwrap());
+                stun.handle_message(now, seen, &Message::decode(&t.contents).unwrap());
                 stun.poll_transmit().unwrap().contents
             };
             node.handle_datagram(now, local, t.destination, &answer);

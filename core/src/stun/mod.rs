@@ -9,10 +9,12 @@
 //! | §14.1 MAPPED-ADDRESS (RFC 3489 servers), §14.2 XOR-MAPPED-ADDRESS, IPv4 and IPv6 | [`wire`] |
 //! | §14.7 FINGERPRINT (sent always, checked when present) | [`wire`] |
 //! | §14.8 ERROR-CODE, §14.15 ALTERNATE-SERVER (300 Try Alternate) | [`wire`], [`BindingClient`] |
+//! | §16 security: a responder is no reflector, answers rate-limited per source IP (IPv6 per /64) | [`BindingServer`] |
 //! | §9 authentication (MESSAGE-INTEGRITY) | not here: ICE checks carry it and belong to WebRTC |
 //! | RFC 5780 NAT behaviour discovery (CHANGE-REQUEST) | not supported: answered with 420 |
 
 mod client;
+mod rate_limit;
 mod server;
 pub mod wire;
 
@@ -20,5 +22,8 @@ pub use client::{
     AllServersFailed, BindingClient, ClientStats, LAST_WAIT_RTOS, MAX_REDIRECTS, MAX_SERVERS,
     MAX_TRANSMISSIONS, Mapping, Observation, QueryFailure, StunConfig, StunConfigError, StunEvent,
     StunReport,
+};
+pub use rate_limit::{
+    ANSWER_BURST, ANSWERS_PER_SECOND, MAX_SOURCES, OVERFLOW_BURST, OVERFLOW_PER_SECOND,
 };
 pub use server::{BindingServer, SERVER_BACKLOG, ServerStats};

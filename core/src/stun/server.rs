@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::rate_limit::ResponseRateLimit;
 use super::wire::{self, BINDING, Class, Message};
 use crate::transmit::{SansIo, Transmit};
 
@@ -30,12 +31,23 @@ pub struct ServerStats {
     pub dropped_not_request: u64,
     /// Requests dropped because [`SERVER_BACKLOG`] replies were waiting.
     pub dropped_backlog: u64,
+    /// Requests dropped because their source IP (IPv6: /64) had spent its answer
+    /// budget ([`ANSWERS_PER_SECOND`](super::ANSWERS_PER_SECOND), burst
+    /// [`ANSWER_BURST`](super::ANSWER_BURST)).
+    pub dropped_rate_limited: u64,
+    /// Requests dropped because [`MAX_SOURCES`](super::MAX_SOURCES) busy sources filled
+    /// the table and the newcomers' shared budget
+    /// ([`OVERFLOW_PER_SECOND`](super::OVERFLOW_PER_SECOND)) was spent.
+    pub dropped_overflow: u64,
 }
 
-/// A STUN Binding responder: answers each request with the address it came from.
+/// A STUN Binding responder: answers each request with the address it came from, within
+/// a budget per source IP (a Binding response is bigger than its request, so an
+/// unlimited responder would be a reflector).
 #[derive(Debug, Default)]
 pub struct BindingServer {
     replies: VecDeque<Transmit>,
+    limit: ResponseRateLimit,
     stats: ServerStats,
 }
 
@@ -47,11 +59,16 @@ impl BindingServer {
 
     /// What the responder has done so far.
     pub fn stats(&self) -> ServerStats {
-        self.stats
+        let limited = self.limit.stats();
+        ServerStats {
+            dropped_rate_limited: limited.over_budget,
+            dropped_overflow: limited.overflow_spent,
+            ..self.stats
+        }
     }
 
-    /// Answers one decoded message from `remote`.
-    pub fn handle_message(&mut self, remote: SocketAddr, msg: &Message<'_>) {
+    /// Answers one decoded message from `remote` at `now`, within its source's budget.
+    pub fn handle_message(&mut self, now: Instant, remote: SocketAddr, msg: &Message<'_>) {
         if msg.class() != Class::Request {
             self.stats.dropped_not_request += 1;
             return;
@@ -62,6 +79,9 @@ impl BindingServer {
         }
         if self.replies.len() >= SERVER_BACKLOG {
             self.stats.dropped_backlog += 1;
+            return;
+        }
+        if !self.limit.allow(now, remote.ip()) {
             return;
         }
         let id = msg.transaction_id();
@@ -91,13 +111,13 @@ impl SansIo for BindingServer {
 
     fn handle_datagram(
         &mut self,
-        _now: Instant,
+        now: Instant,
         _local: SocketAddr,
         remote: SocketAddr,
         datagram: &[u8],
     ) {
         match Message::decode(datagram) {
-            Ok(msg) => self.handle_message(remote, &msg),
+            Ok(msg) => self.handle_message(now, remote, &msg),
             Err(_) => self.stats.dropped_malformed += 1,
         }
     }
@@ -180,13 +200,56 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_from_many_ports_of_one_ip_gets_one_budget_and_others_are_answered() {
+        use crate::stun::{ANSWER_BURST, ANSWERS_PER_SECOND};
+        let mut server = BindingServer::new();
+        let start = crate::test_clock::start();
+        let local = "127.0.0.1:3478".parse().unwrap();
+        let req = wire::binding_request(TransactionId([4; 12]));
+        let flood = |server: &mut BindingServer, now: Instant| {
+            (0..1000u16)
+                .filter(|port| {
+                    let from = SocketAddr::from(([192, 0, 2, 66], 1024 + port));
+                    server.handle_datagram(now, local, from, &req);
+                    server.poll_transmit().is_some()
+                })
+                .count()
+        };
+        assert_eq!(flood(&mut server, start), ANSWER_BURST as usize);
+        for other in ["192.0.2.67:1", "[2001:db8::1]:1"] {
+            assert!(ask(&mut server, other, &req).is_some(), "{other} is answered");
+        }
+        let second = start + std::time::Duration::from_secs(1);
+        assert_eq!(flood(&mut server, second), ANSWERS_PER_SECOND as usize);
+        let s = server.stats();
+        assert_eq!(s.requests_answered, u64::from(ANSWER_BURST + ANSWERS_PER_SECOND) + 2);
+        assert_eq!(s.dropped_rate_limited, 2000 - u64::from(ANSWER_BURST + ANSWERS_PER_SECOND));
+        assert_eq!(s.dropped_overflow, 0);
+    }
+
+    #[test]
+    fn error_responses_are_within_the_budget_too() {
+        use crate::stun::ANSWER_BURST;
+        let mut server = BindingServer::new();
+        let mut w = MessageWriter::new(Class::Request, BINDING, TransactionId([5; 12]));
+        w.attribute(attr::CHANGE_REQUEST, &[0, 0, 0, 6]);
+        let req = w.finish_with_fingerprint();
+        let answered = (0..200)
+            .filter(|_| ask(&mut server, "198.51.100.9:7", &req).is_some())
+            .count();
+        assert_eq!(answered, ANSWER_BURST as usize);
+        assert_eq!(server.stats().error_responses_sent, u64::from(ANSWER_BURST));
+    }
+
+    #[test]
     fn backlog_is_bounded_when_nobody_polls() {
         let mut server = BindingServer::new();
         let now = crate::test_clock::start();
         let local = "127.0.0.1:3478".parse().unwrap();
         let req = wire::binding_request(TransactionId([3; 12]));
-        for _ in 0..SERVER_BACKLOG + 10 {
-            server.handle_datagram(now, local, "192.0.2.1:1".parse().unwrap(), &req);
+        for i in 0..SERVER_BACKLOG + 10 {
+            let from = SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 1));
+            server.handle_datagram(now, local, from, &req);
         }
         assert_eq!(server.stats().dropped_backlog, 10);
         assert_eq!(
