@@ -143,6 +143,7 @@ impl FloodGuard {
     }
 
     /// Sources tracked.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.sources.len()
     }
