@@ -118,7 +118,7 @@ pub struct DhtStats {
     pub dropped_unknown_transaction: u64,
     /// Responses from an address other than the one we queried.
     pub dropped_unexpected_source: u64,
-    /// Queries over the per-source rate limit.
+    /// Queries over a rate limit (their source's, per IP or IPv6 /64, or the total).
     pub dropped_flood: u64,
     /// Queries received while read-only (BEP 43).
     pub dropped_read_only: u64,

@@ -25,6 +25,7 @@ pub mod peer_store;
 mod queries;
 pub mod routing;
 mod server;
+pub mod source;
 mod tables;
 pub mod token;
 mod topic;

@@ -617,3 +617,7 @@ impl SansIo for Dht {
 #[cfg(test)]
 #[path = "node_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "hostile_tests.rs"]
+mod hostile_tests;

@@ -1,13 +1,14 @@
 //! Node mode (BEP 5): answering other nodes' queries. The server owns what answering
 //! needs beyond the routing tables: the announce tokens, the peers stored for others,
-//! and the per-source flood guard.
+//! and the flood guards (one for DHT queries, one for registered extensions, so that a
+//! DHT flood cannot starve meeting signaling).
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::events::{DhtEvent, DhtStats, Outbox};
 use super::extension::{ExtensionReply, ExtensionVerdict, Extensions};
-use super::flood::FloodGuard;
+use super::flood::{DHT_QUERIES, EXTENSION_QUERIES, FloodGuard};
 use super::id::NodeId;
 use super::krpc::{Body, CompactNode, KrpcDecodeError, Message, Query, Response, Want, error_code};
 use super::peer_store::PeerStore;
@@ -21,7 +22,10 @@ use crate::seed::Rng;
 pub(super) struct Server {
     tokens: Tokens,
     peers: PeerStore,
+    /// DHT queries (and malformed ones that would get 203).
     flood: FloodGuard,
+    /// Registered extension queries (meeting signaling): their own budget.
+    extension_flood: FloodGuard,
     counts: DhtStats,
 }
 
@@ -39,15 +43,17 @@ impl Server {
         Server {
             tokens: Tokens::new(token_rng, now),
             peers: PeerStore::new(),
-            flood: FloodGuard::new(),
+            flood: FloodGuard::new(DHT_QUERIES, now),
+            extension_flood: FloodGuard::new(EXTENSION_QUERIES, now),
             counts: DhtStats::default(),
         }
     }
 
-    /// Forgets expired peers and idle flood buckets.
+    /// Forgets expired peers and idle flood-guard sources.
     pub(super) fn expire(&mut self, now: Instant) {
         self.peers.expire(now);
         self.flood.expire(now);
+        self.extension_flood.expire(now);
     }
 
     /// Peers stored for others: (info-hashes, peers).
@@ -70,7 +76,7 @@ impl Server {
             return;
         }
         let Some(t) = e.transaction_id else { return };
-        if !self.flood.allow(remote, now) {
+        if !self.flood.allow(remote.ip(), now) {
             self.counts.dropped_flood += 1;
             return;
         }
@@ -80,7 +86,7 @@ impl Server {
     /// Whether a query from `remote` is to be answered: not while `read_only` (BEP 43:
     /// "do not use me as a DHT node"), except registered extensions, which are not DHT
     /// service (or a read-only member could never be signaled); and within the source's
-    /// flood budget.
+    /// flood budget (per source IP or IPv6 /64 and in total; extensions have their own).
     pub(super) fn admit(
         &mut self,
         now: Instant,
@@ -94,7 +100,12 @@ impl Server {
             self.counts.dropped_read_only += 1;
             return false;
         }
-        if !self.flood.allow(remote, now) {
+        let guard = if extension {
+            &mut self.extension_flood
+        } else {
+            &mut self.flood
+        };
+        if !guard.allow(remote.ip(), now) {
             self.counts.dropped_flood += 1;
             return false;
         }
@@ -139,13 +150,12 @@ impl Server {
                     return;
                 }
                 // The peer is always the querier's own IP: announces for other IPs are
-                // impossible by construction (BEP 5 stores the source address).
-                if self
-                    .peers
-                    .announce(info_hash, SocketAddr::new(remote.ip(), port), now)
-                {
-                    self.counts.announces_stored += 1;
-                }
+                // impossible by construction (BEP 5 stores the source address). The store
+                // always stores (it makes room by fair eviction), so the empty response
+                // below is true: an announce we answer is an announce we keep.
+                self.peers
+                    .announce(info_hash, SocketAddr::new(remote.ip(), port), now);
+                self.counts.announces_stored += 1;
                 Response::default()
             }
             Query::Other { method, args } => {
