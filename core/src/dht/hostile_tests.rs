@@ -3,6 +3,7 @@
 //! counts the replies the other sources get.
 
 use super::*;
+use crate::dht::extension::ExtensionVerdict;
 use crate::dht::krpc::Want;
 use crate::dht::peer_store::MAX_PEERS;
 use crate::test_clock;
@@ -43,7 +44,12 @@ fn deliver(dht: &mut Dht, now: Instant, from: SocketAddr, datagram: &[u8]) -> Ve
         dht.handle_timeout(now);
     }
     dht.handle_datagram(now, SocketAddr::from(([192, 0, 2, 1], 6881)), from, datagram);
-    while dht.poll_event().is_some() {}
+    // The extension's owner (here: one that finds every signal valid) acknowledges.
+    while let Some(event) = dht.poll_event() {
+        if let DhtEvent::ExtensionQuery { reply, .. } = event {
+            dht.answer_extension(reply, ExtensionVerdict::Acknowledge);
+        }
+    }
     std::iter::from_fn(|| dht.poll_transmit())
         .filter(|t| t.destination == from)
         .filter_map(|t| Message::decode(&t.contents).ok())
