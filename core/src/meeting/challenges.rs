@@ -143,11 +143,6 @@ impl Challenges {
         });
     }
 
-    /// Addresses kept.
-    pub(super) fn len(&self) -> usize {
-        self.by_addr.len()
-    }
-
     pub(super) fn clear(&mut self) {
         self.by_addr.clear();
     }
@@ -199,11 +194,11 @@ mod tests {
                 table.issue(t, at(0)); // used again: not the oldest any more
             }
         }
-        assert_eq!(table.len(), MAX_CHALLENGES);
+        assert_eq!(table.by_addr.len(), MAX_CHALLENGES);
         assert!(table.proves(now, at(0), kept));
-        assert!(table.by_addr.get(&at(1)).is_none(), "the least recently used went");
+        assert!(!table.by_addr.contains_key(&at(1)), "the least recently used went");
         table.expire(now + CHALLENGE_LIFETIME + Duration::from_secs(1));
-        assert_eq!(table.len(), 0, "all expired");
+        assert_eq!(table.by_addr.len(), 0, "all expired");
     }
 
     #[test]

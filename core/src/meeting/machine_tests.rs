@@ -534,4 +534,60 @@ fn replayed_hellos_from_an_attackers_addresses_make_no_ghost_members() {
         .filter(|(_, f, t, p)| *f == victim && attackers.contains(t) && matches!(p, Packet::Datagram(_)))
         .count();
     assert_eq!(transmits_to_attacker, 0);
+    // Every copy got at most a hello back, and few of those: one per address per 100 ms,
+    // besides the hellos to addresses found under the topic.
+    let stats = v.stats();
+    assert!(stats.unproven_hellos >= 1000, "{stats:?}");
+    let hellos_to_attacker = room
+        .signals
+        .iter()
+        .filter(|(f, t, _)| *f == victim && attackers.contains(t))
+        .count();
+    eprintln!("{stats:?}; {hellos_to_attacker} hellos to the attacker's addresses");
+    assert!(hellos_to_attacker <= 10 * (3 + 40), "{hellos_to_attacker}");
+}
+
+/// Only one member found the other (the other's announce is not stored yet): the one
+/// that did greets, is challenged back, proves itself, and both connect.
+#[test]
+fn a_member_greeted_by_one_it_never_found_challenges_it_then_connects() {
+    let mut room = Room::new(&["c", "c"]);
+    let now = room.now;
+    room.members
+        .get_mut(&addr(1))
+        .unwrap()
+        .handle_peers_found(now, &[addr(2)]);
+    room.run(Duration::from_secs(5));
+    assert_eq!(room.connected_pairs(), 2, "{:?}", room.events);
+    let b = &room.members[&addr(2)];
+    assert_eq!(b.stats().unproven_hellos, 1, "one hello before the proof");
+    assert_eq!(b.stats().dropped_unproven, 0);
+}
+
+/// A proven member's parameters, copied and sent from another address, are refused: a
+/// parameters message proves nothing unless it echoes a challenge sent to where it is
+/// from.
+#[test]
+fn a_members_parameters_from_another_address_are_refused_and_change_nothing() {
+    let mut room = Room::new(&["c", "c"]);
+    room.discover_all();
+    room.run(Duration::from_secs(5));
+    assert_eq!(room.connected_pairs(), 2);
+    // B's parameters to A, sent by an attacker as new (A forgets B's numbers first).
+    let params = room
+        .signals
+        .iter()
+        .find(|(f, t, a)| *f == addr(2) && *t == addr(1) && a.windows(6).any(|w| w == b"1:ki1e"))
+        .map(|(_, _, a)| a.clone())
+        .unwrap();
+    let now = room.now;
+    let a = room.members.get_mut(&addr(1)).unwrap();
+    a.replay = ReplayGuard::new();
+    let attacker = SocketAddr::from(([203, 0, 113, 66], 7000));
+    assert!(!a.handle_signal(now, attacker, &params), "answered as a non-member");
+    assert_eq!(a.stats().dropped_unproven, 1);
+    room.run(Duration::from_secs(2));
+    let a = &room.members[&addr(1)];
+    assert_eq!(a.connected().len(), 1);
+    assert_eq!(a.peers.values().next().map(|p| p.addr), Some(addr(2)));
 }
