@@ -59,9 +59,11 @@ impl Meeting {
     }
 
     /// The arguments of a `dm_signal` query that arrived from `from`. Returns whether it
-    /// was valid: a member's, authenticated, for us and new. Only a valid one is
-    /// acknowledged; anything else is answered as a node outside any meeting answers,
-    /// so that nobody without the meeting keys can learn that we are a member.
+    /// was valid: a member's, authenticated, for us and new, and, unless it is a hello,
+    /// from a member proven by a challenge. Only a valid one is acknowledged; anything
+    /// else is answered as a node outside any meeting answers, so that nobody without
+    /// the meeting keys can learn that we are a member. (An unproven hello is
+    /// acknowledged and answered with a challenge: it may be a member's first.)
     pub fn handle_signal(&mut self, now: Instant, from: SocketAddr, args: &[u8]) -> bool {
         self.advance(now);
         if self.left {
