@@ -54,6 +54,12 @@ pub struct MeetingStats {
     pub dropped_replayed: u64,
     /// Refused: addressed to another member.
     pub dropped_not_for_us: u64,
+    /// Hellos from members not proven yet (each a copy of an old hello, or a member we
+    /// have not challenged yet): answered with a challenge, nothing more.
+    pub unproven_hellos: u64,
+    /// Refused: parameters or a bye from a member that has not answered a challenge
+    /// (a copy of an old message from another address).
+    pub dropped_unproven: u64,
     /// New members refused because [`MeetingConfig::max_members`] were present.
     pub dropped_full: u64,
     /// Datagrams for no session.

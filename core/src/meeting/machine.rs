@@ -9,10 +9,14 @@
 //! [`Meeting::poll_signal`] (signaling to send as a `dm_signal` query) out.
 //!
 //! Flow between two members A and B: each finds the other's address in the DHT and
-//! sends a *hello* (both at once is what opens the NATs). Whoever receives a hello or
-//! parameters from an unknown member creates a session — the member with the lower
-//! member id is ICE-controlling, so both sides agree without talking — and sends its
-//! parameters; parameters received start the session's ICE/DTLS/SCTP.
+//! sends a *hello* with a challenge (both at once is what opens the NATs). A hello from
+//! a member not yet proven is answered with a hello that echoes its challenge and makes
+//! our own; whoever receives a message echoing its challenge knows the sender holds the
+//! meeting's key now (not a copy of an old hello) and creates a session — the member with
+//! the lower member id is ICE-controlling, so both sides agree without talking — and
+//! sends its parameters, echoing the other's challenge in turn; parameters received start
+//! the session's ICE/DTLS/SCTP. Nothing but hellos goes to an address before its member
+//! is proven, and no member slot is taken.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -20,6 +24,7 @@ use std::time::Instant;
 
 use rand_core::Rng as _;
 
+use super::challenges::Challenges;
 use super::contacts::Contacts;
 use super::keys::MeetingKeys;
 use super::peer::{Outputs, Peer, Via};
@@ -55,6 +60,8 @@ pub struct Meeting {
     local: SocketAddr,
     reflexive: Vec<SocketAddr>,
     contacts: Contacts,
+    /// Our challenges per address, and theirs to echo: who proved it holds the key now.
+    challenges: Challenges,
     peers: BTreeMap<MemberId, Peer>,
     replay: ReplayGuard,
     signals: VecDeque<(SocketAddr, Vec<u8>)>,
@@ -102,6 +109,7 @@ impl Meeting {
             local,
             reflexive: Vec::new(),
             contacts: Contacts::default(),
+            challenges: Challenges::new(&seed),
             peers: BTreeMap::new(),
             replay: ReplayGuard::new(),
             signals: VecDeque::new(),
@@ -362,6 +370,7 @@ impl Meeting {
         }
         self.peers.clear();
         self.contacts.clear();
+        self.challenges.clear();
         self.prediction.close_all(self.now);
         self.after_prediction();
         self.left = true;
@@ -523,6 +532,7 @@ impl SansIo for Meeting {
             self.member_timeout(member);
         }
         self.contacts.expire(self.now, self.config.contact_ttl);
+        self.challenges.expire(self.now);
         self.send_due_hellos();
         self.prediction.handle_timeout(self.now);
         self.predict();

@@ -444,3 +444,150 @@ fn members_learn_each_others_nat_class_from_signaling() {
     assert_eq!(room.members[&a].peer_nat(&id_b), NatClass::Unknown);
     assert_eq!(room.members[&a].peer_nat(&MemberId([0; 8])), NatClass::Unknown);
 }
+
+/// Issue 15, finding 3: an attacker announces its own addresses under the topic, collects
+/// the hellos members send there, and replays them to a member from those addresses.
+/// 1,000 real hellos of 100 members who have since gone, from 10 addresses, plus the
+/// hellos of a live member: the victim starts no session with a ghost, sends no ICE
+/// parameters to the attacker, keeps every member slot free, and the live member still
+/// connects.
+#[test]
+fn replayed_hellos_from_an_attackers_addresses_make_no_ghost_members() {
+    let code = "lusab-babad-gutih-tugad-mudof-rapin";
+    let mut room = Room::new(&[code, code]);
+    let (victim, live) = (addr(1), addr(2));
+    let attackers: Vec<SocketAddr> = (0..10u16)
+        .map(|i| SocketAddr::from(([203, 0, 113, 66], 7000 + i)))
+        .collect();
+    // 100 members greet the attacker's addresses, then leave: 1,000 captured hellos.
+    let now = room.now;
+    let mut captured = Vec::new();
+    for i in 0..100u64 {
+        let mut ghost = Meeting::new(
+            now,
+            MeetingConfig::default(),
+            MeetingKeys::derive(code),
+            NodeId([0x77; 20]),
+            SocketAddr::from(([10, 1, (i / 250) as u8, (i % 250) as u8 + 1], 4000)),
+            Seed::from_u64(1000 + i),
+        );
+        ghost.handle_peers_found(now, &attackers);
+        while let Some((to, args)) = ghost.poll_signal() {
+            captured.push((to, args));
+        }
+    }
+    assert_eq!(captured.len(), 1000);
+    let replay = |room: &mut Room, hellos: &[(SocketAddr, Vec<u8>)]| {
+        let now = room.now;
+        let m = room.members.get_mut(&victim).unwrap();
+        for (from, args) in hellos {
+            m.handle_signal(now, *from, args);
+        }
+    };
+    replay(&mut room, &captured);
+    room.run(Duration::from_secs(1));
+    // The members find each other, and the attacker's addresses too.
+    let all: Vec<SocketAddr> = [victim, live].into_iter().chain(attackers.clone()).collect();
+    let now = room.now;
+    for m in room.members.values_mut() {
+        m.handle_peers_found(now, &all);
+    }
+    room.run(Duration::from_secs(1));
+    // The live member's hellos to the attacker, replayed too, and the old ones again.
+    let from_live: Vec<(SocketAddr, Vec<u8>)> = room
+        .signals
+        .iter()
+        .filter(|(f, t, _)| *f == live && attackers.contains(t))
+        .map(|(_, t, a)| (*t, a.clone()))
+        .collect();
+    assert!(!from_live.is_empty(), "the live member greets the attacker too");
+    replay(&mut room, &from_live);
+    replay(&mut room, &captured);
+    room.run(Duration::from_secs(150));
+
+    let v = &room.members[&victim];
+    assert_eq!(
+        v.connected(),
+        [room.members[&live].member_id()],
+        "the live member connects, and nobody else"
+    );
+    assert_eq!(v.peers.len(), 1, "no member slot for a ghost");
+    assert_eq!(v.stats().dropped_full, 0, "nobody was refused");
+    let connecting_to_attacker = room.events.iter().any(|(at, e)| {
+        *at == victim && matches!(e, Event::PeerConnecting { addr, .. } if attackers.contains(addr))
+    });
+    assert!(!connecting_to_attacker, "no session with a ghost");
+    let revealing = |args: &[u8]| {
+        [&b"1:ki1e"[..], b"1:f32:", b"1:u", b"1:p"]
+            .iter()
+            .any(|k| args.windows(k.len()).any(|w| w == *k))
+    };
+    let revealed = room
+        .signals
+        .iter()
+        .filter(|(f, t, a)| *f == victim && attackers.contains(t) && revealing(a))
+        .count();
+    assert_eq!(revealed, 0, "no ICE parameters, fingerprint or candidates to the attacker");
+    let transmits_to_attacker = room
+        .in_flight
+        .iter()
+        .filter(|(_, f, t, p)| *f == victim && attackers.contains(t) && matches!(p, Packet::Datagram(_)))
+        .count();
+    assert_eq!(transmits_to_attacker, 0);
+    // Every copy got at most a hello back, and few of those: one per address per 100 ms,
+    // besides the hellos to addresses found under the topic.
+    let stats = v.stats();
+    assert!(stats.unproven_hellos >= 1000, "{stats:?}");
+    let hellos_to_attacker = room
+        .signals
+        .iter()
+        .filter(|(f, t, _)| *f == victim && attackers.contains(t))
+        .count();
+    eprintln!("{stats:?}; {hellos_to_attacker} hellos to the attacker's addresses");
+    assert!(hellos_to_attacker <= 10 * (3 + 40), "{hellos_to_attacker}");
+}
+
+/// Only one member found the other (the other's announce is not stored yet): the one
+/// that did greets, is challenged back, proves itself, and both connect.
+#[test]
+fn a_member_greeted_by_one_it_never_found_challenges_it_then_connects() {
+    let mut room = Room::new(&["c", "c"]);
+    let now = room.now;
+    room.members
+        .get_mut(&addr(1))
+        .unwrap()
+        .handle_peers_found(now, &[addr(2)]);
+    room.run(Duration::from_secs(5));
+    assert_eq!(room.connected_pairs(), 2, "{:?}", room.events);
+    let b = &room.members[&addr(2)];
+    assert_eq!(b.stats().unproven_hellos, 1, "one hello before the proof");
+    assert_eq!(b.stats().dropped_unproven, 0);
+}
+
+/// A proven member's parameters, copied and sent from another address, are refused: a
+/// parameters message proves nothing unless it echoes a challenge sent to where it is
+/// from.
+#[test]
+fn a_members_parameters_from_another_address_are_refused_and_change_nothing() {
+    let mut room = Room::new(&["c", "c"]);
+    room.discover_all();
+    room.run(Duration::from_secs(5));
+    assert_eq!(room.connected_pairs(), 2);
+    // B's parameters to A, sent by an attacker as new (A forgets B's numbers first).
+    let params = room
+        .signals
+        .iter()
+        .find(|(f, t, a)| *f == addr(2) && *t == addr(1) && a.windows(6).any(|w| w == b"1:ki1e"))
+        .map(|(_, _, a)| a.clone())
+        .unwrap();
+    let now = room.now;
+    let a = room.members.get_mut(&addr(1)).unwrap();
+    a.replay = ReplayGuard::new();
+    let attacker = SocketAddr::from(([203, 0, 113, 66], 7000));
+    assert!(!a.handle_signal(now, attacker, &params), "answered as a non-member");
+    assert_eq!(a.stats().dropped_unproven, 1);
+    room.run(Duration::from_secs(2));
+    let a = &room.members[&addr(1)];
+    assert_eq!(a.connected().len(), 1);
+    assert_eq!(a.peers.values().next().map(|p| p.addr), Some(addr(2)));
+}

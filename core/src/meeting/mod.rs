@@ -1,6 +1,7 @@
 //! Meetings: invitation codes, the keys they derive, authenticated serverless signaling,
 //! and a WebRTC [`Session`](crate::webrtc::Session) between members.
 
+mod challenges;
 pub mod code;
 mod config;
 mod contacts;
@@ -11,6 +12,7 @@ mod peer;
 mod prediction;
 pub mod signal;
 
+pub use challenges::{CHALLENGE_LIFETIME, MAX_CHALLENGES};
 pub use config::{MeetingConfig, MeetingStats};
 pub use contacts::MAX_CONTACTS;
 pub use delivery::MAX_UNACKED_BYTES;

@@ -8,6 +8,7 @@
 //! | key | value |
 //! |---|---|
 //! | `c` / `c6` | host candidates, compact IPv4 (6 bytes each) / IPv6 (18 bytes each) |
+//! | `e` | the echo: the latest [`Challenge`] the recipient sent us (proves we hold the key now) |
 //! | `f` | the sender's DTLS certificate fingerprint, SHA-256 (32 bytes) |
 //! | `h` | the MAC: HMAC-SHA256(signaling key, label ‖ `a` without `h`)[..16] |
 //! | `id` | the sender's DHT node id (KRPC convention) |
@@ -20,12 +21,15 @@
 //! | `t` | the sender's NAT class, [`NatClass::to_wire`] (absent: unknown) |
 //! | `to` | the recipient's member id, once known (binds the message to one recipient) |
 //! | `u` | ICE username fragment |
+//! | `x` | the sender's [`Challenge`] (hellos only): the recipient answers by echoing it |
 //!
 //! `c`, `c6`, `f`, `p`, `r`, `r6`, `s`, `u` are present for kind 1 only; at most
 //! [`MAX_CANDIDATES`] candidates in all. Only a member (who knows the
 //! code, hence the signaling key) can produce a valid `h`; [`ReplayGuard`] drops a
-//! replayed or reordered-old message; and the fingerprint in an authenticated message is
-//! what binds the WebRTC (DTLS) channel to a member.
+//! replayed or reordered-old message; a hello proves nothing by itself (a copy of a
+//! member's hello is as authentic as the original), so a member is trusted only once a
+//! message of its echoes a challenge we sent (`challenges.rs`); and the fingerprint in an
+//! authenticated message is what binds the WebRTC (DTLS) channel to a member.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -51,6 +55,15 @@ pub const MAX_SCTP_INIT: usize = 512;
 /// Bytes of HMAC kept.
 pub const MAC_LEN: usize = 16;
 const MAC_LABEL: &[u8] = b"dhtmeet/signal/v1\0";
+
+/// Bytes of a [`Challenge`].
+pub const CHALLENGE_LEN: usize = 8;
+
+/// A random value from the meeting's seeded RNG that a hello carries (`x`). A member
+/// that answers with a message echoing it (`e`), under the meeting's MAC, proves that it
+/// holds the meeting's key *now*: a captured message cannot echo a challenge made after it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Challenge(pub [u8; CHALLENGE_LEN]);
 
 /// A member's id: 8 random bytes, new each time a node starts.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -100,9 +113,13 @@ pub enum DmSignalBody {
     Params(SessionParameters),
     /// "I am leaving": close the session.
     Bye,
-    /// "I am a member, here is my member id": sent to addresses the DHT gave, before any
-    /// session exists (the session's ICE role depends on both member ids).
-    Hello,
+    /// "I am a member, here is my member id, prove you are one too": sent to addresses
+    /// the DHT gave, before any session exists (the session's ICE role depends on both
+    /// member ids), and in answer to a hello from a member not yet proven.
+    Hello {
+        /// Our challenge for the recipient (`x`), to be echoed.
+        challenge: Challenge,
+    },
 }
 
 /// One signaling message.
@@ -116,6 +133,9 @@ pub struct DmSignal {
     pub to: Option<MemberId>,
     /// The sender's sequence number.
     pub seq: u64,
+    /// The recipient's latest challenge, echoed (`e`): proves the sender holds the
+    /// meeting's key now, to the one who made the challenge.
+    pub echo: Option<Challenge>,
     /// How the NAT in front of the sender maps its socket, as the sender sees it
     /// (`t`; sent in hellos and parameters once known, [`NatClass::Unknown`] is left
     /// out). A claim, authenticated as a member's but not verified.
@@ -184,7 +204,7 @@ impl DmSignal {
         out.push(b'd');
         let params = match &self.body {
             DmSignalBody::Params(p) => Some(p),
-            DmSignalBody::Bye | DmSignalBody::Hello => None,
+            DmSignalBody::Bye | DmSignalBody::Hello { .. } => None,
         };
         let of = |p: &SessionParameters, kind: CandidateKind, v4: bool| {
             compact(
@@ -203,6 +223,11 @@ impl DmSignal {
         if let Some(p) = params {
             put_nonempty(&mut out, "c", of(p, CandidateKind::Host, true));
             put_nonempty(&mut out, "c6", of(p, CandidateKind::Host, false));
+        }
+        if let Some(e) = self.echo {
+            put_bytes(&mut out, "e", &e.0);
+        }
+        if let Some(p) = params {
             put_bytes(&mut out, "f", &p.fingerprint);
         }
         if let Some(h) = mac {
@@ -212,7 +237,7 @@ impl DmSignal {
         let kind = match self.body {
             DmSignalBody::Params(_) => 1,
             DmSignalBody::Bye => 2,
-            DmSignalBody::Hello => 3,
+            DmSignalBody::Hello { .. } => 3,
         };
         put_int(&mut out, "k", kind);
         put_bytes(&mut out, "m", &self.from.0);
@@ -242,6 +267,9 @@ impl DmSignal {
                 &p.ufrag.as_bytes()[..p.ufrag.len().min(MAX_CREDENTIAL)],
             );
         }
+        if let DmSignalBody::Hello { challenge } = &self.body {
+            put_bytes(&mut out, "x", &challenge.0);
+        }
         out.push(b'e');
         out
     }
@@ -267,6 +295,13 @@ impl DmSignal {
             .to
             .map(|t| fixed(t, "to").map(MemberId))
             .transpose()?;
+        let echo = fields
+            .e
+            .map(|e| fixed(e, "e").map(Challenge))
+            .transpose()?;
+        if fields.x.is_some() && fields.k != Some(3) {
+            return Err(DmSignalError::Malformed("x"));
+        }
         let seq = u64::try_from(fields.n.ok_or(DmSignalError::Malformed("n"))?)
             .map_err(|_| DmSignalError::Malformed("n"))?;
         if fields.t.is_some_and(|t| t.len() > nat::MAX_WIRE_LEN) {
@@ -310,7 +345,9 @@ impl DmSignal {
                 })
             }
             Some(2) => DmSignalBody::Bye,
-            Some(3) => DmSignalBody::Hello,
+            Some(3) => DmSignalBody::Hello {
+                challenge: Challenge(fixed(fields.x.ok_or(DmSignalError::Malformed("x"))?, "x")?),
+            },
             _ => return Err(DmSignalError::Malformed("k")),
         };
         let signal = DmSignal {
@@ -318,6 +355,7 @@ impl DmSignal {
             from,
             to,
             seq,
+            echo,
             nat,
             body,
         };
@@ -369,6 +407,7 @@ fn split_compact(bytes: &[u8], size: usize) -> Result<Vec<SocketAddr>, DmSignalE
 struct Fields<'a> {
     c: Option<&'a [u8]>,
     c6: Option<&'a [u8]>,
+    e: Option<&'a [u8]>,
     f: Option<&'a [u8]>,
     h: Option<&'a [u8]>,
     id: Option<&'a [u8]>,
@@ -382,6 +421,7 @@ struct Fields<'a> {
     t: Option<&'a [u8]>,
     to: Option<&'a [u8]>,
     u: Option<&'a [u8]>,
+    x: Option<&'a [u8]>,
 }
 
 impl<'a> Fields<'a> {
@@ -407,6 +447,7 @@ impl<'a> Fields<'a> {
                 match key {
                     b"c" => fields.c = Some(bytes(value)?),
                     b"c6" => fields.c6 = Some(bytes(value)?),
+                    b"e" => fields.e = Some(bytes(value)?),
                     b"f" => fields.f = Some(bytes(value)?),
                     b"h" => fields.h = Some(bytes(value)?),
                     b"id" => fields.id = Some(bytes(value)?),
@@ -420,6 +461,7 @@ impl<'a> Fields<'a> {
                     b"t" => fields.t = Some(bytes(value)?),
                     b"to" => fields.to = Some(bytes(value)?),
                     b"u" => fields.u = Some(bytes(value)?),
+                    b"x" => fields.x = Some(bytes(value)?),
                     // Strict on purpose: the MAC covers the fields we understand, so an
                     // unknown key would ride along unauthenticated. A new version of the
                     // format takes a new method name instead.

@@ -14,6 +14,7 @@ fn params_signal() -> DmSignal {
         from: MemberId([1, 2, 3, 4, 5, 6, 7, 8]),
         to: None,
         seq: 1,
+        echo: None,
         nat: NatClass::Unknown,
         body: DmSignalBody::Params(SessionParameters {
             ufrag: "abcd".into(),
@@ -35,6 +36,76 @@ fn params_signal() -> DmSignal {
 }
 
 const ME: MemberId = MemberId([9; 8]);
+/// A hello with challenge `x` = 8 × `0x33`, as in the document's vectors.
+const HELLO: DmSignalBody = DmSignalBody::Hello {
+    challenge: Challenge([0x33; 8]),
+};
+
+#[test]
+fn a_hello_carries_its_challenge_and_any_message_may_echo_one() {
+    let echo = Some(Challenge([0x44; 8]));
+    for body in [HELLO, params_signal().body, DmSignalBody::Bye] {
+        let s = DmSignal {
+            echo,
+            to: Some(ME),
+            body,
+            ..params_signal()
+        };
+        let args = s.encode_args(&key());
+        assert!(args.windows(5).any(|w| w == b"1:e8:"), "{s:?}");
+        assert_eq!(DmSignal::decode_args(&args, &key(), ME), Ok(s));
+    }
+    // The echo is authenticated: a changed one fails the MAC.
+    let args = DmSignal { echo, ..params_signal() }.encode_args(&key());
+    let at = args.windows(5).position(|w| w == b"1:e8:").unwrap() + 5;
+    let mut altered = args.clone();
+    altered[at] ^= 1;
+    assert_eq!(
+        DmSignal::decode_args(&altered, &key(), ME),
+        Err(DmSignalError::BadMac)
+    );
+}
+
+#[test]
+fn a_hello_without_a_challenge_or_a_challenge_outside_a_hello_is_malformed() {
+    let unsigned = |s: &DmSignal, x: Option<&[u8]>| {
+        // The canonical dictionary with `x` added or removed, under a valid MAC.
+        let plain = s.args(None, None);
+        let edit = |d: &[u8]| -> Vec<u8> {
+            let mut d = d.to_vec();
+            if let Some(at) = d.windows(5).position(|w| w == b"1:x8:") {
+                d.drain(at..at + 13);
+            }
+            if let Some(x) = x {
+                d.pop();
+                d.extend_from_slice(format!("1:x{}:", x.len()).as_bytes());
+                d.extend_from_slice(x);
+                d.push(b'e');
+            }
+            d
+        };
+        let h = mac(&key(), &edit(&plain));
+        edit(&s.args(Some(&h), None))
+    };
+    let hello = DmSignal {
+        body: HELLO,
+        ..params_signal()
+    };
+    assert_eq!(
+        DmSignal::decode_args(&unsigned(&hello, None), &key(), ME),
+        Err(DmSignalError::Malformed("x"))
+    );
+    assert_eq!(
+        DmSignal::decode_args(&unsigned(&hello, Some(&[1; 7])), &key(), ME),
+        Err(DmSignalError::Malformed("x"))
+    );
+    assert_eq!(
+        DmSignal::decode_args(&unsigned(&params_signal(), Some(&[1; 8])), &key(), ME),
+        Err(DmSignalError::Malformed("x"))
+    );
+    // The helper itself builds valid messages.
+    assert!(DmSignal::decode_args(&unsigned(&hello, Some(&[0x33; 8])), &key(), ME).is_ok());
+}
 
 #[test]
 fn params_and_bye_round_trip_under_the_meeting_key() {
@@ -53,7 +124,7 @@ fn params_and_bye_round_trip_under_the_meeting_key() {
         Ok(bye)
     );
     let hello = DmSignal {
-        body: DmSignalBody::Hello,
+        body: HELLO,
         seq: 3,
         ..s.clone()
     };
@@ -264,8 +335,9 @@ fn vector_signal(name: &str) -> DmSignal {
         from: MemberId([1, 2, 3, 4, 5, 6, 7, 8]),
         to: None,
         seq: 1,
+        echo: None,
         nat: NatClass::Unknown,
-        body: DmSignalBody::Hello,
+        body: HELLO,
     };
     let candidate = |kind, addr: &str| IceCandidate {
         kind,
@@ -276,6 +348,7 @@ fn vector_signal(name: &str) -> DmSignal {
         "params" => DmSignal {
             seq: 2,
             to: Some(MemberId([9; 8])),
+            echo: Some(Challenge([0x44; 8])),
             body: DmSignalBody::Params(SessionParameters {
                 ufrag: "abcd".into(),
                 pwd: "0123456789abcdefghijkl".into(),
@@ -304,6 +377,12 @@ fn vector_signal(name: &str) -> DmSignal {
             nat: NatClass::Sequential { step: 1 },
             ..base
         },
+        "hello answering a challenge" => DmSignal {
+            seq: 5,
+            to: Some(MemberId([9; 8])),
+            echo: Some(Challenge([0x44; 8])),
+            ..base
+        },
         other => panic!("PROTOCOL.md has a dm_signal vector this test does not know: {other}"),
     }
 }
@@ -314,8 +393,14 @@ fn every_dm_signal_vector_in_protocol_md_encodes_and_decodes_byte_for_byte() {
     let names: Vec<&str> = vectors.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["hello", "params", "bye", "hello with a NAT class"],
-        "one vector per kind, and one with `t`"
+        [
+            "hello",
+            "params",
+            "bye",
+            "hello with a NAT class",
+            "hello answering a challenge"
+        ],
+        "one vector per kind, one with `t`, one with `e` and `to`"
     );
     let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let mut kinds = Vec::new();
@@ -330,7 +415,7 @@ fn every_dm_signal_vector_in_protocol_md_encodes_and_decodes_byte_for_byte() {
     // Every kind has its vector, and the kind-1 one uses every key of the table.
     let params = &vectors[1].1;
     for key in [
-        "1:c6:", "2:c618:", "1:f32:", "1:h16:", "2:id20:", "1:ki1e", "1:m8:", "1:ni2e", "1:p22:",
+        "1:c6:", "2:c618:", "1:e8:", "1:f32:", "1:h16:", "2:id20:", "1:ki1e", "1:m8:", "1:ni2e", "1:p22:",
         "1:r6:", "2:r618:", "1:s20:", "2:to8:", "1:u4:",
     ] {
         assert!(
@@ -338,8 +423,9 @@ fn every_dm_signal_vector_in_protocol_md_encodes_and_decodes_byte_for_byte() {
             "params lacks {key}"
         );
     }
+    kinds.sort_by_key(|k| format!("{k:?}"));
     kinds.dedup();
-    assert_eq!(kinds.len(), 4);
+    assert_eq!(kinds.len(), 3);
     assert!(
         vectors[3].1.windows(8).any(|w| w == b"1:t3:\x05\x00\x01"),
         "the NAT vector carries t = sequential, step 1"
@@ -356,7 +442,7 @@ fn the_nat_class_travels_in_hellos_and_parameters_and_its_absence_is_unknown() {
         NatClass::Sequential { step: 3 },
         NatClass::Random,
     ] {
-        for body in [DmSignalBody::Hello, params_signal().body] {
+        for body in [HELLO, params_signal().body] {
             let s = DmSignal {
                 nat,
                 body,
@@ -373,7 +459,7 @@ fn the_nat_class_travels_in_hellos_and_parameters_and_its_absence_is_unknown() {
 /// A message as a later version might send it: `t` = `value` (MACed as sent).
 fn hello_with_raw_t(value: &[u8]) -> Vec<u8> {
     let s = DmSignal {
-        body: DmSignalBody::Hello,
+        body: HELLO,
         ..params_signal()
     };
     let h = mac(&key(), &s.args(None, Some(value)));

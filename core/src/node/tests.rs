@@ -231,8 +231,11 @@ fn invalid_signaling_to_a_member_is_answered_as_a_node_outside_any_meeting_answe
             from: MemberId([9; 8]),
             to: None,
             seq,
+            echo: None,
             nat: NatClass::Unknown,
-            body: DmSignalBody::Hello,
+            body: DmSignalBody::Hello {
+                challenge: crate::meeting::signal::Challenge([1; 8]),
+            },
         }
         .encode_args(key)
     };
