@@ -39,6 +39,29 @@ fn a_remembered_node_is_questionable_until_it_answers() {
 }
 
 #[test]
+fn a_remembered_node_that_fails_to_answer_once_is_no_longer_asked() {
+    let now = test_clock::start();
+    let mut t = RoutingTable::new(NodeId([0xff; 20]), false, now);
+    let gone = compact(1, "192.0.2.1:6881");
+    let known = compact(2, "192.0.2.2:6881");
+    t.insert_unverified(gone, now);
+    t.on_response(known, now);
+    t.on_timeout(&gone.id, gone.addr, now);
+    t.on_timeout(&known.id, known.addr, now);
+    let status = |t: &RoutingTable, n: CompactNode| {
+        let e = t.entries().find(|e| e.node == n).unwrap();
+        e.status(now)
+    };
+    assert_eq!(status(&t, gone), NodeStatus::Bad);
+    assert_eq!(
+        status(&t, known),
+        NodeStatus::Good,
+        "a node that answered us gets a second chance (BEP 5)"
+    );
+    assert_eq!(t.closest(&gone.id, 8, now), vec![known]);
+}
+
+#[test]
 fn a_remembered_node_never_displaces_a_known_one() {
     let now = test_clock::start();
     let mut t = RoutingTable::new(NodeId([0; 20]), false, now);
