@@ -236,13 +236,34 @@ impl Queries {
             Body::Response { .. } => {
                 self.counts.responses_received += 1;
                 if pending.attempts == 1 {
+                    let first = self.rtt.smoothed.is_none();
                     self.rtt.sample(now.saturating_duration_since(pending.sent));
+                    if first {
+                        self.rearm_unmeasured();
+                    }
                 }
             }
             Body::Error { .. } => self.counts.errors_received += 1,
             Body::Query { .. } => {}
         }
         Some(pending.settled())
+    }
+
+    /// The first round-trip time was measured: the lookup queries still waiting were sent
+    /// with [`INITIAL_SOFT_TIMEOUT`], a guess made knowing nothing, and now wait the
+    /// measured timeout from when they were sent instead (never longer than before). So a
+    /// node that starts by asking dead nodes (remembered ones, from a saved state) moves
+    /// past them as soon as a live node has shown what an answer takes.
+    fn rearm_unmeasured(&mut self) {
+        let timeout = self.soft_timeout();
+        for p in self.pending.values_mut() {
+            if !matches!(p.purpose, Purpose::Lookup(_)) || timeout >= p.timeout {
+                continue;
+            }
+            p.timeout = timeout;
+            p.deadline = p.deadline.min(p.sent + timeout);
+            p.soft_deadline = p.soft_deadline.map(|t| t.min(p.sent + timeout));
+        }
     }
 
     /// Lookup queries whose first attempt went unanswered by `now`: their lookups may
@@ -335,5 +356,68 @@ mod tests {
             rtt.sample(Duration::from_secs(2));
         }
         assert_eq!(rtt.soft_timeout(cap), cap);
+    }
+
+    /// A node resuming from a saved state asks its remembered nodes and the bootstrap
+    /// node at once, knowing no round-trip time: the queries to the remembered nodes that
+    /// are gone must not wait the 500 ms guess once the bootstrap node has answered in
+    /// 20 ms.
+    #[test]
+    fn queries_sent_before_any_answer_wait_the_measured_timeout_once_one_comes() {
+        let now = crate::test_clock::start();
+        let mut queries = Queries::new(Duration::from_millis(1500));
+        let mut rng = crate::Seed::from_u64(1).rng();
+        let mut out = Outbox::default();
+        let to = |i: u8| SocketAddr::from(([192, 0, 2, i], 6881));
+        for i in 1..=3 {
+            let sent = queries.send(
+                now,
+                &mut rng,
+                NodeId([0; 20]),
+                false,
+                &mut out,
+                Outgoing {
+                    to: to(i),
+                    id: None,
+                    query: Query::Ping,
+                    purpose: Purpose::Lookup(LookupId(1)),
+                },
+            );
+            assert!(sent);
+        }
+        assert_eq!(queries.next_deadline(), Some(now + INITIAL_SOFT_TIMEOUT));
+        let first = out.poll_transmit().unwrap();
+        let t = Message::decode(&first.contents).unwrap().transaction_id;
+        let answer = Message {
+            transaction_id: t,
+            version: None,
+            read_only: false,
+            ip: None,
+            body: Body::Response {
+                id: NodeId([1; 20]),
+                response: Default::default(),
+            },
+        };
+        let answered = now + Duration::from_millis(20);
+        assert!(queries.take_reply(answered, to(1), &answer).is_some());
+        // 20 ms measured: 20 + 4 × 10 = 60 ms from when the others were sent.
+        let measured = now + Duration::from_millis(60);
+        assert_eq!(queries.next_deadline(), Some(measured));
+        let mut stalled: Vec<_> = queries.stalled(measured).iter().map(|s| s.to).collect();
+        stalled.sort();
+        assert_eq!(stalled, [to(2), to(3)]);
+        // Their second attempts wait as long, and then they have failed.
+        for t in queries.overdue(measured) {
+            assert!(queries.retry_or_expire(measured, t, &mut out).is_none());
+        }
+        let failed = measured + Duration::from_millis(60);
+        assert_eq!(queries.next_deadline(), Some(failed));
+        let failed: Vec<_> = queries
+            .overdue(failed)
+            .into_iter()
+            .filter_map(|t| queries.retry_or_expire(failed, t, &mut out))
+            .map(|s| s.to)
+            .collect();
+        assert_eq!(failed.len(), 2);
     }
 }

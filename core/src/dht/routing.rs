@@ -38,7 +38,8 @@ pub enum NodeStatus {
     Good,
     /// Silent for 15 minutes.
     Questionable,
-    /// Failed to answer [`MAX_FAILURES`] queries in a row.
+    /// Failed to answer [`MAX_FAILURES`] queries in a row, or, remembered from a saved
+    /// state and never heard from since, failed to answer one.
     Bad,
 }
 
@@ -60,7 +61,10 @@ pub struct Entry {
 impl Entry {
     /// Its status at `now`.
     pub fn status(&self, now: Instant) -> NodeStatus {
-        if self.failures >= MAX_FAILURES {
+        // A remembered node that has not answered since the restart has nothing in its
+        // favour: one unanswered query (itself sent twice) shows it gone, and it must
+        // not hold up the next lookup too.
+        if self.failures >= MAX_FAILURES || (!self.answered && self.failures > 0) {
             NodeStatus::Bad
         } else if !self.answered || now.saturating_duration_since(self.last_seen) >= GOOD_FOR {
             NodeStatus::Questionable
